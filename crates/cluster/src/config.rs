@@ -1,0 +1,37 @@
+//! Timing of the membership protocol.
+
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct MembershipConfig {
+    /// How often every member tells every other member it is alive.
+    pub heartbeat_interval: Duration,
+    /// A member not heard from for this long is removed. With the defaults a
+    /// killed member is gone within 6 s (one interval plus the timeout).
+    pub failure_timeout: Duration,
+    /// Pause between two discovery rounds while looking for a cluster.
+    pub join_round_interval: Duration,
+    /// Consecutive rounds in which no master answered and no lower-addressed
+    /// member was seen before a member starts a cluster of its own. Members
+    /// started at once all bind before they probe, so by the time the lowest
+    /// one claims mastership the others have seen it and wait for it.
+    pub claim_rounds: u32,
+    /// How often a master looks at its discovery candidates for another
+    /// cluster of the same group to merge with.
+    pub merge_interval: Duration,
+    /// Bound on one request (probe, join) to one member.
+    pub request_timeout: Duration,
+}
+
+impl Default for MembershipConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(1),
+            failure_timeout: Duration::from_secs(5),
+            join_round_interval: Duration::from_millis(200),
+            claim_rounds: 3,
+            merge_interval: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(2),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! Joining: finding the master through the discovery candidates, claiming
+//! mastership when there is none, and (as master) admitting joiners.
+
+use crate::membership::{Action, Membership, Phase, ProbeOutcome, ProbePurpose, ProbeReport};
+use ferrocast_net::{JoinAnswer, MasterAnswer, MemberInfo, MemberListView};
+use std::time::Instant;
+
+impl Membership {
+    /// The results of a probe round started by [`Action::Probe`].
+    pub fn on_probe_round(
+        &mut self,
+        now: Instant,
+        purpose: ProbePurpose,
+        reports: Vec<ProbeReport>,
+    ) -> Vec<Action> {
+        match purpose {
+            ProbePurpose::Join => self.on_join_probe(now, reports),
+            ProbePurpose::Merge => self.on_merge_probe(now, reports),
+        }
+    }
+
+    fn on_join_probe(&mut self, now: Instant, reports: Vec<ProbeReport>) -> Vec<Action> {
+        let me = self.me;
+        let claim_rounds = self.cfg.claim_rounds;
+        let interval = self.cfg.join_round_interval;
+        let Phase::Joining(js) = &mut self.phase else {
+            return Vec::new();
+        };
+        js.busy = false;
+        js.next_round = now + interval;
+        let answers: Vec<&MasterAnswer> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ProbeOutcome::Answer(a) if a.member.uuid != me.uuid => Some(a),
+                _ => None,
+            })
+            .collect();
+        // Prefer the biggest cluster; among equals the lowest master address,
+        // the same order the merge uses, so joiners and merges agree.
+        let best_master = answers
+            .iter()
+            .filter_map(|a| a.master.map(|m| (a.cluster_size, m)))
+            .filter(|(_, m)| m.uuid != me.uuid)
+            .max_by(|(sa, ma), (sb, mb)| sa.cmp(sb).then(mb.address.cmp(&ma.address)));
+        if let Some((_, master)) = best_master {
+            js.quiet_rounds = 0;
+            js.busy = true;
+            return vec![Action::Join {
+                master: master.address,
+            }];
+        }
+        if let Some(lower) = answers.iter().find(|a| a.member.address < me.address) {
+            tracing::debug!(
+                "{} is also starting and has a lower address; waiting for it to start the cluster",
+                lower.member.address
+            );
+            js.quiet_rounds = 0;
+            return Vec::new();
+        }
+        js.quiet_rounds += 1;
+        if js.quiet_rounds < claim_rounds {
+            return Vec::new();
+        }
+        tracing::info!(
+            "no cluster found ({} other member(s) answered); starting a new cluster as its master",
+            answers.len()
+        );
+        self.apply_view(
+            now,
+            MemberListView {
+                version: 1,
+                members: vec![me],
+            },
+        )
+    }
+
+    /// The master's answer (or the failure) of a join request.
+    pub fn on_join_answer(
+        &mut self,
+        now: Instant,
+        master: std::net::SocketAddr,
+        answer: Result<JoinAnswer, String>,
+    ) -> Vec<Action> {
+        let interval = self.cfg.join_round_interval;
+        let me = self.me.uuid;
+        let Phase::Joining(js) = &mut self.phase else {
+            return Vec::new();
+        };
+        js.busy = false;
+        js.next_round = now + interval;
+        match answer {
+            Ok(JoinAnswer::Accepted(view)) if view.contains(&me) => {
+                tracing::info!("joined the cluster of master {master}");
+                self.apply_view(now, view)
+            }
+            Ok(JoinAnswer::Accepted(_)) => Vec::new(),
+            Ok(JoinAnswer::NotMaster { master: Some(real) }) if real != master => {
+                js.target = Some(real);
+                js.next_round = now;
+                Vec::new()
+            }
+            Ok(JoinAnswer::NotMaster { .. }) => Vec::new(),
+            Err(e) => {
+                tracing::warn!("join request to {master} failed: {e}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A member asks to join. Only the master admits; others redirect.
+    pub(crate) fn on_join_request(
+        &mut self,
+        now: Instant,
+        member: MemberInfo,
+    ) -> (JoinAnswer, Vec<Action>) {
+        if !self.is_master() {
+            let master = self.master().map(|m| m.address);
+            return (JoinAnswer::NotMaster { master }, Vec::new());
+        }
+        if self.view.contains(&member.uuid) {
+            return (JoinAnswer::Accepted(self.view.clone()), Vec::new());
+        }
+        let mut members: Vec<MemberInfo> = self.view.members.clone();
+        if let Some(old) = members.iter().find(|m| m.address == member.address) {
+            tracing::info!("{old} was restarted as {}; replacing it", member.uuid);
+        }
+        members.retain(|m| m.address != member.address);
+        members.push(member);
+        let actions = self.publish(now, members);
+        (JoinAnswer::Accepted(self.view.clone()), actions)
+    }
+}

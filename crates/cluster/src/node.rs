@@ -1,0 +1,272 @@
+//! The cluster actor: one task owns the [`Membership`] state machine and
+//! carries out its actions over the transport. Others see it through a
+//! [`ClusterHandle`].
+
+use crate::config::MembershipConfig;
+use crate::membership::{Action, Membership, ProbeOutcome, ProbePurpose, ProbeReport};
+use ferrocast_discovery::Discovery;
+use ferrocast_net::{
+    Incoming, JoinAnswer, MemberInfo, MemberListView, MemberMessage, NetError, Transport,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// What the rest of the member sees of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSnapshot {
+    pub me: MemberInfo,
+    pub joined: bool,
+    pub view: MemberListView,
+}
+
+impl ClusterSnapshot {
+    pub fn is_master(&self) -> bool {
+        self.joined && self.view.master().map(|m| m.uuid) == Some(self.me.uuid)
+    }
+}
+
+/// Called with every new member list (to print the Members block).
+pub type MembersListener = Box<dyn Fn(&ClusterSnapshot) + Send + Sync>;
+
+pub struct ClusterHandle {
+    snapshots: watch::Receiver<ClusterSnapshot>,
+    task: JoinHandle<()>,
+}
+
+impl ClusterHandle {
+    pub fn snapshot(&self) -> ClusterSnapshot {
+        self.snapshots.borrow().clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<ClusterSnapshot> {
+        self.snapshots.clone()
+    }
+
+    /// Waits until the actor has left the cluster (after cancellation).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+enum Internal {
+    ProbeDone(ProbePurpose, Vec<ProbeReport>),
+    JoinDone(SocketAddr, Result<JoinAnswer, String>),
+}
+
+struct Node {
+    membership: Membership,
+    transport: Transport,
+    discovery: Arc<dyn Discovery>,
+    request_timeout: Duration,
+    internal_tx: mpsc::Sender<Internal>,
+    snapshots: watch::Sender<ClusterSnapshot>,
+    on_members: MembersListener,
+}
+
+/// Starts the cluster actor. It looks for a cluster right away and leaves it
+/// gracefully (telling every peer) when `shutdown` is cancelled.
+pub fn spawn(
+    transport: Transport,
+    incoming: mpsc::Receiver<Incoming>,
+    discovery: Arc<dyn Discovery>,
+    cfg: MembershipConfig,
+    on_members: MembersListener,
+    shutdown: CancellationToken,
+) -> ClusterHandle {
+    let me = transport.me();
+    let request_timeout = cfg.request_timeout;
+    let membership = Membership::new(me, cfg, Instant::now());
+    let (snap_tx, snap_rx) = watch::channel(ClusterSnapshot {
+        me,
+        joined: false,
+        view: MemberListView::default(),
+    });
+    let (internal_tx, internal_rx) = mpsc::channel(64);
+    let node = Node {
+        membership,
+        transport,
+        discovery,
+        request_timeout,
+        internal_tx,
+        snapshots: snap_tx,
+        on_members,
+    };
+    let task = tokio::spawn(node.run(incoming, internal_rx, shutdown));
+    ClusterHandle {
+        snapshots: snap_rx,
+        task,
+    }
+}
+
+impl Node {
+    async fn run(
+        mut self,
+        mut incoming: mpsc::Receiver<Incoming>,
+        mut internal: mpsc::Receiver<Internal>,
+        shutdown: CancellationToken,
+    ) {
+        tracing::info!(
+            "looking for members of the cluster via {}",
+            self.discovery.describe()
+        );
+        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let actions = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                Some(msg) = incoming.recv() => {
+                    let (reply, actions) =
+                        self.membership.on_message(Instant::now(), msg.from, msg.body);
+                    if let (Some(reply), Some(responder)) = (reply, msg.responder) {
+                        tokio::spawn(responder.respond(reply));
+                    }
+                    actions
+                }
+                Some(done) = internal.recv() => match done {
+                    Internal::ProbeDone(purpose, reports) => {
+                        self.membership.on_probe_round(Instant::now(), purpose, reports)
+                    }
+                    Internal::JoinDone(master, answer) => {
+                        self.membership.on_join_answer(Instant::now(), master, answer)
+                    }
+                },
+                _ = ticker.tick() => self.membership.tick(Instant::now()),
+            };
+            self.execute(actions);
+            self.publish_snapshot();
+        }
+        self.leave().await;
+    }
+
+    async fn leave(&mut self) {
+        let actions = self.membership.leave(Instant::now());
+        let sends = actions.into_iter().filter_map(|a| match a {
+            Action::Send { to, msg } => {
+                let t = self.transport.clone();
+                Some(async move {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), t.send(to, msg)).await;
+                })
+            }
+            _ => None,
+        });
+        futures::future::join_all(sends).await;
+        // Give the writer tasks a moment to flush the Leave frames.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.publish_snapshot();
+        tracing::info!("left the cluster");
+    }
+
+    fn publish_snapshot(&self) {
+        let snap = ClusterSnapshot {
+            me: self.membership.me(),
+            joined: self.membership.is_joined(),
+            view: self.membership.view().clone(),
+        };
+        self.snapshots.send_if_modified(|old| {
+            if *old != snap {
+                *old = snap;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn execute(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => {
+                    let t = self.transport.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = t.send(to, msg).await {
+                            tracing::debug!("send to {to} failed: {e}");
+                        }
+                    });
+                }
+                Action::Probe { purpose, extra } => {
+                    tokio::spawn(probe_round(
+                        self.transport.clone(),
+                        self.discovery.clone(),
+                        purpose,
+                        extra,
+                        self.request_timeout,
+                        self.internal_tx.clone(),
+                    ));
+                }
+                Action::Join { master } => {
+                    let t = self.transport.clone();
+                    let me = self.membership.me();
+                    let timeout = self.request_timeout;
+                    let tx = self.internal_tx.clone();
+                    tokio::spawn(async move {
+                        let answer = match t
+                            .request(master, MemberMessage::JoinRequest { member: me }, timeout)
+                            .await
+                        {
+                            Ok(MemberMessage::JoinAnswer(a)) => Ok(a),
+                            Ok(other) => Err(format!("unexpected answer {other:?}")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        let _ = tx.send(Internal::JoinDone(master, answer)).await;
+                    });
+                }
+                Action::MembersChanged => {
+                    let snap = ClusterSnapshot {
+                        me: self.membership.me(),
+                        joined: self.membership.is_joined(),
+                        view: self.membership.view().clone(),
+                    };
+                    (self.on_members)(&snap);
+                }
+            }
+        }
+    }
+}
+
+async fn probe_round(
+    transport: Transport,
+    discovery: Arc<dyn Discovery>,
+    purpose: ProbePurpose,
+    extra: Vec<SocketAddr>,
+    timeout: Duration,
+    tx: mpsc::Sender<Internal>,
+) {
+    let me = transport.me();
+    let mut candidates = match discovery.discover().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!("discovery failed: {e}");
+            Vec::new()
+        }
+    };
+    for a in extra {
+        if !candidates.contains(&a) {
+            candidates.push(a);
+        }
+    }
+    candidates.retain(|a| *a != me.address);
+    let probes = candidates.into_iter().map(|addr| {
+        let t = transport.clone();
+        async move {
+            let outcome = match t.request(addr, MemberMessage::WhoIsMaster, timeout).await {
+                Ok(MemberMessage::MasterAnswer(a)) => ProbeOutcome::Answer(a),
+                Ok(_) => ProbeOutcome::Unreachable,
+                Err(e @ (NetError::Refused { .. } | NetError::PeerFailedProof { .. })) => {
+                    tracing::warn!("cannot join {addr}: {e}");
+                    ProbeOutcome::Refused(e.to_string())
+                }
+                Err(e) => {
+                    tracing::trace!("probe of {addr}: {e}");
+                    ProbeOutcome::Unreachable
+                }
+            };
+            ProbeReport { addr, outcome }
+        }
+    });
+    let reports = futures::future::join_all(probes).await;
+    let _ = tx.send(Internal::ProbeDone(purpose, reports)).await;
+}

@@ -1,0 +1,278 @@
+//! One authenticated member connection: a writer task that batches frames
+//! into the socket, a reader task that routes responses to their waiting
+//! requests and everything else to the transport's incoming channel.
+
+use crate::codec::{self, Envelope, EnvelopeKind};
+use crate::error::NetError;
+use crate::handshake::FramedStream;
+use crate::member::MemberInfo;
+use crate::message::MemberMessage;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A message that arrived from a peer. Requests carry a [`Responder`].
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: MemberInfo,
+    pub body: MemberMessage,
+    pub responder: Option<Responder>,
+}
+
+/// Sends the one response to a request, on the connection it came from.
+#[derive(Debug)]
+pub struct Responder {
+    correlation: u64,
+    out: mpsc::Sender<Bytes>,
+}
+
+impl Responder {
+    pub async fn respond(self, body: MemberMessage) -> Result<(), NetError> {
+        let bytes = codec::encode(&Envelope {
+            correlation: self.correlation,
+            kind: EnvelopeKind::Response,
+            body,
+        })?;
+        self.out.send(bytes).await.map_err(|_| NetError::Shutdown)
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<MemberMessage>>>>;
+
+/// Which side opened the TCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Dialed,
+    Accepted,
+}
+
+/// A cheap, cloneable handle on a live connection.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    peer: MemberInfo,
+    origin: Origin,
+    out: mpsc::Sender<Bytes>,
+    pending: Pending,
+    next_id: AtomicU64,
+    closed: CancellationToken,
+}
+
+const OUTBOUND_QUEUE: usize = 4096;
+
+impl Connection {
+    /// Starts the reader and writer tasks for an authenticated stream.
+    pub(crate) fn start(
+        framed: FramedStream,
+        peer: MemberInfo,
+        origin: Origin,
+        incoming: mpsc::Sender<Incoming>,
+        shutdown: &CancellationToken,
+    ) -> Connection {
+        let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
+        let closed = shutdown.child_token();
+        let pending: Pending = Arc::default();
+        let (sink, stream) = framed.split();
+        tokio::spawn(write_loop(sink, out_rx, closed.clone(), peer.address));
+        tokio::spawn(read_loop(
+            stream,
+            peer,
+            out_tx.clone(),
+            pending.clone(),
+            incoming,
+            closed.clone(),
+        ));
+        Connection {
+            inner: Arc::new(Inner {
+                peer,
+                origin,
+                out: out_tx,
+                pending,
+                next_id: AtomicU64::new(1),
+                closed,
+            }),
+        }
+    }
+
+    pub fn peer(&self) -> MemberInfo {
+        self.inner.peer
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.inner.origin
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    pub fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    pub fn has_pending_requests(&self) -> bool {
+        self.inner
+            .pending
+            .lock()
+            .map(|p| !p.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// Queues a one-way message.
+    pub async fn send(&self, body: MemberMessage) -> Result<(), NetError> {
+        let bytes = codec::encode(&Envelope {
+            correlation: 0,
+            kind: EnvelopeKind::OneWay,
+            body,
+        })?;
+        self.push(bytes).await
+    }
+
+    /// Sends a request and waits for its response, at most `timeout`.
+    pub async fn request(
+        &self,
+        body: MemberMessage,
+        timeout: Duration,
+    ) -> Result<MemberMessage, NetError> {
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let bytes = codec::encode(&Envelope {
+            correlation: id,
+            kind: EnvelopeKind::Request,
+            body,
+        })?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.insert(id, tx);
+        }
+        let peer = self.inner.peer.address;
+        let result = async {
+            self.push(bytes).await?;
+            rx.await.map_err(|_| NetError::Closed(peer))
+        };
+        let outcome = tokio::time::timeout(timeout, result).await;
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.remove(&id);
+        }
+        outcome.map_err(|_| NetError::RequestTimeout(peer))?
+    }
+
+    async fn push(&self, bytes: Bytes) -> Result<(), NetError> {
+        if self.is_closed() {
+            return Err(NetError::Closed(self.inner.peer.address));
+        }
+        self.inner
+            .out
+            .send(bytes)
+            .await
+            .map_err(|_| NetError::Closed(self.inner.peer.address))
+    }
+}
+
+type Sink = futures::stream::SplitSink<FramedStream, Bytes>;
+type Stream = futures::stream::SplitStream<FramedStream>;
+
+/// Drains the outbound queue; everything already queued goes out in one flush.
+async fn write_loop(
+    mut sink: Sink,
+    mut rx: mpsc::Receiver<Bytes>,
+    closed: CancellationToken,
+    peer: SocketAddr,
+) {
+    loop {
+        let first = tokio::select! {
+            _ = closed.cancelled() => break,
+            m = rx.recv() => match m { Some(m) => m, None => break },
+        };
+        if let Err(e) = sink.feed(first).await {
+            tracing::debug!("write to {peer} failed: {e}");
+            break;
+        }
+        let mut failed = false;
+        while let Ok(more) = rx.try_recv() {
+            if sink.feed(more).await.is_err() {
+                failed = true;
+                break;
+            }
+        }
+        if failed || sink.flush().await.is_err() {
+            tracing::debug!("write to {peer} failed");
+            break;
+        }
+    }
+    let _ = sink.close().await;
+    closed.cancel();
+}
+
+async fn read_loop(
+    mut stream: Stream,
+    peer: MemberInfo,
+    out: mpsc::Sender<Bytes>,
+    pending: Pending,
+    incoming: mpsc::Sender<Incoming>,
+    closed: CancellationToken,
+) {
+    loop {
+        let frame = tokio::select! {
+            _ = closed.cancelled() => break,
+            f = stream.next() => f,
+        };
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "closing connection to member {}: bad frame: {e}",
+                    peer.address
+                );
+                break;
+            }
+            None => break,
+        };
+        let env: Envelope = match codec::decode(&frame) {
+            Ok(env) => env,
+            Err(e) => {
+                tracing::warn!("closing connection to member {}: {e}", peer.address);
+                break;
+            }
+        };
+        match env.kind {
+            EnvelopeKind::Response => {
+                let waiter = pending
+                    .lock()
+                    .ok()
+                    .and_then(|mut p| p.remove(&env.correlation));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(env.body);
+                }
+            }
+            EnvelopeKind::Request | EnvelopeKind::OneWay => {
+                let responder = (env.kind == EnvelopeKind::Request).then(|| Responder {
+                    correlation: env.correlation,
+                    out: out.clone(),
+                });
+                let msg = Incoming {
+                    from: peer,
+                    body: env.body,
+                    responder,
+                };
+                if incoming.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    closed.cancel();
+    // Dropping the waiters wakes every pending request with "closed".
+    if let Ok(mut p) = pending.lock() {
+        p.clear();
+    }
+}

@@ -1,0 +1,278 @@
+//! Connection set-up between members: preamble, group check and a mutual
+//! challenge-response proof of the group password.
+//!
+//! The password never crosses the wire. Each side sends a fresh random nonce;
+//! each proves knowledge of the password with HMAC-SHA256 keyed by it over
+//! both nonces, both UUIDs, the group name and a role label (so a proof can
+//! not be reflected back). The acceptor proves first, so a dialer never hands
+//! a proof to a member that does not know the password either.
+//!
+//! ```text
+//! dialer                               acceptor
+//!   "FCM"  Hello{group, member, Nd}  ->
+//!                                    <- Challenge{member, Na, HMAC(pw, accept|..)}
+//!   Proof{HMAC(pw, dial|..)}         ->
+//!                                    <- Welcome | Refused{reason}
+//! ```
+
+use crate::error::NetError;
+use crate::member::MemberInfo;
+use crate::{codec, PREAMBLE_MEMBER};
+use futures::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::net::SocketAddr;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::codec::{Framed, LengthDelimitedCodec};
+
+/// Raised whenever the handshake or envelope layout changes incompatibly.
+pub const HANDSHAKE_VERSION: u16 = 1;
+
+type Nonce = [u8; 32];
+type Proof = [u8; 32];
+
+/// The group a member belongs to and the password that proves it.
+#[derive(Clone)]
+pub struct Credentials {
+    pub group: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("group", &self.group)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Handshake {
+    Hello {
+        version: u16,
+        group: String,
+        member: MemberInfo,
+        nonce: Nonce,
+    },
+    Challenge {
+        member: MemberInfo,
+        nonce: Nonce,
+        proof: Proof,
+    },
+    Proof {
+        proof: Proof,
+    },
+    Welcome,
+    Refused {
+        reason: String,
+    },
+}
+
+pub(crate) type FramedStream = Framed<TcpStream, LengthDelimitedCodec>;
+
+fn fresh_nonce() -> Nonce {
+    let mut n = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut n);
+    n
+}
+
+/// HMAC over everything both sides contributed; `role` keeps the dialer's and
+/// the acceptor's proofs distinct.
+fn mac(
+    creds: &Credentials,
+    role: &[u8],
+    dialer: &MemberInfo,
+    acceptor: &MemberInfo,
+    dialer_nonce: &Nonce,
+    acceptor_nonce: &Nonce,
+) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(creds.password.as_bytes())
+        .expect("HMAC accepts keys of any length");
+    m.update(role);
+    m.update(&(creds.group.len() as u64).to_be_bytes());
+    m.update(creds.group.as_bytes());
+    m.update(dialer.uuid.as_bytes());
+    m.update(acceptor.uuid.as_bytes());
+    m.update(dialer_nonce);
+    m.update(acceptor_nonce);
+    m
+}
+
+fn prove(m: Hmac<Sha256>) -> Proof {
+    m.finalize().into_bytes().into()
+}
+
+async fn send(framed: &mut FramedStream, msg: &Handshake) -> Result<(), NetError> {
+    framed.send(codec::encode(msg)?).await?;
+    Ok(())
+}
+
+async fn recv(framed: &mut FramedStream, peer: SocketAddr) -> Result<Handshake, NetError> {
+    match framed.next().await {
+        Some(Ok(frame)) => codec::decode(&frame),
+        Some(Err(e)) => Err(e.into()),
+        None => Err(NetError::Closed(peer)),
+    }
+}
+
+fn unexpected(peer: SocketAddr, got: &Handshake) -> NetError {
+    NetError::Handshake {
+        peer,
+        reason: format!("unexpected handshake message {got:?}"),
+    }
+}
+
+/// Dialer side: writes the preamble and proves the password. Returns the
+/// peer's identity once both sides are satisfied.
+pub(crate) async fn dial(
+    stream: TcpStream,
+    creds: &Credentials,
+    me: MemberInfo,
+    max_frame: usize,
+) -> Result<(FramedStream, MemberInfo), NetError> {
+    let peer_addr = stream.peer_addr()?;
+    let mut stream = stream;
+    stream.write_all(PREAMBLE_MEMBER).await?;
+    let mut framed = Framed::new(stream, codec::frame_codec(max_frame));
+    let my_nonce = fresh_nonce();
+    send(
+        &mut framed,
+        &Handshake::Hello {
+            version: HANDSHAKE_VERSION,
+            group: creds.group.clone(),
+            member: me,
+            nonce: my_nonce,
+        },
+    )
+    .await?;
+    let (peer, their_nonce, their_proof) = match recv(&mut framed, peer_addr).await? {
+        Handshake::Challenge {
+            member,
+            nonce,
+            proof,
+        } => (member, nonce, proof),
+        Handshake::Refused { reason } => {
+            return Err(NetError::Refused {
+                peer: peer_addr,
+                reason,
+            })
+        }
+        other => return Err(unexpected(peer_addr, &other)),
+    };
+    if peer.uuid == me.uuid {
+        return Err(NetError::SelfConnection(peer_addr));
+    }
+    let expected = mac(creds, b"accept", &me, &peer, &my_nonce, &their_nonce);
+    if expected.verify_slice(&their_proof).is_err() {
+        let reason = format!(
+            "member {} could not prove the group password to {}",
+            peer.address, me.address
+        );
+        let _ = send(&mut framed, &Handshake::Refused { reason }).await;
+        return Err(NetError::PeerFailedProof { peer: peer_addr });
+    }
+    let proof = prove(mac(creds, b"dial", &me, &peer, &my_nonce, &their_nonce));
+    send(&mut framed, &Handshake::Proof { proof }).await?;
+    match recv(&mut framed, peer_addr).await? {
+        Handshake::Welcome => Ok((framed, peer)),
+        Handshake::Refused { reason } => Err(NetError::Refused {
+            peer: peer_addr,
+            reason,
+        }),
+        other => Err(unexpected(peer_addr, &other)),
+    }
+}
+
+/// Acceptor side, after the preamble was read: checks the group, proves the
+/// password first, then checks the dialer's proof.
+pub(crate) async fn accept(
+    mut framed: FramedStream,
+    creds: &Credentials,
+    me: MemberInfo,
+) -> Result<(FramedStream, MemberInfo), NetError> {
+    let remote = framed.get_ref().peer_addr()?;
+    let (peer, their_nonce) = match recv(&mut framed, remote).await? {
+        Handshake::Hello {
+            version,
+            group,
+            member,
+            nonce,
+        } => {
+            let refusal = if version != HANDSHAKE_VERSION {
+                Some(format!(
+                    "member protocol version {version} is not supported (this member speaks {HANDSHAKE_VERSION})"
+                ))
+            } else if group != creds.group {
+                Some(format!(
+                    "group name mismatch: {} is in group '{}', the joiner asked for group '{}'",
+                    me.address, creds.group, group
+                ))
+            } else if member.uuid == me.uuid {
+                return Err(NetError::SelfConnection(remote));
+            } else {
+                None
+            };
+            if let Some(reason) = refusal {
+                let _ = send(
+                    &mut framed,
+                    &Handshake::Refused {
+                        reason: reason.clone(),
+                    },
+                )
+                .await;
+                return Err(NetError::Handshake {
+                    peer: member.address,
+                    reason,
+                });
+            }
+            (member, nonce)
+        }
+        other => return Err(unexpected(remote, &other)),
+    };
+    let my_nonce = fresh_nonce();
+    let proof = prove(mac(creds, b"accept", &peer, &me, &their_nonce, &my_nonce));
+    send(
+        &mut framed,
+        &Handshake::Challenge {
+            member: me,
+            nonce: my_nonce,
+            proof,
+        },
+    )
+    .await?;
+    match recv(&mut framed, remote).await? {
+        Handshake::Proof { proof } => {
+            let expected = mac(creds, b"dial", &peer, &me, &their_nonce, &my_nonce);
+            if expected.verify_slice(&proof).is_err() {
+                let reason = format!(
+                    "wrong group password: {} did not prove the password of group '{}'",
+                    peer.address, creds.group
+                );
+                let _ = send(
+                    &mut framed,
+                    &Handshake::Refused {
+                        reason: reason.clone(),
+                    },
+                )
+                .await;
+                return Err(NetError::Handshake {
+                    peer: peer.address,
+                    reason,
+                });
+            }
+        }
+        Handshake::Refused { reason } => {
+            return Err(NetError::Refused {
+                peer: peer.address,
+                reason,
+            })
+        }
+        other => return Err(unexpected(remote, &other)),
+    }
+    send(&mut framed, &Handshake::Welcome).await?;
+    Ok((framed, peer))
+}
