@@ -20,7 +20,7 @@ pub enum NetError {
     Decode(String),
     #[error("{peer} refused us: {reason}")]
     Refused { peer: SocketAddr, reason: String },
-    #[error("{peer} could not prove the group password (is its password different from ours?)")]
+    #[error("wrong group password: {peer} does not know this member's group password")]
     PeerFailedProof { peer: SocketAddr },
     #[error("handshake with {peer} failed: {reason}")]
     Handshake { peer: SocketAddr, reason: String },

@@ -169,8 +169,8 @@ pub(crate) async fn dial(
     let expected = mac(creds, b"accept", &me, &peer, &my_nonce, &their_nonce);
     if expected.verify_slice(&their_proof).is_err() {
         let reason = format!(
-            "member {} could not prove the group password to {}",
-            peer.address, me.address
+            "wrong group password: {} and {} have different group passwords",
+            me.address, peer.address
         );
         let _ = send(&mut framed, &Handshake::Refused { reason }).await;
         return Err(NetError::PeerFailedProof { peer: peer_addr });

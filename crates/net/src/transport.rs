@@ -236,7 +236,7 @@ fn log_inbound_failure(remote: SocketAddr, e: &NetError) {
             tracing::warn!("refused member connection from {peer} (via {remote}): {reason}")
         }
         NetError::Refused { peer, reason } => {
-            tracing::warn!("member {peer} refused our proof: {reason}")
+            tracing::warn!("refused member connection from {peer}: {reason}")
         }
         other => tracing::debug!("inbound connection from {remote} failed: {other}"),
     }

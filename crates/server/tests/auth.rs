@@ -1,0 +1,82 @@
+//! Only members of the same group with the same password join; the others
+//! stay alone and both sides say why.
+
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn with(extra: &[&'static str], list: &'static str) -> Vec<&'static str> {
+    let mut v = vec!["--members", list];
+    v.extend_from_slice(FAST);
+    v.extend_from_slice(extra);
+    v
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+#[test]
+fn wrong_password_stays_out_and_both_sides_log_why() {
+    let list = leak(member_list(31, 2..5));
+    let good = ["--group", "prod", "--password", "right-one"];
+    let a = Member::start("127.0.31.2", &with(&good, list));
+    let b = Member::start("127.0.31.3", &with(&good, list));
+    let bad = Member::start(
+        "127.0.31.4",
+        &with(&["--group", "prod", "--password", "wrong-one"], list),
+    );
+    wait_converged(&[&a, &b], 2, Duration::from_secs(20));
+    // The intruder ends up alone, and keeps saying why.
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            bad.log().matches("wrong group password").count() >= 2
+        }),
+        "intruder log:\n{}",
+        bad.log()
+    );
+    let alone = bad.last_block().expect("it starts a cluster of its own");
+    assert_eq!(alone.size, 1);
+    for m in [&a, &b] {
+        assert_eq!(m.last_block().map(|b| b.size), Some(2));
+    }
+    // The cluster's side logged the refusal too.
+    assert!(wait_until(Duration::from_secs(10), || {
+        a.log().contains("wrong group password") || b.log().contains("wrong group password")
+    }));
+    // The password itself is never logged.
+    for m in [&a, &b, &bad] {
+        assert!(!m.log().contains("right-one") && !m.log().contains("wrong-one"));
+    }
+}
+
+#[test]
+fn wrong_group_stays_out_and_both_sides_log_why() {
+    let list = leak(member_list(32, 2..5));
+    let a = Member::start("127.0.32.2", &with(&["--group", "blue"], list));
+    let b = Member::start("127.0.32.3", &with(&["--group", "blue"], list));
+    let other = Member::start("127.0.32.4", &with(&["--group", "green"], list));
+    wait_converged(&[&a, &b], 2, Duration::from_secs(20));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            other.log().matches("group name mismatch").count() >= 2
+        }),
+        "outsider log:\n{}",
+        other.log()
+    );
+    assert_eq!(other.last_block().map(|b| b.size), Some(1));
+    assert!(a.log().contains("group name mismatch") || b.log().contains("group name mismatch"));
+}
+
+#[test]
+fn password_from_the_environment_works() {
+    let list = leak(member_list(33, 2..4));
+    let env = [
+        ("HC_GROUP_NAME", "envgroup"),
+        ("HC_GROUP_PASSWORD", "from-env"),
+    ];
+    let a = Member::start_with_env("127.0.33.2", &with(&[], list), &env);
+    let b = Member::start_with_env("127.0.33.3", &with(&[], list), &env);
+    wait_converged(&[&a, &b], 2, Duration::from_secs(20));
+    assert!(a.log().contains("group 'envgroup' (password protected)"));
+}

@@ -1,0 +1,268 @@
+//! Test harness: real `ferrocast` processes on distinct loopback addresses
+//! (127.0.N.x:5701, like pods), observed through the Members blocks they log.
+//! Each test uses its own 127.0.N.0/24 so tests can run in parallel.
+#![allow(dead_code)]
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Short timings so failure tests take seconds, not minutes.
+pub const FAST: &[&str] = &[
+    "--heartbeat-interval",
+    "250ms",
+    "--failure-timeout",
+    "2s",
+    "--merge-interval",
+    "1s",
+];
+
+pub struct Member {
+    pub addr: String,
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// One Members block as printed in a log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    pub size: usize,
+    pub version: u64,
+    /// (address as printed, uuid, marked "this")
+    pub members: Vec<(String, String, bool)>,
+}
+
+impl Block {
+    /// The list without the "this" marks: what every member must agree on.
+    pub fn list(&self) -> Vec<(String, String)> {
+        self.members
+            .iter()
+            .map(|(a, u, _)| (a.clone(), u.clone()))
+            .collect()
+    }
+    pub fn addresses(&self) -> Vec<String> {
+        self.members.iter().map(|m| m.0.clone()).collect()
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ferrocast")
+}
+
+impl Member {
+    /// Starts a member bound to `ip:5701` with the given extra flags.
+    pub fn start(ip: &str, args: &[&str]) -> Member {
+        Self::start_with_env(ip, args, &[])
+    }
+
+    /// Starts a member with exactly these flags (no --bind added). Its
+    /// address is learned from its log.
+    pub fn start_bare(args: &[&str]) -> Member {
+        let mut m = Self::start_with_env("", args, &[]);
+        m.addr = String::new();
+        m
+    }
+
+    pub fn start_with_env(ip: &str, args: &[&str], env: &[(&str, &str)]) -> Member {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("member.log");
+        let out = std::fs::File::create(&log).expect("log file");
+        let err = out.try_clone().expect("log file");
+        let mut cmd = Command::new(bin());
+        if !ip.is_empty() {
+            cmd.arg("--bind").arg(format!("{ip}:5701"));
+        }
+        cmd.args(args)
+            .env_remove("HC_GROUP_NAME")
+            .env_remove("HC_GROUP_PASSWORD")
+            .env_remove("HC_PORT")
+            .env("FERROCAST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn ferrocast");
+        Member {
+            addr: format!("[{ip}]:5701"),
+            child,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn blocks(&self) -> Vec<Block> {
+        parse_blocks(&self.log())
+    }
+
+    pub fn last_block(&self) -> Option<Block> {
+        self.blocks().pop()
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        let _ = kill(self.pid(), sig);
+    }
+
+    pub fn kill9(&mut self) {
+        self.signal(Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit; `None` if it did not within `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Dumps the log to stderr (shown when a test fails).
+    pub fn dump(&self) {
+        eprintln!("===== log of {} =====\n{}", self.addr, self.log());
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn parse_blocks(log: &str) -> Vec<Block> {
+    let mut blocks = Vec::new();
+    let mut lines = log.lines();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix("Members {size:") else {
+            continue;
+        };
+        let Some((size, rest)) = rest.split_once(", ver:") else {
+            continue;
+        };
+        let Some((ver, _)) = rest.split_once("} [") else {
+            continue;
+        };
+        let mut members = Vec::new();
+        for m in lines.by_ref() {
+            if m == "]" {
+                break;
+            }
+            // "\tMember [127.0.0.2]:5701 - <uuid>[ this]"
+            let m = m.trim_start_matches('\t');
+            let Some(m) = m.strip_prefix("Member ") else {
+                break;
+            };
+            let Some((addr, rest)) = m.split_once(" - ") else {
+                break;
+            };
+            let this = rest.ends_with(" this");
+            let uuid = rest.trim_end_matches(" this").to_string();
+            members.push((addr.to_string(), uuid, this));
+        }
+        if let (Ok(size), Ok(version)) = (size.parse(), ver.parse()) {
+            blocks.push(Block {
+                size,
+                version,
+                members,
+            });
+        }
+    }
+    blocks
+}
+
+pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether every member's latest block is the same list and version, of
+/// `size` members, each listing itself as "this".
+pub fn converged(members: &[&Member], size: usize) -> Option<Block> {
+    let blocks: Vec<Block> = members
+        .iter()
+        .map(|m| m.last_block())
+        .collect::<Option<_>>()?;
+    let first = &blocks[0];
+    let agree = blocks.iter().zip(members).all(|(b, m)| {
+        b.size == size
+            && b.members.len() == size
+            && b.version == first.version
+            && b.list() == first.list()
+            && b.members.iter().filter(|x| x.2).map(|x| &x.0).eq([&m.addr])
+    });
+    agree.then(|| first.clone())
+}
+
+/// Waits for [`converged`]; on timeout dumps every log and panics.
+pub fn wait_converged(members: &[&Member], size: usize, timeout: Duration) -> Block {
+    let mut result = None;
+    wait_until(timeout, || {
+        result = converged(members, size);
+        result.is_some()
+    });
+    match result {
+        Some(b) => b,
+        None => {
+            for m in members {
+                m.dump();
+            }
+            panic!(
+                "{} members did not converge on one list of {size} within {timeout:?}",
+                members.len()
+            );
+        }
+    }
+}
+
+/// "127.0.N.2,127.0.N.3,..." for hosts `first..first+count`.
+pub fn member_list(subnet: u8, hosts: std::ops::Range<u8>) -> String {
+    hosts
+        .map(|h| format!("127.0.{subnet}.{h}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Starts members on 127.0.N.h for each h, all at once, with `--members list`.
+pub fn start_all(
+    subnet: u8,
+    hosts: std::ops::Range<u8>,
+    list: &str,
+    extra: &[&str],
+) -> Vec<Member> {
+    hosts
+        .map(|h| {
+            let ip = format!("127.0.{subnet}.{h}");
+            let mut args = vec!["--members", list];
+            args.extend_from_slice(extra);
+            Member::start(&ip, &args)
+        })
+        .collect()
+}
+
+pub fn refs(v: &[Member]) -> Vec<&Member> {
+    v.iter().collect()
+}
