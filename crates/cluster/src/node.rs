@@ -252,7 +252,15 @@ async fn probe_round(
     let probes = candidates.into_iter().map(|addr| {
         let t = transport.clone();
         async move {
-            let outcome = match t.request(addr, MemberMessage::WhoIsMaster, timeout).await {
+            // One bound for connect, handshake and answer: a candidate that
+            // accepts but never answers must not stall the round.
+            let answer = tokio::time::timeout(
+                timeout,
+                t.request(addr, MemberMessage::WhoIsMaster, timeout),
+            )
+            .await
+            .unwrap_or(Err(NetError::RequestTimeout(addr)));
+            let outcome = match answer {
                 Ok(MemberMessage::MasterAnswer(a)) => ProbeOutcome::Answer(a),
                 Ok(_) => ProbeOutcome::Unreachable,
                 Err(e @ (NetError::Refused { .. } | NetError::PeerFailedProof { .. })) => {
