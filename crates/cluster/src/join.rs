@@ -70,6 +70,7 @@ impl Membership {
             MemberListView {
                 version: 1,
                 members: vec![me],
+                cluster_id: uuid::Uuid::new_v4(),
             },
         )
     }

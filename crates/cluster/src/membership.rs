@@ -260,6 +260,7 @@ impl Membership {
         let view = MemberListView {
             version: self.view.version + 1,
             members,
+            cluster_id: self.view.cluster_id,
         };
         let mut actions = self.apply_view(now, view);
         actions.extend(self.broadcast(MemberMessage::MemberList(self.view.clone())));
@@ -356,9 +357,10 @@ impl Membership {
             MemberMessage::Leave { member } => (None, self.on_leave(now, from, member)),
             MemberMessage::MergeInto { master } => (None, self.on_merge_into(now, from, master)),
             MemberMessage::MergeProposal { master } => (None, self.on_merge_proposal(now, master)),
-            MemberMessage::MasterAnswer(_) | MemberMessage::JoinAnswer(_) | MemberMessage::Ack => {
-                (None, Vec::new())
-            }
+            MemberMessage::MasterAnswer(_)
+            | MemberMessage::JoinAnswer(_)
+            | MemberMessage::Ack
+            | MemberMessage::Service(_) => (None, Vec::new()),
         }
     }
 

@@ -79,6 +79,7 @@ mod tests {
         let list = MemberListView {
             version: 7,
             members: vec![member(2), member(3)],
+            cluster_id: uuid::Uuid::nil(),
         };
         for body in [
             MemberMessage::WhoIsMaster,

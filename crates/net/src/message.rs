@@ -12,6 +12,9 @@ use std::net::SocketAddr;
 pub struct MemberListView {
     pub version: u64,
     pub members: Vec<MemberInfo>,
+    /// Chosen by the member that founded the cluster, kept by everyone who
+    /// joins it; clients use it to tell a restarted cluster from the same one.
+    pub cluster_id: uuid::Uuid,
 }
 
 impl MemberListView {
@@ -76,4 +79,7 @@ pub enum MemberMessage {
     },
     /// Generic positive answer to a request.
     Ack,
+    /// A message of a service above the cluster layer (partitions, maps),
+    /// encoded by that service with this crate's codec.
+    Service(Vec<u8>),
 }

@@ -46,6 +46,7 @@ mod tests {
             view: MemberListView {
                 version: 2,
                 members: vec![a, b],
+                cluster_id: uuid::Uuid::nil(),
             },
         };
         assert_eq!(
