@@ -1,8 +1,15 @@
-//! Partitions, replicas and record stores.
+//! Partitions, replicas and record stores: the partition table (`table.rs`),
+//! per-partition record stores (`store.rs`), this member's partition service
+//! with migrations in and out (`service.rs`) and the IMap operations that
+//! run on it (`map_ops.rs`).
 
+mod map_ops;
+mod service;
 mod store;
 mod table;
 
+pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
+pub use service::{MigratedRecord, PartitionData, PartitionService, TableChange};
 pub use store::{MapPartition, PartitionStore, Record};
 pub use table::PartitionTable;
 

@@ -102,7 +102,12 @@ impl ClientMessage {
     pub fn with_header(message_type: u32, header_size: usize, fixed: usize) -> InitialFrame {
         let mut buf = BytesMut::zeroed(header_size + fixed);
         buf[TYPE_OFFSET..TYPE_OFFSET + 4].copy_from_slice(&message_type.to_le_bytes());
-        buf[PARTITION_ID_OFFSET..PARTITION_ID_OFFSET + 4].copy_from_slice(&(-1i32).to_le_bytes());
+        // Requests and events carry a partition id (-1: none); responses
+        // carry a backup-ack count byte there instead (0).
+        if header_size >= PARTITION_ID_OFFSET + 4 {
+            buf[PARTITION_ID_OFFSET..PARTITION_ID_OFFSET + 4]
+                .copy_from_slice(&(-1i32).to_le_bytes());
+        }
         InitialFrame { buf, header_size }
     }
 
@@ -177,6 +182,9 @@ impl InitialFrame {
         self
     }
     pub fn partition(mut self, p: i32) -> Self {
+        if self.header_size < PARTITION_ID_OFFSET + 4 {
+            return self;
+        }
         self.buf[PARTITION_ID_OFFSET..PARTITION_ID_OFFSET + 4].copy_from_slice(&p.to_le_bytes());
         self
     }

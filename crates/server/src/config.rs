@@ -72,6 +72,15 @@ pub struct Cli {
     /// Largest member-protocol frame accepted [default: 16777216].
     #[arg(long, value_name = "BYTES", env = "FERROCAST_MAX_FRAME_BYTES")]
     pub max_frame_bytes: Option<usize>,
+    /// Number of partitions; every member of a cluster must use the same [default: 271].
+    #[arg(long, value_name = "N", env = "FERROCAST_PARTITION_COUNT")]
+    pub partition_count: Option<u32>,
+    /// How long a member shutting down may take to hand its partitions over [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "FERROCAST_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
+    /// Bound on one client operation, retries included [default: 60s].
+    #[arg(long, value_name = "DURATION", env = "FERROCAST_OPERATION_TIMEOUT", value_parser = parse_duration)]
+    pub operation_timeout: Option<Duration>,
     /// Log filter, e.g. "info" or "ferrocast_cluster=debug" [default: info].
     #[arg(long, value_name = "FILTER", env = "FERROCAST_LOG")]
     pub log: Option<String>,
@@ -114,6 +123,12 @@ struct FileConfig {
     join_interval: Option<String>,
     #[serde(alias = "max_frame_bytes")]
     max_frame_bytes: Option<usize>,
+    #[serde(alias = "partition_count")]
+    partition_count: Option<u32>,
+    #[serde(alias = "shutdown_timeout")]
+    shutdown_timeout: Option<String>,
+    #[serde(alias = "operation_timeout")]
+    operation_timeout: Option<String>,
     log: Option<String>,
     #[serde(alias = "rest_enabled")]
     rest_enabled: Option<bool>,
@@ -156,6 +171,9 @@ pub struct Config {
     pub discovery: StaticDiscovery,
     pub membership: MembershipConfig,
     pub max_frame: usize,
+    pub partition_count: u32,
+    pub shutdown_timeout: Duration,
+    pub operation_timeout: Duration,
     pub log: String,
     pub later: LaterSettings,
 }
@@ -294,7 +312,23 @@ impl Config {
             bail!("--max-frame-bytes must be at least 4096");
         }
 
+        let partition_count = cli.partition_count.or(file.partition_count).unwrap_or(271);
+        if partition_count == 0 || partition_count > 65_536 {
+            bail!("--partition-count must be from 1 to 65536");
+        }
+        let shutdown_timeout = cli
+            .shutdown_timeout
+            .or(file_duration(&file.shutdown_timeout, "shutdown-timeout")?)
+            .unwrap_or(Duration::from_secs(30));
+        let operation_timeout = cli
+            .operation_timeout
+            .or(file_duration(&file.operation_timeout, "operation-timeout")?)
+            .unwrap_or(Duration::from_secs(60));
+
         Ok(Config {
+            partition_count,
+            shutdown_timeout,
+            operation_timeout,
             bind_ip,
             port: explicit_port.unwrap_or(DEFAULT_PORT),
             port_explicit: explicit_port.is_some(),

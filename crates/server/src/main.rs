@@ -2,17 +2,31 @@
 //! member port, finds its peers and keeps the cluster until SIGTERM/SIGINT,
 //! when it leaves gracefully.
 
+mod client;
 mod config;
+mod data;
 mod listen;
 mod members_block;
+mod partitions;
+mod router;
+mod service_msg;
 
 use anyhow::Result;
 use clap::Parser;
+use client::endpoint::ClientEndpoint;
+use client::listeners::Listeners;
+use client::views;
 use config::{Cli, Config};
+use data::DataPlane;
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::{Credentials, MemberInfo, Transport, TransportConfig};
+use ferrocast_partition::PartitionService;
+use partitions::{Coordinator, CoordinatorInput};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
@@ -74,15 +88,19 @@ async fn run(cfg: Config) -> Result<()> {
 
     let transport_stop = CancellationToken::new();
     let cluster_stop = CancellationToken::new();
+    let data_stop = CancellationToken::new();
     let mut tcfg = TransportConfig::new(Credentials {
         group: cfg.group.clone(),
         password: cfg.password.clone(),
     });
     tcfg.max_frame = cfg.max_frame;
-    let (transport, incoming) = Transport::start(listener, me, tcfg, None, transport_stop.clone());
+    let (client_tx, client_rx) = mpsc::channel(1024);
+    let (transport, incoming) =
+        Transport::start(listener, me, tcfg, Some(client_tx), transport_stop.clone());
+    let (cluster_tx, cluster_rx) = mpsc::channel(4096);
     let cluster = ferrocast_cluster::spawn(
-        transport,
-        incoming,
+        transport.clone(),
+        cluster_rx,
         Arc::new(cfg.discovery.clone()),
         cfg.membership.clone(),
         Box::new(|snap: &ClusterSnapshot| {
@@ -91,13 +109,84 @@ async fn run(cfg: Config) -> Result<()> {
         cluster_stop.clone(),
     );
 
+    let service = Arc::new(PartitionService::new(me.uuid, cfg.partition_count));
+    let listeners = Arc::new(Listeners::new(me.uuid));
+    let data = Arc::new(DataPlane::new(
+        service.clone(),
+        listeners.clone(),
+        transport.clone(),
+        cluster.subscribe(),
+        cfg.operation_timeout,
+    ));
+    let (tables_tx, tables_rx) = watch::channel(0u64);
+    let coordinator = Coordinator::new(data.clone(), cluster.subscribe(), tables_tx);
+    let migrations = coordinator.migrations_in_flight();
+    let (coord_tx, coord_rx) = mpsc::channel(1024);
+    coordinator.spawn(coord_rx, data_stop.clone());
+    router::spawn(incoming, cluster_tx, coord_tx.clone(), data.clone());
+    views::spawn_publisher(
+        listeners,
+        service.clone(),
+        cluster.subscribe(),
+        tables_rx,
+        data_stop.clone(),
+    );
+    Arc::new(ClientEndpoint::new(
+        data.clone(),
+        cfg.group.clone(),
+        cfg.password.clone(),
+        cfg.max_frame,
+    ))
+    .spawn(client_rx, data_stop.clone());
+
     wait_for_signal().await?;
-    tracing::info!("shutting down: leaving the cluster");
+    tracing::info!("shutting down: handing over partitions, then leaving the cluster");
+    hand_over(&data, &coord_tx, &migrations, cfg.shutdown_timeout).await;
     cluster_stop.cancel();
     cluster.stopped().await;
+    data_stop.cancel();
     transport_stop.cancel();
     tracing::info!("ferrocast stopped");
     Ok(())
+}
+
+/// Moves this member's partitions to the members that stay, so a graceful
+/// shutdown loses nothing; bounded by `limit`.
+async fn hand_over(
+    data: &DataPlane,
+    coordinator: &mpsc::Sender<CoordinatorInput>,
+    migrations: &AtomicUsize,
+    limit: Duration,
+) {
+    let snap = data.cluster();
+    if !snap.joined || snap.view.members.len() < 2 {
+        return;
+    }
+    let start = Instant::now();
+    let owned_before = data.service.owned().len();
+    let (tx, rx) = oneshot::channel();
+    if coordinator
+        .send(CoordinatorInput::LeaveSelf(tx))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let _ = rx.await;
+    while start.elapsed() < limit {
+        if data.service.owned().is_empty() && migrations.load(Ordering::SeqCst) == 0 {
+            tracing::info!(
+                "handed over {owned_before} partition(s) in {} ms",
+                start.elapsed().as_millis()
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tracing::warn!(
+        "shutdown timeout ({limit:?}) reached with {} partition(s) still here",
+        data.service.owned().len()
+    );
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -8,7 +8,7 @@ mod map;
 pub mod responses;
 
 pub use client::AuthenticationRequest;
-pub use map::{MapOp, MapRequest};
+pub use map::{ids as map_ids, MapOp, MapRequest};
 
 use crate::error::ProtocolError;
 use crate::frame::ClientMessage;

@@ -1,0 +1,271 @@
+//! IMap operations on the partitions this member owns. Each operation runs
+//! under its partition's lock only (no global lock); operations spanning the
+//! map (size, clear, key set, ...) visit the given partitions one by one and
+//! their partial results are merged by [`MapResult::merge`].
+
+use crate::service::PartitionService;
+use crate::store::Record;
+use bytes::Bytes;
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::messages::responses::entry_event_type as ev;
+use ferrocast_protocol::MapOp;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// What an operation returns, before it becomes a client response; partial
+/// results from several members merge into one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MapResult {
+    Unit,
+    Data(Option<Bytes>),
+    Bool(bool),
+    Int(i64),
+    List(Vec<Bytes>),
+    Entries(Vec<(Bytes, Bytes)>),
+    View(Option<ViewRecord>),
+}
+
+/// An entry view's content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewRecord {
+    pub key: Bytes,
+    pub value: Bytes,
+    pub creation_time: i64,
+    pub expiration_time: i64,
+    pub hits: i64,
+    pub last_access_time: i64,
+    pub last_update_time: i64,
+    pub version: i64,
+    pub ttl: i64,
+}
+
+/// A change to report to entry listeners.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapEvent {
+    pub map: String,
+    pub event_type: i32,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+    pub old_value: Option<Bytes>,
+    pub partition: u32,
+}
+
+impl MapResult {
+    /// Folds the partial result of another member into this one.
+    pub fn merge(self, other: MapResult, op: &MapOp) -> MapResult {
+        use MapResult::*;
+        match (self, other) {
+            (Int(a), Int(b)) => Int(a + b),
+            (Bool(a), Bool(b)) => Bool(if matches!(op, MapOp::IsEmpty) {
+                a && b
+            } else {
+                a || b
+            }),
+            (List(mut a), List(b)) => {
+                a.extend(b);
+                List(a)
+            }
+            (Entries(mut a), Entries(b)) => {
+                a.extend(b);
+                Entries(a)
+            }
+            (a, _) => a,
+        }
+    }
+}
+
+/// A client TTL in milliseconds: positive expires, zero or negative never.
+pub fn ttl_from_millis(ttl: i64) -> Option<Duration> {
+    (ttl > 0).then(|| Duration::from_millis(ttl as u64))
+}
+
+fn view(key: &Bytes, r: &Record) -> ViewRecord {
+    ViewRecord {
+        key: key.clone(),
+        value: r.value.clone(),
+        creation_time: r.creation_time,
+        expiration_time: r.expiration_time(),
+        hits: r.hits,
+        last_access_time: r.last_access_time,
+        last_update_time: r.last_update_time,
+        version: r.version,
+        ttl: r.ttl.map(|d| d.as_millis() as i64).unwrap_or(i64::MAX),
+    }
+}
+
+impl PartitionService {
+    /// Runs `op` on map `name` over `partitions` (all of which this member
+    /// owns). Returns the result and the events it caused.
+    pub fn execute(
+        &self,
+        name: &str,
+        op: &MapOp,
+        partitions: &[u32],
+    ) -> (MapResult, Vec<MapEvent>) {
+        let now = Instant::now();
+        let count = self.partition_count();
+        let mut events = Vec::new();
+        let mut event = |p: u32, t: i32, key: &Bytes, value: Option<Bytes>, old: Option<Bytes>| {
+            events.push(MapEvent {
+                map: name.to_string(),
+                event_type: t,
+                key: key.clone(),
+                value,
+                old_value: old,
+                partition: p,
+            })
+        };
+        if let Some(key) = op.key() {
+            let p = partition_id(key, count);
+            let result = self.with_store(p, |store| {
+                let m = store.map_mut(name);
+                match op {
+                    MapOp::Put { key, value, ttl }
+                    | MapOp::PutTransient { key, value, ttl }
+                    | MapOp::Set { key, value, ttl } => {
+                        let old = m.put(key.clone(), value.clone(), ttl_from_millis(*ttl), now);
+                        let t = if old.is_some() {
+                            ev::UPDATED
+                        } else {
+                            ev::ADDED
+                        };
+                        event(p, t, key, Some(value.clone()), old.clone());
+                        match op {
+                            MapOp::Put { .. } => MapResult::Data(old),
+                            _ => MapResult::Unit,
+                        }
+                    }
+                    MapOp::PutIfAbsent { key, value, ttl } => match m.get(key, now) {
+                        Some(existing) => MapResult::Data(Some(existing)),
+                        None => {
+                            m.put(key.clone(), value.clone(), ttl_from_millis(*ttl), now);
+                            event(p, ev::ADDED, key, Some(value.clone()), None);
+                            MapResult::Data(None)
+                        }
+                    },
+                    MapOp::Get { key } => MapResult::Data(m.get(key, now)),
+                    MapOp::ContainsKey { key } => MapResult::Bool(m.contains_key(key, now)),
+                    MapOp::Remove { key } | MapOp::Delete { key } => {
+                        let old = m.remove(key, now);
+                        if let Some(o) = &old {
+                            event(p, ev::REMOVED, key, None, Some(o.clone()));
+                        }
+                        match op {
+                            MapOp::Remove { .. } => MapResult::Data(old),
+                            _ => MapResult::Unit,
+                        }
+                    }
+                    MapOp::RemoveIfSame { key, value } => {
+                        if m.get(key, now).as_ref() == Some(value) {
+                            m.remove(key, now);
+                            event(p, ev::REMOVED, key, None, Some(value.clone()));
+                            MapResult::Bool(true)
+                        } else {
+                            MapResult::Bool(false)
+                        }
+                    }
+                    MapOp::Replace { key, value } => match m.record(key, now).map(|r| r.ttl) {
+                        Some(ttl) => {
+                            let old = m.put(key.clone(), value.clone(), ttl, now);
+                            event(p, ev::UPDATED, key, Some(value.clone()), old.clone());
+                            MapResult::Data(old)
+                        }
+                        None => MapResult::Data(None),
+                    },
+                    MapOp::ReplaceIfSame {
+                        key,
+                        expected,
+                        value,
+                    } => match m.record(key, now) {
+                        Some(r) if &r.value == expected => {
+                            let ttl = r.ttl;
+                            m.put(key.clone(), value.clone(), ttl, now);
+                            event(
+                                p,
+                                ev::UPDATED,
+                                key,
+                                Some(value.clone()),
+                                Some(expected.clone()),
+                            );
+                            MapResult::Bool(true)
+                        }
+                        _ => MapResult::Bool(false),
+                    },
+                    MapOp::SetTtl { key, ttl } => {
+                        MapResult::Bool(m.set_ttl(key, ttl_from_millis(*ttl), now))
+                    }
+                    MapOp::Evict { key } => match m.remove(key, now) {
+                        Some(old) => {
+                            event(p, ev::EVICTED, key, None, Some(old));
+                            MapResult::Bool(true)
+                        }
+                        None => MapResult::Bool(false),
+                    },
+                    MapOp::GetEntryView { key } => {
+                        MapResult::View(m.record(key, now).map(|r| view(key, r)))
+                    }
+                    _ => MapResult::Unit,
+                }
+            });
+            return (result, events);
+        }
+        let mut acc: Option<MapResult> = None;
+        for &p in partitions {
+            let part = self.with_store(p, |store| {
+                let m = store.map_mut(name);
+                match op {
+                    MapOp::Size => MapResult::Int(m.iter(now).count() as i64),
+                    MapOp::IsEmpty => MapResult::Bool(m.iter(now).next().is_none()),
+                    MapOp::ContainsValue { value } => {
+                        MapResult::Bool(m.iter(now).any(|(_, r)| &r.value == value))
+                    }
+                    MapOp::KeySet => MapResult::List(m.iter(now).map(|(k, _)| k.clone()).collect()),
+                    MapOp::Values => {
+                        MapResult::List(m.iter(now).map(|(_, r)| r.value.clone()).collect())
+                    }
+                    MapOp::EntrySet => MapResult::Entries(
+                        m.iter(now)
+                            .map(|(k, r)| (k.clone(), r.value.clone()))
+                            .collect(),
+                    ),
+                    MapOp::Clear | MapOp::EvictAll => {
+                        m.clear();
+                        MapResult::Unit
+                    }
+                    MapOp::GetAll { keys } => MapResult::Entries(
+                        keys.iter()
+                            .filter(|k| partition_id(k, count) == p)
+                            .filter_map(|k| m.get(k, now).map(|v| (k.clone(), v)))
+                            .collect(),
+                    ),
+                    MapOp::PutAll { entries } => {
+                        for (k, v) in entries.iter().filter(|(k, _)| partition_id(k, count) == p) {
+                            let old = m.put(k.clone(), v.clone(), None, now);
+                            let t = if old.is_some() {
+                                ev::UPDATED
+                            } else {
+                                ev::ADDED
+                            };
+                            event(p, t, k, Some(v.clone()), old);
+                        }
+                        MapResult::Unit
+                    }
+                    _ => MapResult::Unit,
+                }
+            });
+            acc = Some(match acc {
+                None => part,
+                Some(a) => a.merge(part, op),
+            });
+        }
+        let empty = match op {
+            MapOp::Size => MapResult::Int(0),
+            MapOp::IsEmpty => MapResult::Bool(true),
+            MapOp::ContainsValue { .. } => MapResult::Bool(false),
+            MapOp::KeySet | MapOp::Values => MapResult::List(Vec::new()),
+            MapOp::EntrySet | MapOp::GetAll { .. } => MapResult::Entries(Vec::new()),
+            _ => MapResult::Unit,
+        };
+        (acc.unwrap_or(empty), events)
+    }
+}

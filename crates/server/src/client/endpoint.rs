@@ -1,0 +1,212 @@
+//! One task per client connection: authentication first, then every
+//! request runs in its own task (responses carry the request's correlation
+//! id, so they may complete in any order); a writer task batches responses
+//! and events into the socket.
+
+use crate::client::codec::ClientCodec;
+use crate::client::listeners::ClientSink;
+use crate::client::views;
+use crate::data::DataPlane;
+use ferrocast_net::ClientStream;
+use ferrocast_protocol::messages::responses::{self, auth_status, AuthenticationResponse};
+use ferrocast_protocol::messages::types::CLIENT_AUTHENTICATION;
+use ferrocast_protocol::{ClientMessage, Request};
+use futures::{SinkExt, StreamExt};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+
+pub struct ClientEndpoint {
+    pub(crate) data: Arc<DataPlane>,
+    group: String,
+    password: String,
+    max_frame: usize,
+    next_connection: AtomicU64,
+    /// Distributed objects created through this member: (service, name).
+    pub(crate) proxies: Mutex<BTreeSet<(String, String)>>,
+}
+
+impl ClientEndpoint {
+    pub fn new(data: Arc<DataPlane>, group: String, password: String, max_frame: usize) -> Self {
+        Self {
+            data,
+            group,
+            password,
+            max_frame,
+            next_connection: AtomicU64::new(1),
+            proxies: Mutex::default(),
+        }
+    }
+
+    /// Serves the client connections the transport hands over.
+    pub fn spawn(
+        self: Arc<Self>,
+        mut streams: mpsc::Receiver<ClientStream>,
+        shutdown: CancellationToken,
+    ) {
+        tokio::spawn(async move {
+            loop {
+                let (stream, remote) = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    s = streams.recv() => match s { Some(s) => s, None => break },
+                };
+                let _ = stream.set_nodelay(true);
+                tokio::spawn(self.clone().serve(stream, remote, shutdown.clone()));
+            }
+        });
+    }
+
+    async fn serve(
+        self: Arc<Self>,
+        stream: tokio::net::TcpStream,
+        remote: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
+        let (r, w) = stream.into_split();
+        let mut reader = FramedRead::new(r, ClientCodec::new(self.max_frame));
+        let mut writer = FramedWrite::new(w, ClientCodec::new(self.max_frame));
+        let (tx, mut rx) = mpsc::channel::<ClientMessage>(65_536);
+        let write_task = tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                if writer.feed(first).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = rx.try_recv() {
+                    if writer.feed(more).await.is_err() {
+                        return;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+
+        let first = tokio::time::timeout(Duration::from_secs(30), reader.next()).await;
+        let authenticated = match first {
+            Ok(Some(Ok(msg))) => self.authenticate(&msg, remote, &tx).await,
+            Ok(Some(Err(e))) => {
+                tracing::warn!("client {remote}: {e}; closing");
+                false
+            }
+            Ok(None) => false,
+            Err(_) => {
+                tracing::warn!("client {remote} did not authenticate within 30 s; closing");
+                false
+            }
+        };
+        if authenticated {
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    n = reader.next() => n,
+                };
+                match next {
+                    Some(Ok(msg)) => {
+                        let me = self.clone();
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            if let Some(resp) = me.handle(id, msg, &tx).await {
+                                let _ = tx.send(resp).await;
+                            }
+                        });
+                    }
+                    Some(Err(e)) => {
+                        tracing::warn!("closing client connection from {remote}: {e}");
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
+        self.data.listeners.remove_connection(id);
+        drop(tx);
+        let _ = write_task.await;
+        tracing::debug!("client connection from {remote} closed");
+    }
+
+    async fn authenticate(&self, msg: &ClientMessage, remote: SocketAddr, tx: &ClientSink) -> bool {
+        let correlation = msg.correlation_id().unwrap_or(0);
+        let req = match Request::decode(msg) {
+            Ok(Request::Authentication(a)) => a,
+            Ok(_) | Err(_) => {
+                tracing::warn!("client {remote} sent something other than an authentication request first; closing");
+                let _ = tx
+                    .send(crate::client::requests::error(
+                        correlation,
+                        ferrocast_protocol::error_codes::AUTHENTICATION,
+                        "the first request must be an authentication request".into(),
+                    ))
+                    .await;
+                return false;
+            }
+        };
+        let mut ok = req.cluster_name == self.group;
+        if ok && !self.password.is_empty() {
+            ok = req.username.as_deref() == Some(self.group.as_str())
+                && constant_time_eq(
+                    req.password.as_deref().unwrap_or("").as_bytes(),
+                    self.password.as_bytes(),
+                );
+        }
+        // A member still joining has no cluster to offer yet.
+        let mut snap = self.data.cluster();
+        for _ in 0..100 {
+            if snap.joined {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            snap = self.data.cluster();
+        }
+        let status = if !ok {
+            tracing::warn!(
+                "client {remote} ({} {}) refused: wrong cluster name or credentials (asked for cluster '{}')",
+                req.client_type,
+                req.client_version,
+                req.cluster_name
+            );
+            auth_status::CREDENTIALS_FAILED
+        } else if !snap.joined {
+            auth_status::NOT_ALLOWED_IN_CLUSTER
+        } else {
+            auth_status::AUTHENTICATED
+        };
+        let address = views::address(snap.me.address);
+        let resp = responses::authentication(
+            correlation,
+            &AuthenticationResponse {
+                status,
+                address: Some(&address),
+                member_uuid: Some(snap.me.uuid),
+                serialization_version: req.serialization_version,
+                server_version: views::COMPATIBLE_VERSION_STR,
+                partition_count: self.data.service.partition_count() as i32,
+                cluster_id: Some(snap.view.cluster_id),
+            },
+        );
+        let _ = tx.send(resp).await;
+        if status == auth_status::AUTHENTICATED {
+            tracing::info!(
+                "client {remote} authenticated: {} {} '{}'",
+                req.client_type,
+                req.client_version,
+                req.client_name
+            );
+        }
+        let _ = CLIENT_AUTHENTICATION;
+        status == auth_status::AUTHENTICATED
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,162 @@
+//! Client listener registrations on this member: entry listeners (events for
+//! the partitions this member owns, which is what smart clients ask for by
+//! registering on every member) and cluster view listeners.
+
+use bytes::Bytes;
+use ferrocast_partition::MapEvent;
+use ferrocast_protocol::messages::responses::{self, EntryEvent};
+use ferrocast_protocol::ClientMessage;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+/// Where messages for one client connection go.
+pub type ClientSink = mpsc::Sender<ClientMessage>;
+
+struct EntryListener {
+    id: Uuid,
+    connection: u64,
+    map: String,
+    key: Option<Bytes>,
+    flags: i32,
+    include_value: bool,
+    request_type: u32,
+    correlation: i64,
+    sink: ClientSink,
+}
+
+struct ViewListener {
+    connection: u64,
+    correlation: i64,
+    sink: ClientSink,
+}
+
+pub struct Listeners {
+    member: Uuid,
+    entry: Mutex<Vec<EntryListener>>,
+    view: Mutex<Vec<ViewListener>>,
+}
+
+pub struct EntryRegistration {
+    pub connection: u64,
+    pub map: String,
+    pub key: Option<Bytes>,
+    pub flags: i32,
+    pub include_value: bool,
+    pub request_type: u32,
+    pub correlation: i64,
+    pub sink: ClientSink,
+}
+
+impl Listeners {
+    pub fn new(member: Uuid) -> Self {
+        Self {
+            member,
+            entry: Mutex::default(),
+            view: Mutex::default(),
+        }
+    }
+
+    pub fn add_entry(&self, r: EntryRegistration) -> Uuid {
+        let id = Uuid::new_v4();
+        if let Ok(mut l) = self.entry.lock() {
+            l.push(EntryListener {
+                id,
+                connection: r.connection,
+                map: r.map,
+                key: r.key,
+                flags: r.flags,
+                include_value: r.include_value,
+                request_type: r.request_type,
+                correlation: r.correlation,
+                sink: r.sink,
+            });
+        }
+        id
+    }
+
+    pub fn remove_entry(&self, id: Uuid) -> bool {
+        self.entry
+            .lock()
+            .map(|mut l| {
+                let before = l.len();
+                l.retain(|x| x.id != id);
+                l.len() != before
+            })
+            .unwrap_or(false)
+    }
+
+    pub fn add_view(&self, connection: u64, correlation: i64, sink: ClientSink) {
+        if let Ok(mut v) = self.view.lock() {
+            v.push(ViewListener {
+                connection,
+                correlation,
+                sink,
+            });
+        }
+    }
+
+    /// Forgets everything a closed connection registered.
+    pub fn remove_connection(&self, connection: u64) {
+        if let Ok(mut l) = self.entry.lock() {
+            l.retain(|x| x.connection != connection);
+        }
+        if let Ok(mut v) = self.view.lock() {
+            v.retain(|x| x.connection != connection);
+        }
+    }
+
+    /// Sends events to the matching entry listeners. A client too slow to
+    /// take its events loses them (logged), rather than stalling the map.
+    pub fn dispatch(&self, events: &[MapEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        let Ok(listeners) = self.entry.lock() else {
+            return;
+        };
+        for e in events {
+            for l in listeners.iter() {
+                if l.map != e.map || l.flags & e.event_type == 0 {
+                    continue;
+                }
+                if l.key.as_ref().is_some_and(|k| *k != e.key) {
+                    continue;
+                }
+                let msg = responses::entry_event(
+                    l.request_type,
+                    l.correlation,
+                    &EntryEvent {
+                        event_type: e.event_type,
+                        member: self.member,
+                        affected: 1,
+                        key: Some(e.key.clone()),
+                        value: if l.include_value {
+                            e.value.clone()
+                        } else {
+                            None
+                        },
+                        old_value: if l.include_value {
+                            e.old_value.clone()
+                        } else {
+                            None
+                        },
+                    },
+                );
+                if l.sink.try_send(msg).is_err() {
+                    tracing::warn!("dropped an entry event for a client that does not keep up");
+                }
+            }
+        }
+    }
+
+    /// Sends a view event (built per registration) to every view listener.
+    pub fn send_views(&self, build: impl Fn(i64) -> Vec<ClientMessage>) {
+        let Ok(v) = self.view.lock() else { return };
+        for l in v.iter() {
+            for msg in build(l.correlation) {
+                let _ = l.sink.try_send(msg);
+            }
+        }
+    }
+}

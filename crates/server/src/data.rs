@@ -1,0 +1,225 @@
+//! The data plane: runs a client's map request where its data lives. A key
+//! operation runs on the key's partition owner (here, or forwarded over the
+//! member protocol); a map-wide operation runs on every owner for the
+//! partitions it owns, and the partial results are merged. While a
+//! partition's data is migrating to this member, operations on it wait;
+//! when the owner changed under a forwarded operation, it is sent again to
+//! the new owner. Nothing is dropped: an operation either completes or
+//! fails with a clear error after `op_timeout`.
+
+use crate::client::listeners::Listeners;
+use crate::service_msg::{frames_of, message_of, ServiceMessage};
+use ferrocast_cluster::ClusterSnapshot;
+use ferrocast_net::Transport;
+use ferrocast_partition::{MapResult, PartitionService};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::{ClientMessage, MapRequest, Request};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct DataPlane {
+    pub service: Arc<PartitionService>,
+    pub listeners: Arc<Listeners>,
+    transport: Transport,
+    cluster: watch::Receiver<ClusterSnapshot>,
+    op_timeout: Duration,
+}
+
+impl DataPlane {
+    pub fn new(
+        service: Arc<PartitionService>,
+        listeners: Arc<Listeners>,
+        transport: Transport,
+        cluster: watch::Receiver<ClusterSnapshot>,
+        op_timeout: Duration,
+    ) -> Self {
+        Self {
+            service,
+            listeners,
+            transport,
+            cluster,
+            op_timeout,
+        }
+    }
+
+    pub fn address_of(&self, member: Uuid) -> Option<SocketAddr> {
+        self.cluster
+            .borrow()
+            .view
+            .members
+            .iter()
+            .find(|m| m.uuid == member)
+            .map(|m| m.address)
+    }
+
+    /// Runs the map request `raw` (decoded as `req`) wherever its data is.
+    pub async fn run(&self, req: &MapRequest, raw: &ClientMessage) -> Result<MapResult, String> {
+        let deadline = Instant::now() + self.op_timeout;
+        let count = self.service.partition_count();
+        let mut remaining: Vec<u32> = match req.op.key() {
+            Some(key) => vec![partition_id(key, count)],
+            None => (0..count).collect(),
+        };
+        let key_op = req.op.key().is_some();
+        let mut acc: Option<MapResult> = None;
+        while !remaining.is_empty() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "operation on map '{}' timed out after {:?}: {} partition(s) had no reachable owner",
+                    req.name,
+                    self.op_timeout,
+                    remaining.len()
+                ));
+            }
+            let me = self.service.me();
+            let mut by_owner: HashMap<Uuid, Vec<u32>> = HashMap::new();
+            let mut unowned = Vec::new();
+            for p in remaining.drain(..) {
+                match self.service.owner(p) {
+                    Some(o) => by_owner.entry(o).or_default().push(p),
+                    None => unowned.push(p),
+                }
+            }
+            let calls = by_owner.into_iter().map(|(owner, parts)| async move {
+                if owner == me {
+                    let (result, not_owned) = self.execute_here(req, &parts).await;
+                    return (Ok(result), not_owned);
+                }
+                let Some(addr) = self.address_of(owner) else {
+                    return (Ok(MapResult::Unit), parts);
+                };
+                let msg = ServiceMessage::Execute {
+                    request: frames_of(raw),
+                    partitions: (!key_op).then(|| parts.clone()),
+                };
+                let answer = match msg.wrap() {
+                    Ok(m) => self.transport.request(addr, m, FORWARD_TIMEOUT).await,
+                    Err(e) => return (Err(e.to_string()), Vec::new()),
+                };
+                match answer.as_ref().map(ServiceMessage::unwrap) {
+                    Ok(Some(Ok(ServiceMessage::Executed { result, not_owned }))) => {
+                        (result, not_owned)
+                    }
+                    Ok(_) => (Err(format!("unexpected answer from {addr}")), Vec::new()),
+                    Err(e) => {
+                        tracing::debug!("forwarding to {addr} failed: {e}; retrying");
+                        (Ok(MapResult::Unit), parts)
+                    }
+                }
+            });
+            let results = futures::future::join_all(calls).await;
+            let mut any_done = false;
+            for (result, not_owned) in results {
+                let result = result?;
+                let done_all = not_owned.is_empty();
+                remaining.extend(not_owned);
+                if key_op && !done_all {
+                    continue;
+                }
+                any_done = true;
+                acc = Some(match acc {
+                    None => result,
+                    Some(a) => a.merge(result, &req.op),
+                });
+            }
+            remaining.extend(unowned);
+            if !remaining.is_empty() && !(key_op && any_done) {
+                self.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+            }
+            if key_op && any_done {
+                break;
+            }
+        }
+        Ok(acc.unwrap_or(MapResult::Unit).normalized(&req.op))
+    }
+
+    /// Runs `req` on those of `parts` this member owns, waiting for any of
+    /// them whose data is still arriving. Returns the others.
+    async fn execute_here(&self, req: &MapRequest, parts: &[u32]) -> (MapResult, Vec<u32>) {
+        let deadline = Instant::now() + self.op_timeout;
+        while parts.iter().any(|p| self.service.is_awaiting(*p)) && Instant::now() < deadline {
+            self.service
+                .wait_for_change(Duration::from_millis(50))
+                .await;
+        }
+        let me = self.service.me();
+        let (mine, others): (Vec<u32>, Vec<u32>) = parts
+            .iter()
+            .partition(|p| self.service.owner(**p) == Some(me));
+        if mine.is_empty() {
+            return (MapResult::Unit, others);
+        }
+        let (result, events) = self.service.execute(&req.name, &req.op, &mine);
+        self.listeners.dispatch(&events);
+        (result, others)
+    }
+
+    /// A member forwarded a client's request to us.
+    pub async fn handle_execute(
+        &self,
+        request: Vec<(u16, bytes::Bytes)>,
+        partitions: Option<Vec<u32>>,
+    ) -> ServiceMessage {
+        let msg = message_of(request);
+        let req = match Request::decode(&msg) {
+            Ok(Request::Map(m)) => m,
+            Ok(other) => {
+                return ServiceMessage::Executed {
+                    result: Err(format!("not a map request: {other:?}")),
+                    not_owned: Vec::new(),
+                }
+            }
+            Err(e) => {
+                return ServiceMessage::Executed {
+                    result: Err(e.to_string()),
+                    not_owned: Vec::new(),
+                }
+            }
+        };
+        let parts = match (&partitions, req.op.key()) {
+            (Some(p), _) => p.clone(),
+            (None, Some(key)) => vec![partition_id(key, self.service.partition_count())],
+            (None, None) => self.service.owned(),
+        };
+        let (result, not_owned) = self.execute_here(&req, &parts).await;
+        ServiceMessage::Executed {
+            result: Ok(result),
+            not_owned,
+        }
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub fn cluster(&self) -> ClusterSnapshot {
+        self.cluster.borrow().clone()
+    }
+}
+
+trait Normalize {
+    fn normalized(self, op: &ferrocast_protocol::MapOp) -> MapResult;
+}
+
+impl Normalize for MapResult {
+    /// A map-wide result built from no partition at all still has the right shape.
+    fn normalized(self, op: &ferrocast_protocol::MapOp) -> MapResult {
+        use ferrocast_protocol::MapOp::*;
+        match (self, op) {
+            (MapResult::Unit, Size) => MapResult::Int(0),
+            (MapResult::Unit, IsEmpty) => MapResult::Bool(true),
+            (MapResult::Unit, ContainsValue { .. }) => MapResult::Bool(false),
+            (MapResult::Unit, KeySet | Values) => MapResult::List(Vec::new()),
+            (MapResult::Unit, EntrySet | GetAll { .. }) => MapResult::Entries(Vec::new()),
+            (r, _) => r,
+        }
+    }
+}

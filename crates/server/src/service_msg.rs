@@ -1,0 +1,67 @@
+//! Member-to-member messages of the data layer, carried inside
+//! `MemberMessage::Service` and encoded with the transport's codec.
+
+use bytes::Bytes;
+use ferrocast_net::{MemberMessage, NetError};
+use ferrocast_partition::{MapResult, PartitionData, PartitionTable};
+use ferrocast_protocol::{ClientMessage, Frame};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ServiceMessage {
+    /// One-way, master to members: the current partition table.
+    Table(PartitionTable),
+    /// Request to the master: this member is shutting down; move its partitions away.
+    LeaveIntent {
+        member: Uuid,
+    },
+    /// Request to a partition's new owner: its data. Answered with `Ack`.
+    Migration {
+        partition: u32,
+        data: PartitionData,
+    },
+    /// Request: run a client's map request here, on `partitions` (or on the
+    /// key's partition). Answered with `Executed`.
+    Execute {
+        request: Vec<(u16, Bytes)>,
+        partitions: Option<Vec<u32>>,
+    },
+    Executed {
+        result: Result<MapResult, String>,
+        /// Partitions of the request this member does not own (any more).
+        not_owned: Vec<u32>,
+    },
+    Ack,
+}
+
+impl ServiceMessage {
+    pub fn wrap(&self) -> Result<MemberMessage, NetError> {
+        Ok(MemberMessage::Service(
+            ferrocast_net::encode(self)?.to_vec(),
+        ))
+    }
+
+    pub fn unwrap(msg: &MemberMessage) -> Option<Result<ServiceMessage, NetError>> {
+        match msg {
+            MemberMessage::Service(bytes) => Some(ferrocast_net::decode(bytes)),
+            _ => None,
+        }
+    }
+}
+
+pub fn frames_of(msg: &ClientMessage) -> Vec<(u16, Bytes)> {
+    msg.frames
+        .iter()
+        .map(|f| (f.flags, f.content.clone()))
+        .collect()
+}
+
+pub fn message_of(frames: Vec<(u16, Bytes)>) -> ClientMessage {
+    ClientMessage {
+        frames: frames
+            .into_iter()
+            .map(|(flags, c)| Frame::with_flags(flags, c))
+            .collect(),
+    }
+}
