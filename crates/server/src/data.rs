@@ -25,6 +25,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct DataPlane {
     pub service: Arc<PartitionService>,
+    /// Distributed objects clients created: (service, name), kept on every member.
+    pub proxies: std::sync::Mutex<std::collections::BTreeSet<(String, String)>>,
     pub listeners: Arc<Listeners>,
     transport: Transport,
     cluster: watch::Receiver<ClusterSnapshot>,
@@ -41,6 +43,7 @@ impl DataPlane {
     ) -> Self {
         Self {
             service,
+            proxies: Default::default(),
             listeners,
             transport,
             cluster,
@@ -193,6 +196,35 @@ impl DataPlane {
         ServiceMessage::Executed {
             result: Ok(result),
             not_owned,
+        }
+    }
+
+    /// Records a created or destroyed object here and tells the other members.
+    pub fn note_proxy(&self, created: bool, service: String, name: String, tell_others: bool) {
+        if let Ok(mut p) = self.proxies.lock() {
+            if created {
+                p.insert((service.clone(), name.clone()));
+            } else {
+                p.remove(&(service.clone(), name.clone()));
+            }
+        }
+        if !tell_others {
+            return;
+        }
+        let snap = self.cluster();
+        let Ok(msg) = (ServiceMessage::Proxy {
+            created,
+            service,
+            name,
+        })
+        .wrap() else {
+            return;
+        };
+        for m in snap.view.members.iter().filter(|m| m.uuid != snap.me.uuid) {
+            let (t, to, msg) = (self.transport.clone(), m.address, msg.clone());
+            tokio::spawn(async move {
+                let _ = t.send(to, msg).await;
+            });
         }
     }
 

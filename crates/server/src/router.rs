@@ -34,6 +34,13 @@ pub fn spawn(
                         }
                     });
                 }
+                Some(Ok(ServiceMessage::Proxy {
+                    created,
+                    service,
+                    name,
+                })) => {
+                    data.note_proxy(created, service, name, false);
+                }
                 Some(Ok(other)) => {
                     let _ = coordinator
                         .send(CoordinatorInput::Peer(other, msg.responder))

@@ -32,6 +32,12 @@ pub enum ServiceMessage {
         /// Partitions of the request this member does not own (any more).
         not_owned: Vec<u32>,
     },
+    /// One-way: a client created (or destroyed) a distributed object.
+    Proxy {
+        created: bool,
+        service: String,
+        name: String,
+    },
     Ack,
 }
 

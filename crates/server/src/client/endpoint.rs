@@ -12,10 +12,9 @@ use ferrocast_protocol::messages::responses::{self, auth_status, AuthenticationR
 use ferrocast_protocol::messages::types::CLIENT_AUTHENTICATION;
 use ferrocast_protocol::{ClientMessage, Request};
 use futures::{SinkExt, StreamExt};
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
@@ -27,8 +26,6 @@ pub struct ClientEndpoint {
     password: String,
     max_frame: usize,
     next_connection: AtomicU64,
-    /// Distributed objects created through this member: (service, name).
-    pub(crate) proxies: Mutex<BTreeSet<(String, String)>>,
 }
 
 impl ClientEndpoint {
@@ -39,7 +36,6 @@ impl ClientEndpoint {
             password,
             max_frame,
             next_connection: AtomicU64::new(1),
-            proxies: Mutex::default(),
         }
     }
 

@@ -80,15 +80,12 @@ impl ClientEndpoint {
                 uuid::Uuid::new_v4(),
             ),
             Request::CreateProxy { name, service } => {
-                if let Ok(mut p) = self.proxies.lock() {
-                    p.insert((service, name));
-                }
+                self.data.note_proxy(true, service, name, true);
                 responses::empty(CLIENT_CREATE_PROXY, correlation)
             }
             Request::DestroyProxy { name, service } => {
-                if let Ok(mut p) = self.proxies.lock() {
-                    p.remove(&(service.clone(), name.clone()));
-                }
+                self.data
+                    .note_proxy(false, service.clone(), name.clone(), true);
                 if service == MAP_SERVICE {
                     let clear = MapRequest {
                         name: name.clone(),
@@ -103,6 +100,7 @@ impl ClientEndpoint {
             }
             Request::GetDistributedObjects => {
                 let objects: Vec<(String, String)> = self
+                    .data
                     .proxies
                     .lock()
                     .map(|p| p.iter().cloned().collect())
