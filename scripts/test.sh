@@ -14,6 +14,17 @@ for component in rustfmt clippy; do
     fi
 done
 
+# The real Hazelcast Python client for the interop tests, in a virtualenv
+# cached by version.
+HZ_PY_VERSION=5.7.0
+VENV="${HOME}/.cache/ferrocast/python-hazelcast-${HZ_PY_VERSION}"
+if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c "import hazelcast" 2>/dev/null; then
+    echo "== installing hazelcast-python-client ${HZ_PY_VERSION} and pytest into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "hazelcast-python-client==${HZ_PY_VERSION}" pytest
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -23,3 +34,7 @@ echo "== cargo test"
 # threads at a time keep a 2-core machine responsive enough for the
 # failure detectors' timings.
 cargo test --workspace --locked -- --test-threads="${FERROCAST_TEST_THREADS:-3}"
+
+echo "== interop: hazelcast-python-client ${HZ_PY_VERSION}"
+cargo build --locked -p ferrocast-server
+FERROCAST_BIN="$PWD/target/debug/ferrocast" "$VENV/bin/pytest" -q -p no:cacheprovider tests/interop

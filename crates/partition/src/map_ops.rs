@@ -177,7 +177,7 @@ impl PartitionService {
                         expected,
                         value,
                     } => match m.record(key, now) {
-                        Some(r) if &r.value == expected => {
+                        Some(r) if r.value == expected => {
                             let ttl = r.ttl;
                             m.put(key.clone(), value.clone(), ttl, now);
                             event(
@@ -217,7 +217,7 @@ impl PartitionService {
                     MapOp::Size => MapResult::Int(m.iter(now).count() as i64),
                     MapOp::IsEmpty => MapResult::Bool(m.iter(now).next().is_none()),
                     MapOp::ContainsValue { value } => {
-                        MapResult::Bool(m.iter(now).any(|(_, r)| &r.value == value))
+                        MapResult::Bool(m.iter(now).any(|(_, r)| r.value == value))
                     }
                     MapOp::KeySet => MapResult::List(m.iter(now).map(|(k, _)| k.clone()).collect()),
                     MapOp::Values => {

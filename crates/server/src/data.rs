@@ -132,13 +132,11 @@ impl DataPlane {
                 });
             }
             remaining.extend(unowned);
-            if !remaining.is_empty() && !(key_op && any_done) {
-                self.service
-                    .wait_for_change(Duration::from_millis(50))
-                    .await;
-            }
             if key_op && any_done {
                 break;
+            }
+            if !remaining.is_empty() {
+                self.service.wait_for_change(Duration::from_millis(50)).await;
             }
         }
         Ok(acc.unwrap_or(MapResult::Unit).normalized(&req.op))

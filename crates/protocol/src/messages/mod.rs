@@ -4,6 +4,7 @@
 //! / 02.. events).
 
 mod client;
+pub mod client_side;
 mod map;
 pub mod responses;
 
