@@ -136,7 +136,9 @@ impl DataPlane {
                 break;
             }
             if !remaining.is_empty() {
-                self.service.wait_for_change(Duration::from_millis(50)).await;
+                self.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
             }
         }
         Ok(acc.unwrap_or(MapResult::Unit).normalized(&req.op))
