@@ -1,0 +1,225 @@
+//! One authenticated connection to one member: a writer task batching
+//! requests into the socket, a reader task completing requests by
+//! correlation id and handing events to their listeners.
+
+use crate::error::ClientError;
+use bytes::BytesMut;
+use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
+use ferrocast_protocol::messages::types::EXCEPTION;
+use ferrocast_protocol::messages::AuthenticationRequest;
+use ferrocast_protocol::{ClientMessage, MessageDecoder, ProtocolError, CLIENT_PREAMBLE};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+struct Codec(MessageDecoder);
+
+impl Decoder for Codec {
+    type Item = ClientMessage;
+    type Error = ClientError;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<ClientMessage>, ClientError> {
+        Ok(self.0.decode(src)?)
+    }
+}
+
+impl Encoder<ClientMessage> for Codec {
+    type Error = ClientError;
+    fn encode(&mut self, msg: ClientMessage, dst: &mut BytesMut) -> Result<(), ClientError> {
+        msg.encode(dst);
+        Ok(())
+    }
+}
+
+type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<ClientMessage>>>>;
+type EventSinks = Arc<Mutex<HashMap<i64, mpsc::UnboundedSender<ClientMessage>>>>;
+
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    member: Uuid,
+    out: mpsc::Sender<ClientMessage>,
+    pending: Pending,
+    events: EventSinks,
+    closed: CancellationToken,
+}
+
+/// Converts an exception response into an error.
+pub fn check(msg: ClientMessage) -> Result<ClientMessage, ClientError> {
+    if msg.message_type()? != EXCEPTION {
+        return Ok(msg);
+    }
+    let errors = client_side::error_response(&msg)?;
+    let first = errors.into_iter().next();
+    Err(ClientError::Server {
+        code: first.as_ref().map(|e| e.code).unwrap_or(0),
+        class: first
+            .as_ref()
+            .map(|e| e.class_name.clone())
+            .unwrap_or_default(),
+        message: first.and_then(|e| e.message).unwrap_or_default(),
+    })
+}
+
+impl Connection {
+    /// Connects to `addr` and authenticates with `auth`.
+    pub async fn open(
+        addr: SocketAddr,
+        auth: &AuthenticationRequest,
+        correlation: i64,
+        timeout: Duration,
+    ) -> Result<(Connection, AuthenticationResult), ClientError> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        stream.write_all(CLIENT_PREAMBLE).await?;
+        let (r, w) = stream.into_split();
+        let mut reader = FramedRead::new(r, Codec(MessageDecoder::default()));
+        let mut writer = FramedWrite::new(w, Codec(MessageDecoder::default()));
+        let mut request = client_side::authentication(auth);
+        request.set_correlation_id(correlation)?;
+        writer.send(request).await?;
+        let response = tokio::time::timeout(timeout, reader.next())
+            .await
+            .map_err(|_| connect_err("no authentication answer".into()))?
+            .ok_or(ClientError::Closed)??;
+        let result = client_side::authentication_response(&check(response)?)?;
+        if result.status != 0 {
+            let reason = match result.status {
+                1 => "wrong cluster name or credentials".to_string(),
+                2 => "serialization version mismatch".to_string(),
+                3 => "the member is not in a cluster yet".to_string(),
+                s => format!("status {s}"),
+            };
+            return Err(ClientError::Authentication {
+                addr: addr.to_string(),
+                reason,
+            });
+        }
+        let member = result
+            .member_uuid
+            .ok_or_else(|| ProtocolError::Malformed("authentication without member uuid".into()))?;
+        let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(65_536);
+        let closed = CancellationToken::new();
+        let pending: Pending = Arc::default();
+        let events: EventSinks = Arc::default();
+        let c = closed.clone();
+        tokio::spawn(async move {
+            loop {
+                let first = tokio::select! {
+                    _ = c.cancelled() => break,
+                    m = out_rx.recv() => match m { Some(m) => m, None => break },
+                };
+                if writer.feed(first).await.is_err() {
+                    break;
+                }
+                while let Ok(more) = out_rx.try_recv() {
+                    if writer.feed(more).await.is_err() {
+                        break;
+                    }
+                }
+                if writer.flush().await.is_err() {
+                    break;
+                }
+            }
+            c.cancel();
+        });
+        let (c, p, e) = (closed.clone(), pending.clone(), events.clone());
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    _ = c.cancelled() => break,
+                    n = reader.next() => n,
+                };
+                let Some(Ok(msg)) = next else { break };
+                let Ok(corr) = msg.correlation_id() else {
+                    continue;
+                };
+                if msg.is_event() {
+                    let sink = e.lock().ok().and_then(|s| s.get(&corr).cloned());
+                    if let Some(sink) = sink {
+                        let _ = sink.send(msg);
+                    }
+                } else if let Some(waiter) = p.lock().ok().and_then(|mut p| p.remove(&corr)) {
+                    let _ = waiter.send(msg);
+                }
+            }
+            c.cancel();
+            if let Ok(mut p) = p.lock() {
+                p.clear();
+            }
+        });
+        let conn = Connection {
+            inner: Arc::new(Inner {
+                member,
+                out: out_tx,
+                pending,
+                events,
+                closed,
+            }),
+        };
+        Ok((conn, result))
+    }
+
+    pub fn member(&self) -> Uuid {
+        self.inner.member
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.is_cancelled()
+    }
+
+    pub fn close(&self) {
+        self.inner.closed.cancel();
+    }
+
+    /// Sends `msg` with `correlation` and waits for its response.
+    pub async fn request(
+        &self,
+        mut msg: ClientMessage,
+        correlation: i64,
+        timeout: Duration,
+    ) -> Result<ClientMessage, ClientError> {
+        msg.set_correlation_id(correlation)?;
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.insert(correlation, tx);
+        }
+        let result = async {
+            self.inner
+                .out
+                .send(msg)
+                .await
+                .map_err(|_| ClientError::Closed)?;
+            rx.await.map_err(|_| ClientError::Closed)
+        };
+        let outcome = tokio::time::timeout(timeout, result).await;
+        if let Ok(mut p) = self.inner.pending.lock() {
+            p.remove(&correlation);
+        }
+        check(outcome.map_err(|_| ClientError::Timeout(timeout))??)
+    }
+
+    /// Routes events carrying `correlation` to `sink`.
+    pub fn on_events(&self, correlation: i64, sink: mpsc::UnboundedSender<ClientMessage>) {
+        if let Ok(mut e) = self.inner.events.lock() {
+            e.insert(correlation, sink);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Entry listeners. With smart routing a listener is registered on every
+//! member (each sends the events of the partitions it owns); members that
+//! join later get the registration too.
+
+use crate::client::Client;
+use crate::connection::Connection;
+use crate::error::ClientError;
+use bytes::Bytes;
+use ferrocast_protocol::messages::client_side::{self, MapResponse};
+use ferrocast_protocol::messages::responses::entry_event_type as ev;
+use ferrocast_protocol::MapOp;
+use std::collections::HashMap;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryEventKind {
+    Added,
+    Removed,
+    Updated,
+    Evicted,
+    Expired,
+    Other(i32),
+}
+
+impl EntryEventKind {
+    fn from_code(code: i32) -> Self {
+        match code {
+            ev::ADDED => Self::Added,
+            ev::REMOVED => Self::Removed,
+            ev::UPDATED => Self::Updated,
+            ev::EVICTED => Self::Evicted,
+            ev::EXPIRED => Self::Expired,
+            other => Self::Other(other),
+        }
+    }
+}
+
+/// One change to a map entry. Values are present when the listener asked for them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryEvent {
+    pub kind: EntryEventKind,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub old_value: Option<Bytes>,
+}
+
+pub(crate) struct ListenerSpec {
+    pub id: Uuid,
+    pub map: String,
+    pub key: Option<Bytes>,
+    pub include_value: bool,
+    pub sink: mpsc::UnboundedSender<EntryEvent>,
+    /// Member -> the registration id that member gave us.
+    pub registrations: HashMap<Uuid, Uuid>,
+}
+
+/// Every event kind ferrocast sends.
+pub(crate) const ALL_EVENTS: i32 =
+    ev::ADDED | ev::REMOVED | ev::UPDATED | ev::EVICTED | ev::EXPIRED;
+
+pub(crate) async fn register_on(
+    client: &Client,
+    conn: &Connection,
+    map: &str,
+    key: Option<Bytes>,
+    include_value: bool,
+    sink: mpsc::UnboundedSender<EntryEvent>,
+) -> Result<Uuid, ClientError> {
+    let correlation = client.next_correlation();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    conn.on_events(correlation, tx);
+    let op = MapOp::AddEntryListener {
+        key,
+        include_value,
+        flags: ALL_EVENTS,
+        local_only: client.inner.cfg.smart_routing,
+    };
+    let resp = conn
+        .request(
+            client_side::map_request(map, &op, -1),
+            correlation,
+            client.inner.cfg.connect_timeout,
+        )
+        .await?;
+    let MapResponse::Uuid(id) = client_side::map_response(&op, &resp)? else {
+        return Err(ClientError::Serialization(
+            "listener registration without id".into(),
+        ));
+    };
+    tokio::spawn(async move {
+        while let Some(msg) = rx.recv().await {
+            if let Ok((code, key, value, old_value)) = client_side::entry_event(&msg) {
+                let event = EntryEvent {
+                    kind: EntryEventKind::from_code(code),
+                    key,
+                    value,
+                    old_value,
+                };
+                if sink.send(event).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    Ok(id)
+}
+
+/// Registers every listener on every connected member that lacks it.
+pub(crate) async fn register_missing(client: &Client) {
+    let live = client.live_connections();
+    let work: Vec<(
+        Uuid,
+        Uuid,
+        String,
+        Option<Bytes>,
+        bool,
+        mpsc::UnboundedSender<EntryEvent>,
+    )> = match client.inner.listeners.lock() {
+        Ok(l) => l
+            .iter()
+            .flat_map(|s| {
+                live.iter()
+                    .filter(|m| !s.registrations.contains_key(m))
+                    .map(|m| {
+                        (
+                            s.id,
+                            *m,
+                            s.map.clone(),
+                            s.key.clone(),
+                            s.include_value,
+                            s.sink.clone(),
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect(),
+        Err(_) => return,
+    };
+    for (id, member, map, key, include_value, sink) in work {
+        let Some(conn) = client.connection_to(member) else {
+            continue;
+        };
+        match register_on(client, &conn, &map, key, include_value, sink).await {
+            Ok(reg) => {
+                if let Ok(mut l) = client.inner.listeners.lock() {
+                    if let Some(s) = l.iter_mut().find(|s| s.id == id) {
+                        s.registrations.insert(member, reg);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!("listener registration on {member} failed: {e}"),
+        }
+    }
+}
