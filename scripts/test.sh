@@ -36,5 +36,5 @@ echo "== cargo test"
 cargo test --workspace --locked -- --test-threads="${FERROCAST_TEST_THREADS:-3}"
 
 echo "== interop: hazelcast-python-client ${HZ_PY_VERSION}"
-cargo build --locked -p ferrocast-server
+cargo build --locked -p ferrocast-server -p ferrocast-client --examples --bins
 FERROCAST_BIN="$PWD/target/debug/ferrocast" "$VENV/bin/pytest" -q -p no:cacheprovider tests/interop
