@@ -1,0 +1,150 @@
+//! The client endpoint with raw protocol bytes: unknown and malformed
+//! requests get clear error responses on a connection that stays usable;
+//! an oversized or broken frame closes that connection only.
+
+mod common;
+use bytes::BytesMut;
+use common::*;
+use ferrocast_protocol::error_codes;
+use ferrocast_protocol::messages::client_side;
+use ferrocast_protocol::messages::types::{CLIENT_PING, EXCEPTION};
+use ferrocast_protocol::messages::AuthenticationRequest;
+use ferrocast_protocol::{ClientMessage, Frame, MessageDecoder, CLIENT_PREAMBLE};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+struct Raw {
+    s: TcpStream,
+    buf: BytesMut,
+    dec: MessageDecoder,
+}
+
+impl Raw {
+    fn connect(addr: &str) -> Raw {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(CLIENT_PREAMBLE).expect("preamble");
+        Raw {
+            s,
+            buf: BytesMut::new(),
+            dec: MessageDecoder::default(),
+        }
+    }
+
+    fn send(&mut self, mut msg: ClientMessage, correlation: i64) {
+        msg.set_correlation_id(correlation).expect("correlation");
+        let mut out = BytesMut::new();
+        msg.encode(&mut out);
+        self.s.write_all(&out).expect("write");
+    }
+
+    /// The next message, or None when the member closed the connection.
+    fn recv(&mut self) -> Option<ClientMessage> {
+        loop {
+            if let Some(m) = self.dec.decode(&mut self.buf).expect("well-formed answer") {
+                return Some(m);
+            }
+            let mut chunk = [0u8; 4096];
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    fn authenticate(&mut self) {
+        let auth = AuthenticationRequest {
+            client_uuid: Some(uuid::Uuid::new_v4()),
+            serialization_version: 1,
+            cluster_name: "dev".into(),
+            username: None,
+            password: None,
+            client_type: "RAW".into(),
+            client_version: "0".into(),
+            client_name: "raw".into(),
+            labels: vec![],
+        };
+        self.send(client_side::authentication(&auth), 1);
+        let resp = self.recv().expect("auth answer");
+        assert_eq!(
+            client_side::authentication_response(&resp)
+                .expect("auth")
+                .status,
+            0
+        );
+    }
+
+    fn ping_works(&mut self, correlation: i64) {
+        self.send(client_side::bare(CLIENT_PING), correlation);
+        let resp = self.recv().expect("ping answer");
+        assert_eq!(resp.message_type().unwrap(), CLIENT_PING + 1);
+        assert_eq!(resp.correlation_id().unwrap(), correlation);
+    }
+}
+
+#[test]
+fn unknown_and_malformed_requests_get_errors_and_the_connection_stays() {
+    let members = start_all(85, 2..3, "127.0.85.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut c = Raw::connect("127.0.85.2:5701");
+    c.authenticate();
+
+    c.send(client_side::bare(0x7F_0100), 2);
+    let resp = c.recv().expect("answer to an unknown type");
+    assert_eq!(resp.message_type().unwrap(), EXCEPTION);
+    assert_eq!(resp.correlation_id().unwrap(), 2);
+    let err = &client_side::error_response(&resp).unwrap()[0];
+    assert_eq!(err.code, error_codes::UNSUPPORTED_OPERATION);
+    assert!(
+        err.message.as_deref().unwrap_or("").contains("0x7f0100"),
+        "{err:?}"
+    );
+    c.ping_works(3);
+
+    // A map.get without its name and key.
+    c.send(client_side::bare(0x01_0200), 4);
+    let resp = c.recv().expect("answer to a malformed request");
+    let err = &client_side::error_response(&resp).unwrap()[0];
+    assert_eq!(err.code, error_codes::ILLEGAL_ARGUMENT);
+    c.ping_works(5);
+}
+
+#[test]
+fn a_broken_frame_closes_only_its_connection() {
+    let members = start_all(86, 2..3, "127.0.86.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut good = Raw::connect("127.0.86.2:5701");
+    good.authenticate();
+
+    let mut big = Raw::connect("127.0.86.2:5701");
+    big.authenticate();
+    let mut frame = BytesMut::new();
+    Frame::new(vec![0u8; 16]).write_to(&mut frame);
+    frame[..4].copy_from_slice(&(64u32 * 1024 * 1024).to_le_bytes());
+    big.s.write_all(&frame).expect("write");
+    assert!(
+        big.recv().is_none(),
+        "an oversized frame must close the connection"
+    );
+
+    let mut short = Raw::connect("127.0.86.2:5701");
+    short.authenticate();
+    short.s.write_all(&[2, 0, 0, 0, 0, 0]).expect("write");
+    assert!(
+        short.recv().is_none(),
+        "a frame shorter than its header must close the connection"
+    );
+
+    let mut unauth = Raw::connect("127.0.86.2:5701");
+    unauth.send(client_side::bare(CLIENT_PING), 9);
+    let resp = unauth.recv().expect("an error first");
+    assert_eq!(
+        client_side::error_response(&resp).unwrap()[0].code,
+        error_codes::AUTHENTICATION
+    );
+    assert!(unauth.recv().is_none());
+
+    good.ping_works(2);
+}
