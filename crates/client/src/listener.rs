@@ -106,50 +106,61 @@ pub(crate) async fn register_on(
     Ok(id)
 }
 
+/// One listener to register on one member.
+struct Missing {
+    id: Uuid,
+    member: Uuid,
+    map: String,
+    key: Option<Bytes>,
+    include_value: bool,
+    sink: mpsc::UnboundedSender<EntryEvent>,
+}
+
 /// Registers every listener on every connected member that lacks it.
 pub(crate) async fn register_missing(client: &Client) {
     let live = client.live_connections();
-    let work: Vec<(
-        Uuid,
-        Uuid,
-        String,
-        Option<Bytes>,
-        bool,
-        mpsc::UnboundedSender<EntryEvent>,
-    )> = match client.inner.listeners.lock() {
-        Ok(l) => l
-            .iter()
+    // Claimed under the lock (a nil placeholder), so two concurrent calls
+    // never register the same listener twice on one member.
+    let work: Vec<Missing> = match client.inner.listeners.lock() {
+        Ok(mut l) => l
+            .iter_mut()
             .flat_map(|s| {
-                live.iter()
+                let missing: Vec<Uuid> = live
+                    .iter()
                     .filter(|m| !s.registrations.contains_key(m))
+                    .copied()
+                    .collect();
+                missing
+                    .into_iter()
                     .map(|m| {
-                        (
-                            s.id,
-                            *m,
-                            s.map.clone(),
-                            s.key.clone(),
-                            s.include_value,
-                            s.sink.clone(),
-                        )
+                        s.registrations.insert(m, Uuid::nil());
+                        Missing {
+                            id: s.id,
+                            member: m,
+                            map: s.map.clone(),
+                            key: s.key.clone(),
+                            include_value: s.include_value,
+                            sink: s.sink.clone(),
+                        }
                     })
                     .collect::<Vec<_>>()
             })
             .collect(),
         Err(_) => return,
     };
-    for (id, member, map, key, include_value, sink) in work {
-        let Some(conn) = client.connection_to(member) else {
+    for w in work {
+        let Some(conn) = client.connection_to(w.member) else {
             continue;
         };
-        match register_on(client, &conn, &map, key, include_value, sink).await {
+        match register_on(client, &conn, &w.map, w.key, w.include_value, w.sink).await {
             Ok(reg) => {
                 if let Ok(mut l) = client.inner.listeners.lock() {
-                    if let Some(s) = l.iter_mut().find(|s| s.id == id) {
-                        s.registrations.insert(member, reg);
+                    if let Some(s) = l.iter_mut().find(|s| s.id == w.id) {
+                        s.registrations.insert(w.member, reg);
                     }
                 }
             }
-            Err(e) => tracing::debug!("listener registration on {member} failed: {e}"),
+            Err(e) => tracing::debug!("listener registration on {} failed: {e}", w.member),
         }
     }
 }

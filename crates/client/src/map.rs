@@ -309,7 +309,7 @@ impl Map {
             Some(l.remove(i))
         });
         let Some(spec) = spec else { return Ok(false) };
-        for (member, registration) in spec.registrations {
+        for (member, registration) in spec.registrations.into_iter().filter(|(_, r)| !r.is_nil()) {
             if let Some(conn) = self.client.connection_to(member) {
                 let op = MapOp::RemoveEntryListener { registration };
                 let msg =
