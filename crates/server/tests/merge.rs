@@ -41,13 +41,13 @@ fn merge(subnet: u8, small_knows_all: bool) {
     let merged = wait_converged(&everyone, 5, Duration::from_secs(30));
     // The larger cluster's master stays master, its members keep their order.
     assert_eq!(merged.list()[..3], big_block.list()[..]);
-    for m in &small {
-        assert!(
-            m.log().contains("merg"),
-            "{} does not say it merged",
-            m.addr
-        );
-    }
+    // The first small-side member always founds its own cluster (its list
+    // names only its side) and must merge; the second may have merged with
+    // it or, arriving late, joined the merged cluster directly.
+    assert!(
+        small.iter().any(|m| m.log().contains("merg")),
+        "no member of the smaller cluster says it merged"
+    );
 }
 
 #[test]
