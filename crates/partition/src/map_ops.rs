@@ -3,7 +3,8 @@
 //! map (size, clear, key set, ...) visit the given partitions one by one and
 //! their partial results are merged by [`MapResult::merge`].
 
-use crate::service::PartitionService;
+use crate::replica::{BackupBatch, Change, PartitionState};
+use crate::service::{to_wire, PartitionService};
 use crate::store::Record;
 use bytes::Bytes;
 use ferrocast_protocol::data::partition_id;
@@ -101,24 +102,17 @@ impl PartitionService {
         name: &str,
         op: &MapOp,
         partitions: &[u32],
-    ) -> (MapResult, Vec<MapEvent>) {
+    ) -> (MapResult, Vec<MapEvent>, Vec<BackupBatch>) {
         let now = Instant::now();
         let count = self.partition_count();
         let mut events = Vec::new();
-        let mut event = |p: u32, t: i32, key: &Bytes, value: Option<Bytes>, old: Option<Bytes>| {
-            events.push(MapEvent {
-                map: name.to_string(),
-                event_type: t,
-                key: key.clone(),
-                value,
-                old_value: old,
-                partition: p,
-            })
-        };
+        let mut batches = Vec::new();
         if let Some(key) = op.key() {
             let p = partition_id(key, count);
-            let result = self.with_store(p, |store| {
-                let m = store.map_mut(name);
+            let mut state = self.state(p);
+            let mut ttl_changed = false;
+            let result = {
+                let m = state.store.map_mut(name);
                 match op {
                     MapOp::Put { key, value, ttl }
                     | MapOp::PutTransient { key, value, ttl }
@@ -129,7 +123,15 @@ impl PartitionService {
                         } else {
                             ev::ADDED
                         };
-                        event(p, t, key, Some(value.clone()), old.clone());
+                        push_event(
+                            &mut events,
+                            name,
+                            p,
+                            t,
+                            key,
+                            Some(value.clone()),
+                            old.clone(),
+                        );
                         match op {
                             MapOp::Put { .. } => MapResult::Data(old),
                             _ => MapResult::Unit,
@@ -139,7 +141,15 @@ impl PartitionService {
                         Some(existing) => MapResult::Data(Some(existing)),
                         None => {
                             m.put(key.clone(), value.clone(), ttl_from_millis(*ttl), now);
-                            event(p, ev::ADDED, key, Some(value.clone()), None);
+                            push_event(
+                                &mut events,
+                                name,
+                                p,
+                                ev::ADDED,
+                                key,
+                                Some(value.clone()),
+                                None,
+                            );
                             MapResult::Data(None)
                         }
                     },
@@ -148,7 +158,15 @@ impl PartitionService {
                     MapOp::Remove { key } | MapOp::Delete { key } => {
                         let old = m.remove(key, now);
                         if let Some(o) = &old {
-                            event(p, ev::REMOVED, key, None, Some(o.clone()));
+                            push_event(
+                                &mut events,
+                                name,
+                                p,
+                                ev::REMOVED,
+                                key,
+                                None,
+                                Some(o.clone()),
+                            );
                         }
                         match op {
                             MapOp::Remove { .. } => MapResult::Data(old),
@@ -158,7 +176,15 @@ impl PartitionService {
                     MapOp::RemoveIfSame { key, value } => {
                         if m.get(key, now).as_ref() == Some(value) {
                             m.remove(key, now);
-                            event(p, ev::REMOVED, key, None, Some(value.clone()));
+                            push_event(
+                                &mut events,
+                                name,
+                                p,
+                                ev::REMOVED,
+                                key,
+                                None,
+                                Some(value.clone()),
+                            );
                             MapResult::Bool(true)
                         } else {
                             MapResult::Bool(false)
@@ -167,7 +193,15 @@ impl PartitionService {
                     MapOp::Replace { key, value } => match m.record(key, now).map(|r| r.ttl) {
                         Some(ttl) => {
                             let old = m.put(key.clone(), value.clone(), ttl, now);
-                            event(p, ev::UPDATED, key, Some(value.clone()), old.clone());
+                            push_event(
+                                &mut events,
+                                name,
+                                p,
+                                ev::UPDATED,
+                                key,
+                                Some(value.clone()),
+                                old.clone(),
+                            );
                             MapResult::Data(old)
                         }
                         None => MapResult::Data(None),
@@ -180,7 +214,9 @@ impl PartitionService {
                         Some(r) if r.value == expected => {
                             let ttl = r.ttl;
                             m.put(key.clone(), value.clone(), ttl, now);
-                            event(
+                            push_event(
+                                &mut events,
+                                name,
                                 p,
                                 ev::UPDATED,
                                 key,
@@ -192,11 +228,12 @@ impl PartitionService {
                         _ => MapResult::Bool(false),
                     },
                     MapOp::SetTtl { key, ttl } => {
-                        MapResult::Bool(m.set_ttl(key, ttl_from_millis(*ttl), now))
+                        ttl_changed = m.set_ttl(key, ttl_from_millis(*ttl), now);
+                        MapResult::Bool(ttl_changed)
                     }
                     MapOp::Evict { key } => match m.remove(key, now) {
                         Some(old) => {
-                            event(p, ev::EVICTED, key, None, Some(old));
+                            push_event(&mut events, name, p, ev::EVICTED, key, None, Some(old));
                             MapResult::Bool(true)
                         }
                         None => MapResult::Bool(false),
@@ -206,13 +243,25 @@ impl PartitionService {
                     }
                     _ => MapResult::Unit,
                 }
-            });
-            return (result, events);
+            };
+            let touched = !events.is_empty() || ttl_changed;
+            if touched {
+                let changes = vec![key_change(&mut state, name, key, now)];
+                state.seq += 1;
+                batches.push(BackupBatch {
+                    partition: p,
+                    seq: state.seq,
+                    changes,
+                });
+            }
+            return (result, events, batches);
         }
         let mut acc: Option<MapResult> = None;
         for &p in partitions {
-            let part = self.with_store(p, |store| {
-                let m = store.map_mut(name);
+            let mut state = self.state(p);
+            let events_before = events.len();
+            let part = {
+                let m = state.store.map_mut(name);
                 match op {
                     MapOp::Size => MapResult::Int(m.iter(now).count() as i64),
                     MapOp::IsEmpty => MapResult::Bool(m.iter(now).next().is_none()),
@@ -246,13 +295,36 @@ impl PartitionService {
                             } else {
                                 ev::ADDED
                             };
-                            event(p, t, k, Some(v.clone()), old);
+                            push_event(&mut events, name, p, t, k, Some(v.clone()), old);
                         }
                         MapResult::Unit
                     }
                     _ => MapResult::Unit,
                 }
-            });
+            };
+            let changes: Vec<Change> = match op {
+                MapOp::Clear | MapOp::EvictAll => vec![Change::ClearMap {
+                    map: name.to_string(),
+                }],
+                _ => {
+                    let keys: Vec<Bytes> = events[events_before..]
+                        .iter()
+                        .map(|e| e.key.clone())
+                        .collect();
+                    keys.iter()
+                        .map(|k| key_change(&mut state, name, k, now))
+                        .collect()
+                }
+            };
+            if !changes.is_empty() {
+                state.seq += 1;
+                batches.push(BackupBatch {
+                    partition: p,
+                    seq: state.seq,
+                    changes,
+                });
+            }
+            drop(state);
             acc = Some(match acc {
                 None => part,
                 Some(a) => a.merge(part, op),
@@ -266,6 +338,40 @@ impl PartitionService {
             MapOp::EntrySet | MapOp::GetAll { .. } => MapResult::Entries(Vec::new()),
             _ => MapResult::Unit,
         };
-        (acc.unwrap_or(empty), events)
+        (acc.unwrap_or(empty), events, batches)
+    }
+}
+
+fn push_event(
+    events: &mut Vec<MapEvent>,
+    map: &str,
+    p: u32,
+    t: i32,
+    key: &Bytes,
+    value: Option<Bytes>,
+    old: Option<Bytes>,
+) {
+    events.push(MapEvent {
+        map: map.to_string(),
+        event_type: t,
+        key: key.clone(),
+        value,
+        old_value: old,
+        partition: p,
+    });
+}
+
+/// The state of `key` after an operation, as a change for the backups.
+fn key_change(state: &mut PartitionState, map: &str, key: &Bytes, now: Instant) -> Change {
+    match state.store.map_mut(map).record(key, now) {
+        Some(r) => Change::Put {
+            map: map.to_string(),
+            key: key.clone(),
+            record: to_wire(r, now),
+        },
+        None => Change::Remove {
+            map: map.to_string(),
+            key: key.clone(),
+        },
     }
 }

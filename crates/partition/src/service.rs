@@ -1,20 +1,23 @@
-//! This member's share of the data: the partition table it follows, one
-//! record store per partition (each behind its own lock), and the state of
-//! partitions whose data is on its way here.
+//! This member's share of the data: the partition table it follows and one
+//! replica state per partition (records, change numbers), each behind its
+//! own lock. New replicas get a full copy from a member that has one (see
+//! [`TableChange`]); the owner's changes reach its backups as numbered
+//! batches (`replica.rs`).
 
 use crate::map_ops::MapEvent;
+use crate::replica::{BackupBatch, Change, PartitionState};
 use crate::store::{PartitionStore, Record};
 use crate::table::PartitionTable;
 use bytes::Bytes;
 use ferrocast_protocol::messages::responses::entry_event_type as ev;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-/// A record as it travels during a migration (the TTL left, not a deadline).
+/// A record as it travels to another replica (the TTL left, not a deadline).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigratedRecord {
     pub value: Bytes,
@@ -30,21 +33,32 @@ pub struct MigratedRecord {
 /// Everything one partition holds, by map.
 pub type PartitionData = Vec<(String, Vec<(Bytes, MigratedRecord)>)>;
 
-/// What a new table changed for this member.
+/// What a new table asks of this member.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct TableChange {
-    /// Partitions we owned and must hand to the new owner.
-    pub lost: Vec<(u32, Uuid)>,
-    /// Partitions we now own whose data comes from their previous owner.
-    pub gained: Vec<(u32, Uuid)>,
+    /// Partitions this member now holds a replica of without having the
+    /// data: (partition, whether we own it, the member to copy it from).
+    pub needs_copy: Vec<(u32, bool, Uuid)>,
+    /// Partitions a new replica will copy from us: (partition, that member).
+    pub will_serve: Vec<(u32, Uuid)>,
+    /// Partitions we no longer hold a replica of.
+    pub released: Vec<u32>,
 }
 
 pub struct PartitionService {
     me: Uuid,
     table: RwLock<PartitionTable>,
-    stores: Vec<Mutex<PartitionStore>>,
+    states: Vec<Mutex<PartitionState>>,
     awaiting: Vec<AtomicBool>,
     changed: Notify,
+}
+
+/// Where a new replica of a partition copies it from: the previous owner if
+/// it is alive, else the first living previous replica.
+pub fn copy_source(prev: &[Uuid], alive: &[Uuid], except: Uuid) -> Option<Uuid> {
+    prev.iter()
+        .copied()
+        .find(|m| *m != except && alive.contains(m))
 }
 
 impl PartitionService {
@@ -52,7 +66,9 @@ impl PartitionService {
         Self {
             me,
             table: RwLock::new(PartitionTable::empty(count)),
-            stores: (0..count).map(|_| Mutex::default()).collect(),
+            states: (0..count)
+                .map(|_| Mutex::new(PartitionState::new()))
+                .collect(),
             awaiting: (0..count).map(|_| AtomicBool::new(false)).collect(),
             changed: Notify::new(),
         }
@@ -63,7 +79,7 @@ impl PartitionService {
     }
 
     pub fn partition_count(&self) -> u32 {
-        self.stores.len() as u32
+        self.states.len() as u32
     }
 
     pub fn table(&self) -> PartitionTable {
@@ -81,6 +97,13 @@ impl PartitionService {
         self.table.read().ok().and_then(|t| t.owner(partition))
     }
 
+    pub fn backups_of(&self, partition: u32) -> Vec<Uuid> {
+        self.table
+            .read()
+            .map(|t| t.backups(partition).to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn owned(&self) -> Vec<u32> {
         self.table
             .read()
@@ -88,30 +111,71 @@ impl PartitionService {
             .unwrap_or_default()
     }
 
-    pub(crate) fn with_store<R>(&self, p: u32, f: impl FnOnce(&mut PartitionStore) -> R) -> R {
-        let mut guard = match self.stores[p as usize].lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut guard)
+    /// Partitions this member holds any replica of.
+    pub fn replicated_here(&self) -> Vec<u32> {
+        self.table
+            .read()
+            .map(|t| {
+                (0..t.count())
+                    .filter(|p| t.is_replica(*p, self.me))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    /// Installs a newer table. `alive` are the current members: a partition
-    /// whose previous owner is gone has no data to wait for.
+    pub(crate) fn state(&self, p: u32) -> MutexGuard<'_, PartitionState> {
+        match self.states[p as usize].lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn with_store<R>(&self, p: u32, f: impl FnOnce(&mut PartitionStore) -> R) -> R {
+        f(&mut self.state(p).store)
+    }
+
+    /// Installs a newer table and says what it asks of this member.
     pub fn apply_table(&self, next: PartitionTable, alive: &[Uuid]) -> Option<TableChange> {
         let mut table = self.table.write().ok()?;
         if next.version <= table.version || next.count() != table.count() {
             return None;
         }
+        let now = Instant::now();
+        let me = self.me;
         let mut change = TableChange::default();
-        for (p, from, to) in table.moves(&next) {
-            match (from, to) {
-                (Some(f), Some(t)) if f == self.me => change.lost.push((p, t)),
-                (Some(f), Some(t)) if t == self.me && alive.contains(&f) => {
-                    self.awaiting[p as usize].store(true, Ordering::SeqCst);
-                    change.gained.push((p, f));
+        for p in 0..next.count() {
+            let held = &table.replicas[p as usize];
+            let cur = &next.replicas[p as usize];
+            // Where the data was: the table the master computed this one
+            // from (we may never have seen it, e.g. right after joining).
+            let prev = next.previous.get(p as usize).unwrap_or(held);
+            if held == cur {
+                continue;
+            }
+            let was = held.contains(&me);
+            let is_owner = cur.first() == Some(&me);
+            if cur.contains(&me) && !was {
+                match copy_source(prev, alive, me) {
+                    Some(src) => {
+                        self.state(p).synced = false;
+                        if is_owner {
+                            self.awaiting[p as usize].store(true, Ordering::SeqCst);
+                        }
+                        change.needs_copy.push((p, is_owner, src));
+                    }
+                    // Nobody alive had it: the partition starts empty.
+                    None => self.state(p).reset(),
                 }
-                _ => {}
+            } else if is_owner && held.first() != Some(&me) {
+                self.state(p).promote(now);
+            }
+            for r in cur.iter().filter(|r| **r != me && !prev.contains(r)) {
+                if copy_source(prev, alive, *r) == Some(me) {
+                    change.will_serve.push((p, *r));
+                }
+            }
+            if was && !cur.contains(&me) {
+                change.released.push(p);
             }
         }
         *table = next;
@@ -125,8 +189,9 @@ impl PartitionService {
         self.awaiting[p as usize].load(Ordering::SeqCst)
     }
 
-    /// Gives up waiting for `p`'s data (its sender is gone).
+    /// Gives up waiting for `p`'s data (nobody can send it).
     pub fn stop_awaiting(&self, p: u32) {
+        self.state(p).synced = true;
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
@@ -136,74 +201,100 @@ impl PartitionService {
         let _ = tokio::time::timeout(d, self.changed.notified()).await;
     }
 
-    /// Takes a partition's data out of this member, for its new owner.
-    pub fn take_partition(&self, p: u32) -> PartitionData {
+    /// A full copy of partition `p` and the number of its last change.
+    pub fn snapshot(&self, p: u32) -> (u64, PartitionData) {
         let now = Instant::now();
-        self.with_store(p, |store| {
-            let data = store
-                .maps()
-                .map(|(name, m)| {
-                    let records = m
-                        .snapshot()
-                        .into_iter()
-                        .filter(|(_, r)| !r.is_expired(now))
-                        .map(|(k, r)| (k, to_wire(&r, now)))
-                        .collect();
-                    (name.clone(), records)
-                })
-                .collect();
-            store.clear();
-            data
-        })
+        let state = self.state(p);
+        let data = state
+            .store
+            .maps()
+            .map(|(name, m)| {
+                let records = m
+                    .snapshot()
+                    .into_iter()
+                    .filter(|(_, r)| !r.is_expired(now))
+                    .map(|(k, r)| (k, to_wire(&r, now)))
+                    .collect();
+                (name.clone(), records)
+            })
+            .collect();
+        (state.seq, data)
     }
 
-    /// Puts a partition's data back (a migration that could not be delivered).
-    pub fn restore_partition(&self, p: u32, data: PartitionData) {
-        self.install(p, data, false);
-    }
-
-    /// Installs migrated data for `p` and releases the operations waiting for it.
-    pub fn install_partition(&self, p: u32, data: PartitionData) {
-        self.install(p, data, true);
-    }
-
-    fn install(&self, p: u32, data: PartitionData, release: bool) {
+    /// Installs a full copy of `p` and releases the operations waiting for it.
+    pub fn install_copy(&self, p: u32, seq: u64, data: PartitionData) {
         let now = Instant::now();
-        self.with_store(p, |store| {
-            for (name, records) in data {
-                let m = store.map_mut(&name);
-                for (k, r) in records {
-                    m.install(k, from_wire(r, now));
-                }
+        let mut store = PartitionStore::default();
+        for (name, records) in data {
+            let m = store.map_mut(&name);
+            for (k, r) in records {
+                m.install(k, from_wire(r, now));
             }
-        });
-        if release {
-            self.awaiting[p as usize].store(false, Ordering::SeqCst);
         }
+        self.state(p).install(seq, store, now);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 
-    /// Removes expired entries of the partitions we own; returns EXPIRED events.
-    pub fn purge_expired(&self) -> Vec<MapEvent> {
+    /// A backup batch from the owner. False: this replica lost track.
+    pub fn receive_backup(&self, batch: BackupBatch) -> bool {
+        self.state(batch.partition)
+            .receive(batch.seq, batch.changes, Instant::now())
+    }
+
+    /// (sequence number, holds full data, has changes waiting for a gap) of `p`.
+    pub fn replica_status(&self, p: u32) -> (u64, bool, bool) {
+        let s = self.state(p);
+        (s.seq, s.synced, s.has_gap())
+    }
+
+    pub fn mark_unsynced(&self, p: u32) {
+        self.state(p).synced = false;
+    }
+
+    /// Drops the data of a partition this member no longer replicates.
+    pub fn release(&self, p: u32) {
+        let table = self.table();
+        if !table.is_replica(p, self.me) {
+            self.state(p).reset();
+        }
+    }
+
+    /// Removes expired entries of the partitions we own: EXPIRED events,
+    /// and the batches that remove them from the backups too.
+    pub fn purge_expired(&self) -> (Vec<MapEvent>, Vec<BackupBatch>) {
         let now = Instant::now();
         let mut events = Vec::new();
+        let mut batches = Vec::new();
         for p in self.owned() {
-            self.with_store(p, |store| {
-                for (name, m) in store.maps_mut() {
-                    for (key, value) in m.purge_expired(now) {
-                        events.push(MapEvent {
-                            map: name.clone(),
-                            event_type: ev::EXPIRED,
-                            key,
-                            value: None,
-                            old_value: Some(value),
-                            partition: p,
-                        });
-                    }
+            let mut state = self.state(p);
+            let mut changes = Vec::new();
+            for (name, m) in state.store.maps_mut() {
+                for (key, value) in m.purge_expired(now) {
+                    changes.push(Change::Remove {
+                        map: name.clone(),
+                        key: key.clone(),
+                    });
+                    events.push(MapEvent {
+                        map: name.clone(),
+                        event_type: ev::EXPIRED,
+                        key,
+                        value: None,
+                        old_value: Some(value),
+                        partition: p,
+                    });
                 }
-            });
+            }
+            if !changes.is_empty() {
+                state.seq += 1;
+                batches.push(BackupBatch {
+                    partition: p,
+                    seq: state.seq,
+                    changes,
+                });
+            }
         }
-        events
+        (events, batches)
     }
 
     /// Drops a map everywhere on this member.
@@ -213,7 +304,7 @@ impl PartitionService {
         }
     }
 
-    /// Entries held on this member (all maps).
+    /// Entries held on this member (all maps, owned and backup replicas).
     pub fn local_entry_count(&self) -> usize {
         (0..self.partition_count())
             .map(|p| self.with_store(p, |s| s.maps().map(|(_, m)| m.len()).sum::<usize>()))
@@ -221,7 +312,7 @@ impl PartitionService {
     }
 }
 
-fn to_wire(r: &Record, now: Instant) -> MigratedRecord {
+pub(crate) fn to_wire(r: &Record, now: Instant) -> MigratedRecord {
     MigratedRecord {
         value: r.value.clone(),
         ttl_left_ms: r
@@ -236,7 +327,7 @@ fn to_wire(r: &Record, now: Instant) -> MigratedRecord {
     }
 }
 
-fn from_wire(w: MigratedRecord, now: Instant) -> Record {
+pub(crate) fn from_wire(w: MigratedRecord, now: Instant) -> Record {
     Record {
         value: w.value,
         ttl: w.ttl_ms.map(Duration::from_millis),

@@ -16,6 +16,9 @@ pub struct PartitionTable {
     pub version: u64,
     /// `replicas[p][0]` owns partition `p`; empty when nobody does yet.
     pub replicas: Vec<Vec<Uuid>>,
+    /// The replicas of the table this one was computed from: where a new
+    /// replica copies its data from, even when it never saw that table.
+    pub previous: Vec<Vec<Uuid>>,
 }
 
 impl PartitionTable {
@@ -24,6 +27,7 @@ impl PartitionTable {
         Self {
             version: 0,
             replicas: vec![Vec::new(); count as usize],
+            previous: vec![Vec::new(); count as usize],
         }
     }
 
@@ -44,43 +48,120 @@ impl PartitionTable {
             .collect()
     }
 
-    /// The balanced table for `members` (join order) that moves the fewest
-    /// partitions away from their current owners. The version is bumped only
-    /// when an owner changes.
-    pub fn rebalanced(&self, members: &[Uuid]) -> PartitionTable {
+    /// The balanced table for `members` (join order) with up to `backups`
+    /// backup replicas per partition, moving as little data as possible:
+    /// living owners keep their partitions up to their fair share; a
+    /// partition whose owner is gone goes to its first living backup (which
+    /// has the data); only what is left goes to the least loaded members.
+    /// Backups are kept where they are when still valid and filled up on the
+    /// members holding the fewest backups. The version is bumped only when a
+    /// replica changes.
+    pub fn rebalanced(&self, members: &[Uuid], backups: usize) -> PartitionTable {
         let mut next = self.clone();
         if members.is_empty() {
             return next;
         }
         let count = self.count() as usize;
         let n = members.len();
+        let slots = (1 + backups).min(n);
+        let index = |u: &Uuid| members.iter().position(|m| m == u);
         let fair = |i: usize| count / n + usize::from(i < count % n);
+        let alive_replicas: Vec<Vec<usize>> = self
+            .replicas
+            .iter()
+            .map(|r| r.iter().filter_map(index).collect())
+            .collect();
+
+        // Owners: keep, then promote a backup, then fill.
+        let mut owner: Vec<Option<usize>> = vec![None; count];
         let mut load = vec![0usize; n];
-        let mut orphans = Vec::new();
-        for (p, replicas) in next.replicas.iter_mut().enumerate() {
-            match replicas
-                .first()
-                .and_then(|o| members.iter().position(|m| m == o))
-            {
-                Some(i) if load[i] < fair(i) => load[i] += 1,
-                _ => {
-                    replicas.clear();
-                    orphans.push(p);
+        for p in 0..count {
+            if let (Some(o), Some(first)) = (
+                self.replicas[p].first().and_then(index),
+                alive_replicas[p].first(),
+            ) {
+                if o == *first && load[o] < fair(o) {
+                    owner[p] = Some(o);
+                    load[o] += 1;
                 }
             }
         }
-        let mut orphans = orphans.into_iter();
-        for (i, member) in members.iter().enumerate() {
-            while load[i] < fair(i) {
-                let Some(p) = orphans.next() else { break };
-                next.replicas[p] = vec![*member];
+        for p in 0..count {
+            if owner[p].is_none() {
+                // A backup already has the data: when the owner is gone, let
+                // it go one over its share rather than copy the data.
+                let owner_gone = self.replicas[p].first().is_some_and(|o| index(o).is_none());
+                let room = |b: usize| load[b] < fair(b) || (owner_gone && load[b] == fair(b));
+                if let Some(b) = alive_replicas[p].iter().copied().find(|b| room(*b)) {
+                    owner[p] = Some(b);
+                    load[b] += 1;
+                }
+            }
+        }
+        for o in owner.iter_mut().filter(|o| o.is_none()) {
+            if let Some(i) = (0..n).find(|i| load[*i] < fair(*i)) {
+                *o = Some(i);
                 load[i] += 1;
             }
         }
+
+        // Backups: keep valid ones, then the least loaded members.
+        let backup_fair =
+            |i: usize| (count * (slots - 1)) / n + usize::from(i < (count * (slots - 1)) % n);
+        let mut bload = vec![0usize; n];
+        let mut chosen: Vec<Vec<usize>> = Vec::with_capacity(count);
+        for p in 0..count {
+            let o = owner[p].unwrap_or(0);
+            let mut set = vec![o];
+            for b in alive_replicas[p].iter().copied() {
+                // A little slack keeps a settled table stable.
+                if set.len() < slots && !set.contains(&b) && bload[b] < backup_fair(b) + 2 {
+                    set.push(b);
+                    bload[b] += 1;
+                }
+            }
+            chosen.push(set);
+        }
+        // Missing backups: each owner spreads its partitions' backups over
+        // the other members in turn, so backup loads come out even.
+        let mut turn = vec![0usize; n];
+        for set in chosen.iter_mut() {
+            let o = set[0];
+            while set.len() < slots {
+                let Some(b) = (0..n - 1)
+                    .map(|t| (o + 1 + (turn[o] + t) % (n - 1)) % n)
+                    .find(|i| !set.contains(i))
+                else {
+                    break;
+                };
+                turn[o] += 1;
+                set.push(b);
+                bload[b] += 1;
+            }
+        }
+        for (p, set) in chosen.into_iter().enumerate() {
+            next.replicas[p] = set.into_iter().map(|i| members[i]).collect();
+        }
         if next.replicas != self.replicas {
             next.version = self.version + 1;
+            next.previous = self.replicas.clone();
         }
         next
+    }
+
+    /// Backups (slots 1..) of a partition.
+    pub fn backups(&self, partition: u32) -> &[Uuid] {
+        self.replicas
+            .get(partition as usize)
+            .map(|r| r.get(1..).unwrap_or(&[]))
+            .unwrap_or(&[])
+    }
+
+    /// Whether `member` holds any replica of `partition`.
+    pub fn is_replica(&self, partition: u32, member: Uuid) -> bool {
+        self.replicas
+            .get(partition as usize)
+            .is_some_and(|r| r.contains(&member))
     }
 
     /// Partitions whose owner differs between `self` and `next`: (partition, old, new).
@@ -110,7 +191,7 @@ mod tests {
     fn balanced_for_every_cluster_size() {
         for n in 1..=12u8 {
             let ms = members(n);
-            let t = PartitionTable::empty(271).rebalanced(&ms);
+            let t = PartitionTable::empty(271).rebalanced(&ms, 0);
             let l = loads(&t, &ms);
             assert_eq!(l.iter().sum::<usize>(), 271);
             let (min, max) = (l.iter().min().unwrap(), l.iter().max().unwrap());
@@ -122,9 +203,9 @@ mod tests {
     #[test]
     fn a_join_moves_only_the_new_members_share() {
         let ms = members(3);
-        let t3 = PartitionTable::empty(271).rebalanced(&ms);
+        let t3 = PartitionTable::empty(271).rebalanced(&ms, 0);
         let ms4 = members(4);
-        let t4 = t3.rebalanced(&ms4);
+        let t4 = t3.rebalanced(&ms4, 0);
         let moved = t3.moves(&t4);
         assert_eq!(moved.len(), t4.owned_by(ms4[3]).len());
         assert!(moved.iter().all(|(_, _, to)| *to == Some(ms4[3])));
@@ -134,10 +215,10 @@ mod tests {
     #[test]
     fn a_departure_moves_only_its_partitions() {
         let ms = members(4);
-        let t4 = PartitionTable::empty(271).rebalanced(&ms);
+        let t4 = PartitionTable::empty(271).rebalanced(&ms, 0);
         let gone = ms[1];
         let rest: Vec<Uuid> = ms.iter().copied().filter(|m| *m != gone).collect();
-        let t3 = t4.rebalanced(&rest);
+        let t3 = t4.rebalanced(&rest, 0);
         let moved = t4.moves(&t3);
         assert!(moved.iter().all(|(_, from, _)| *from == Some(gone)));
         assert_eq!(moved.len(), t4.owned_by(gone).len());
@@ -146,9 +227,60 @@ mod tests {
     }
 
     #[test]
+    fn backups_sit_on_other_members_and_are_balanced() {
+        for n in 2..=6u8 {
+            let ms = members(n);
+            let t = PartitionTable::empty(271).rebalanced(&ms, 1);
+            for p in 0..271 {
+                let r = &t.replicas[p as usize];
+                assert_eq!(r.len(), 2);
+                assert_ne!(r[0], r[1]);
+            }
+            let b: Vec<usize> = ms
+                .iter()
+                .map(|m| (0..271).filter(|p| t.backups(*p).contains(m)).count())
+                .collect();
+            assert!(
+                b.iter().max().unwrap() - b.iter().min().unwrap() <= 2,
+                "{b:?}"
+            );
+        }
+        // One member: no backup possible; two backups on three members.
+        let t = PartitionTable::empty(271).rebalanced(&members(1), 1);
+        assert!(t.replicas.iter().all(|r| r.len() == 1));
+        let t = PartitionTable::empty(271).rebalanced(&members(3), 2);
+        assert!(t.replicas.iter().all(|r| r.len() == 3));
+    }
+
+    #[test]
+    fn a_crash_promotes_backups_and_recreates_them() {
+        let ms = members(4);
+        let t = PartitionTable::empty(271).rebalanced(&ms, 1);
+        let dead = ms[2];
+        let rest: Vec<Uuid> = ms.iter().copied().filter(|m| *m != dead).collect();
+        let t2 = t.rebalanced(&rest, 1);
+        let mut promoted = 0;
+        for p in 0..271u32 {
+            if t.owner(p) == Some(dead) {
+                promoted += usize::from(t2.owner(p) == Some(t.backups(p)[0]));
+            } else {
+                assert_eq!(t2.owner(p), t.owner(p), "partition {p} moved without need");
+            }
+            assert_eq!(t2.replicas[p as usize].len(), 2);
+            assert!(!t2.is_replica(p, dead));
+        }
+        // Backups take over wherever their fair share allows (all but a few).
+        let orphaned = t.owned_by(dead).len();
+        assert!(
+            promoted + 3 >= orphaned,
+            "{promoted} of {orphaned} promoted"
+        );
+    }
+
+    #[test]
     fn unchanged_members_keep_the_version() {
         let ms = members(3);
-        let t = PartitionTable::empty(271).rebalanced(&ms);
-        assert_eq!(t.rebalanced(&ms), t);
+        let t = PartitionTable::empty(271).rebalanced(&ms, 1);
+        assert_eq!(t.rebalanced(&ms, 1), t);
     }
 }

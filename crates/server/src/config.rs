@@ -72,6 +72,10 @@ pub struct Cli {
     /// Largest member-protocol frame accepted [default: 16777216].
     #[arg(long, value_name = "BYTES", env = "FERROCAST_MAX_FRAME_BYTES")]
     pub max_frame_bytes: Option<usize>,
+    /// Synchronous backups of every partition, 0 to 6 [default: 1]. A write
+    /// is acknowledged once all its backups have it.
+    #[arg(long, value_name = "N", env = "FERROCAST_BACKUP_COUNT")]
+    pub backup_count: Option<usize>,
     /// Number of partitions; every member of a cluster must use the same [default: 271].
     #[arg(long, value_name = "N", env = "FERROCAST_PARTITION_COUNT")]
     pub partition_count: Option<u32>,
@@ -125,6 +129,8 @@ struct FileConfig {
     max_frame_bytes: Option<usize>,
     #[serde(alias = "partition_count")]
     partition_count: Option<u32>,
+    #[serde(alias = "backup_count")]
+    backup_count: Option<usize>,
     #[serde(alias = "shutdown_timeout")]
     shutdown_timeout: Option<String>,
     #[serde(alias = "operation_timeout")]
@@ -172,6 +178,7 @@ pub struct Config {
     pub membership: MembershipConfig,
     pub max_frame: usize,
     pub partition_count: u32,
+    pub backup_count: usize,
     pub shutdown_timeout: Duration,
     pub operation_timeout: Duration,
     pub log: String,
@@ -316,6 +323,10 @@ impl Config {
         if partition_count == 0 || partition_count > 65_536 {
             bail!("--partition-count must be from 1 to 65536");
         }
+        let backup_count = cli.backup_count.or(file.backup_count).unwrap_or(1);
+        if backup_count > 6 {
+            bail!("--backup-count must be from 0 to 6");
+        }
         let shutdown_timeout = cli
             .shutdown_timeout
             .or(file_duration(&file.shutdown_timeout, "shutdown-timeout")?)
@@ -327,6 +338,7 @@ impl Config {
 
         Ok(Config {
             partition_count,
+            backup_count,
             shutdown_timeout,
             operation_timeout,
             bind_ip,

@@ -11,7 +11,7 @@ use crate::client::listeners::Listeners;
 use crate::service_msg::{frames_of, message_of, ServiceMessage};
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::Transport;
-use ferrocast_partition::{MapResult, PartitionService};
+use ferrocast_partition::{BackupBatch, MapResult, PartitionService};
 use ferrocast_protocol::data::partition_id;
 use ferrocast_protocol::{ClientMessage, MapRequest, Request};
 use std::collections::HashMap;
@@ -91,8 +91,10 @@ impl DataPlane {
             }
             let calls = by_owner.into_iter().map(|(owner, parts)| async move {
                 if owner == me {
-                    let (result, not_owned) = self.execute_here(req, &parts).await;
-                    return (Ok(result), not_owned);
+                    return match self.execute_here(req, &parts).await {
+                        Ok((result, not_owned)) => (Ok(result), not_owned),
+                        Err(e) => (Err(e), Vec::new()),
+                    };
                 }
                 let Some(addr) = self.address_of(owner) else {
                     return (Ok(MapResult::Unit), parts);
@@ -146,7 +148,11 @@ impl DataPlane {
 
     /// Runs `req` on those of `parts` this member owns, waiting for any of
     /// them whose data is still arriving. Returns the others.
-    async fn execute_here(&self, req: &MapRequest, parts: &[u32]) -> (MapResult, Vec<u32>) {
+    async fn execute_here(
+        &self,
+        req: &MapRequest,
+        parts: &[u32],
+    ) -> Result<(MapResult, Vec<u32>), String> {
         let deadline = Instant::now() + self.op_timeout;
         while parts.iter().any(|p| self.service.is_awaiting(*p)) && Instant::now() < deadline {
             self.service
@@ -158,11 +164,63 @@ impl DataPlane {
             .iter()
             .partition(|p| self.service.owner(**p) == Some(me));
         if mine.is_empty() {
-            return (MapResult::Unit, others);
+            return Ok((MapResult::Unit, others));
         }
-        let (result, events) = self.service.execute(&req.name, &req.op, &mine);
+        let (result, events, batches) = self.service.execute(&req.name, &req.op, &mine);
         self.listeners.dispatch(&events);
-        (result, others)
+        self.replicate(batches, deadline).await?;
+        Ok((result, others))
+    }
+
+    /// Sends each batch to its partition's backups and waits until every
+    /// backup has it, so the write is acknowledged only once it survives
+    /// the loss of any one member. A backup that leaves the table (crashed
+    /// or replaced) no longer counts: its replacement copies the partition
+    /// from this owner, changes included.
+    pub async fn replicate(
+        &self,
+        batches: Vec<BackupBatch>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let mut sends = Vec::new();
+        for batch in batches {
+            for backup in self.service.backups_of(batch.partition) {
+                sends.push(self.send_backup(backup, batch.clone(), deadline));
+            }
+        }
+        for r in futures::future::join_all(sends).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    async fn send_backup(
+        &self,
+        backup: Uuid,
+        batch: BackupBatch,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let p = batch.partition;
+        let msg = ServiceMessage::Backup(batch)
+            .wrap()
+            .map_err(|e| e.to_string())?;
+        loop {
+            if !self.service.backups_of(p).contains(&backup) {
+                return Ok(());
+            }
+            let Some(addr) = self.address_of(backup) else {
+                return Ok(());
+            };
+            match self.transport.request(addr, msg.clone(), Duration::from_secs(5)).await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "partition {p}: the write is on its owner but backup {addr} did not confirm it: {e}"
+                    ))
+                }
+                Err(_) => self.service.wait_for_change(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// A member forwarded a client's request to us.
@@ -192,10 +250,15 @@ impl DataPlane {
             (None, Some(key)) => vec![partition_id(key, self.service.partition_count())],
             (None, None) => self.service.owned(),
         };
-        let (result, not_owned) = self.execute_here(&req, &parts).await;
-        ServiceMessage::Executed {
-            result: Ok(result),
-            not_owned,
+        match self.execute_here(&req, &parts).await {
+            Ok((result, not_owned)) => ServiceMessage::Executed {
+                result: Ok(result),
+                not_owned,
+            },
+            Err(e) => ServiceMessage::Executed {
+                result: Err(e),
+                not_owned: Vec::new(),
+            },
         }
     }
 

@@ -21,9 +21,8 @@ use data::DataPlane;
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::{Credentials, MemberInfo, Transport, TransportConfig};
 use ferrocast_partition::PartitionService;
-use partitions::{Coordinator, CoordinatorInput};
+use partitions::{Coordinator, CoordinatorInput, HandOver};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -119,9 +118,15 @@ async fn run(cfg: Config) -> Result<()> {
         cfg.operation_timeout,
     ));
     let (tables_tx, tables_rx) = watch::channel(0u64);
-    let coordinator = Coordinator::new(data.clone(), cluster.subscribe(), tables_tx);
-    let migrations = coordinator.migrations_in_flight();
     let (coord_tx, coord_rx) = mpsc::channel(1024);
+    let coordinator = Coordinator::new(
+        data.clone(),
+        cluster.subscribe(),
+        tables_tx,
+        cfg.backup_count,
+        coord_tx.clone(),
+    );
+    let hand_over_state = coordinator.hand_over();
     coordinator.spawn(coord_rx, data_stop.clone());
     router::spawn(incoming, cluster_tx, coord_tx.clone(), data.clone());
     views::spawn_publisher(
@@ -141,7 +146,14 @@ async fn run(cfg: Config) -> Result<()> {
 
     wait_for_signal().await?;
     tracing::info!("shutting down: handing over partitions, then leaving the cluster");
-    hand_over(&data, &coord_tx, &migrations, cfg.shutdown_timeout).await;
+    // A second signal means "now": exit without finishing the hand-over.
+    tokio::spawn(async {
+        if wait_for_signal().await.is_ok() {
+            tracing::warn!("second signal: exiting at once");
+            std::process::exit(130);
+        }
+    });
+    hand_over(&data, &coord_tx, &hand_over_state, cfg.shutdown_timeout).await;
     cluster_stop.cancel();
     cluster.stopped().await;
     data_stop.cancel();
@@ -155,7 +167,7 @@ async fn run(cfg: Config) -> Result<()> {
 async fn hand_over(
     data: &DataPlane,
     coordinator: &mpsc::Sender<CoordinatorInput>,
-    migrations: &AtomicUsize,
+    state: &HandOver,
     limit: Duration,
 ) {
     let snap = data.cluster();
@@ -163,7 +175,7 @@ async fn hand_over(
         return;
     }
     let start = Instant::now();
-    let owned_before = data.service.owned().len();
+    let owned_before = data.service.replicated_here().len();
     let (tx, rx) = oneshot::channel();
     if coordinator
         .send(CoordinatorInput::LeaveSelf(tx))
@@ -174,7 +186,7 @@ async fn hand_over(
     }
     let _ = rx.await;
     while start.elapsed() < limit {
-        if data.service.owned().is_empty() && migrations.load(Ordering::SeqCst) == 0 {
+        if data.service.replicated_here().is_empty() && state.done() {
             tracing::info!(
                 "handed over {owned_before} partition(s) in {} ms",
                 start.elapsed().as_millis()
@@ -183,9 +195,13 @@ async fn hand_over(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let waiting = state.waiting();
     tracing::warn!(
-        "shutdown timeout ({limit:?}) reached with {} partition(s) still here",
-        data.service.owned().len()
+        "shutdown timeout ({limit:?}) reached with {} partition(s) still here, {} copies not yet taken ({:?}), {} in flight",
+        data.service.replicated_here().len(),
+        waiting.len(),
+        &waiting[..waiting.len().min(5)],
+        state.copies_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     );
 }
 

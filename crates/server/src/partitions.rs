@@ -1,8 +1,12 @@
-//! The partition coordinator: the master computes the partition table from
-//! the member list (minus members that are leaving) and publishes it; every
-//! member applies newer tables and moves data with ownership: a member that
-//! lost a partition sends its records to the new owner, which holds
-//! operations on it until they arrive.
+//! The partition coordinator. The master computes the partition table (an
+//! owner and `backup_count` backups per partition) from the member list,
+//! minus members that are leaving, and publishes it. Every member applies
+//! newer tables and acts on them: a member that became a replica without
+//! the data copies the partition from the previous owner (or, when that one
+//! is gone, from a surviving replica), and operations on a partition it now
+//! owns wait for that copy; a backup promoted to owner already has the data.
+//! Owners tell their backups the number of their last change every second;
+//! a backup that fell behind (a lost message, a restart) copies again.
 
 use crate::data::DataPlane;
 use crate::service_msg::ServiceMessage;
@@ -11,29 +15,61 @@ use ferrocast_net::Responder;
 use ferrocast_partition::PartitionTable;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-/// How long a new owner waits for a partition's data before serving it as is.
-const AWAIT_DATA_LIMIT: Duration = Duration::from_secs(60);
+/// How long a new owner waits for a partition's copy before serving it as is.
+const COPY_LIMIT: Duration = Duration::from_secs(60);
+/// How long a released partition's data is kept for members still copying it.
+const RELEASE_GRACE: Duration = Duration::from_secs(30);
 
 pub enum CoordinatorInput {
-    /// A data-layer message from a peer (tables, leave intents, migrations).
-    Peer(ServiceMessage, Option<Responder>),
+    /// A data-layer message from a peer (its UUID), with the responder of a request.
+    Peer(ServiceMessage, Option<Uuid>, Option<Responder>),
     /// This member shuts down: move its partitions away; answered when asked.
     LeaveSelf(oneshot::Sender<()>),
+}
+
+/// What a member shutting down waits for before it leaves.
+#[derive(Default)]
+pub struct HandOver {
+    /// (partition, member) pairs that are to copy a partition from us.
+    pub to_serve: Mutex<HashSet<(u32, Uuid)>>,
+    /// Copies served. Kept apart from `to_serve` because a copy may be
+    /// served before this member has applied the table that asks for it.
+    pub served: Mutex<HashSet<(u32, Uuid)>>,
+    pub copies_in_flight: AtomicUsize,
+}
+
+impl HandOver {
+    /// The copies still expected from us.
+    pub fn waiting(&self) -> Vec<(u32, Uuid)> {
+        let served = self.served.lock().map(|s| s.clone()).unwrap_or_default();
+        self.to_serve
+            .lock()
+            .map(|s| s.iter().filter(|x| !served.contains(x)).copied().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn done(&self) -> bool {
+        self.waiting().is_empty() && self.copies_in_flight.load(Ordering::SeqCst) == 0
+    }
 }
 
 pub struct Coordinator {
     data: Arc<DataPlane>,
     cluster: watch::Receiver<ClusterSnapshot>,
     tables: watch::Sender<u64>,
+    backup_count: usize,
     leaving: HashSet<Uuid>,
-    awaiting_from: HashMap<u32, (Uuid, Instant)>,
-    migrations_in_flight: Arc<AtomicUsize>,
+    copying: HashMap<u32, Instant>,
+    released: HashMap<u32, Instant>,
+    behind: HashMap<u32, u64>,
+    hand_over: Arc<HandOver>,
+    inputs: mpsc::Sender<CoordinatorInput>,
 }
 
 impl Coordinator {
@@ -41,19 +77,25 @@ impl Coordinator {
         data: Arc<DataPlane>,
         cluster: watch::Receiver<ClusterSnapshot>,
         tables: watch::Sender<u64>,
+        backup_count: usize,
+        inputs: mpsc::Sender<CoordinatorInput>,
     ) -> Self {
         Self {
             data,
             cluster,
             tables,
+            backup_count,
             leaving: HashSet::new(),
-            awaiting_from: HashMap::new(),
-            migrations_in_flight: Arc::default(),
+            copying: HashMap::new(),
+            released: HashMap::new(),
+            behind: HashMap::new(),
+            hand_over: Arc::default(),
+            inputs,
         }
     }
 
-    pub fn migrations_in_flight(&self) -> Arc<AtomicUsize> {
-        self.migrations_in_flight.clone()
+    pub fn hand_over(&self) -> Arc<HandOver> {
+        self.hand_over.clone()
     }
 
     pub fn spawn(
@@ -71,7 +113,7 @@ impl Coordinator {
                         self.cluster.borrow_and_update();
                         self.on_members();
                     }
-                    Some(input) = inputs.recv() => self.on_input(input).await,
+                    Some(input) = inputs.recv() => self.on_input(input),
                     _ = tick.tick() => self.on_tick(),
                 }
             }
@@ -82,32 +124,31 @@ impl Coordinator {
         self.cluster.borrow().clone()
     }
 
+    fn alive(&self) -> Vec<Uuid> {
+        self.snapshot()
+            .view
+            .members
+            .iter()
+            .map(|m| m.uuid)
+            .collect()
+    }
+
     fn on_members(&mut self) {
         let snap = self.snapshot();
         if !snap.joined {
             return;
         }
-        let alive: Vec<Uuid> = snap.view.members.iter().map(|m| m.uuid).collect();
+        let alive = self.alive();
         self.leaving.retain(|u| alive.contains(u));
-        // A partition whose data was to come from a member that is gone
-        // will not get it (without backups the data died with it).
-        let gone: Vec<u32> = self
-            .awaiting_from
-            .iter()
-            .filter(|(_, (from, _))| !alive.contains(from))
-            .map(|(p, _)| *p)
-            .collect();
-        for p in gone {
-            tracing::warn!("partition {p}: its previous owner left before handing it over");
-            self.awaiting_from.remove(&p);
-            self.data.service.stop_awaiting(p);
+        if let Ok(mut s) = self.hand_over.to_serve.lock() {
+            s.retain(|(_, m)| alive.contains(m));
         }
         if snap.is_master() {
             self.rebalance(&snap);
         }
     }
 
-    /// Master: the balanced table for the members that stay.
+    /// Master: the table for the members that stay.
     fn rebalance(&mut self, snap: &ClusterSnapshot) {
         let owners: Vec<Uuid> = snap
             .view
@@ -120,7 +161,7 @@ impl Coordinator {
             return;
         }
         let current = self.data.service.table();
-        let next = current.rebalanced(&owners);
+        let next = current.rebalanced(&owners, self.backup_count);
         if next.version != current.version {
             tracing::info!(
                 "partition table version {}: {} partition(s) change owner",
@@ -132,101 +173,173 @@ impl Coordinator {
         }
     }
 
-    fn broadcast(&self, table: &PartitionTable) {
+    fn send_to_members(&self, msg: &ServiceMessage) {
         let snap = self.snapshot();
-        let Ok(msg) = ServiceMessage::Table(table.clone()).wrap() else {
-            return;
-        };
+        let Ok(msg) = msg.wrap() else { return };
         for m in snap.view.members.iter().filter(|m| m.uuid != snap.me.uuid) {
-            let t = self.data.transport().clone();
-            let (to, msg) = (m.address, msg.clone());
+            let (t, to, msg) = (self.data.transport().clone(), m.address, msg.clone());
             tokio::spawn(async move {
                 let _ = t.send(to, msg).await;
             });
         }
     }
 
+    fn broadcast(&self, table: &PartitionTable) {
+        self.send_to_members(&ServiceMessage::Table(table.clone()));
+    }
+
     fn apply(&mut self, table: PartitionTable) {
-        let snap = self.snapshot();
-        let alive: Vec<Uuid> = snap.view.members.iter().map(|m| m.uuid).collect();
         let version = table.version;
-        let Some(change) = self.data.service.apply_table(table, &alive) else {
+        let Some(change) = self.data.service.apply_table(table, &self.alive()) else {
             return;
         };
-        for (p, from) in change.gained {
-            self.awaiting_from.insert(p, (from, Instant::now()));
+        for (p, owner, source) in change.needs_copy {
+            self.copying.insert(p, Instant::now());
+            self.spawn_copy(p, owner, source, version);
         }
-        for (p, to) in change.lost {
-            self.migrate(p, to);
+        let table = self.data.service.table();
+        if let Ok(mut s) = self.hand_over.to_serve.lock() {
+            // Copies for replicas the new table dropped are no longer owed.
+            s.retain(|(p, r)| table.is_replica(*p, *r));
+            s.extend(change.will_serve);
+        }
+        for p in change.released {
+            self.released.insert(p, Instant::now());
         }
         let _ = self.tables.send(version);
     }
 
-    /// Hands partition `p` to `to`, retrying until it took it or left.
-    fn migrate(&self, p: u32, to: Uuid) {
+    /// Copies partition `p` from `source`, retrying while it is alive.
+    fn spawn_copy(&self, p: u32, owner: bool, source: Uuid, table_version: u64) {
         let data = self.data.clone();
-        let in_flight = self.migrations_in_flight.clone();
-        in_flight.fetch_add(1, Ordering::SeqCst);
+        let inputs = self.inputs.clone();
         tokio::spawn(async move {
-            let records = data.service.take_partition(p);
-            let deadline = Instant::now() + AWAIT_DATA_LIMIT;
+            let start = Instant::now();
+            let request = ServiceMessage::CopyRequest {
+                partition: p,
+                table_version,
+            };
             loop {
-                let Some(addr) = data.address_of(to) else {
-                    tracing::warn!(
-                        "partition {p}: new owner {to} left before taking it; keeping the data"
-                    );
-                    data.service.restore_partition(p, records);
-                    break;
+                let Some(addr) = data.address_of(source) else {
+                    tracing::warn!("partition {p}: {source} left before we could copy it");
+                    data.service.stop_awaiting(p);
+                    return;
                 };
-                let msg = ServiceMessage::Migration {
-                    partition: p,
-                    data: records.clone(),
-                }
-                .wrap();
-                let answer = match msg {
+                let answer = match request.wrap() {
                     Ok(m) => {
                         data.transport()
-                            .request(addr, m, Duration::from_secs(30))
+                            .request(addr, m, Duration::from_secs(60))
                             .await
                     }
                     Err(e) => Err(e),
                 };
-                match answer {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() > deadline => {
-                        tracing::error!(
-                            "partition {p}: could not hand it to {addr}: {e}; keeping the data"
-                        );
-                        data.service.restore_partition(p, records);
-                        break;
-                    }
-                    Err(e) => {
+                match answer.as_ref().map(ServiceMessage::unwrap) {
+                    Ok(Some(Ok(ServiceMessage::Copy {
+                        partition,
+                        seq,
+                        data: records,
+                    }))) if partition == p => {
+                        let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                        data.service.install_copy(p, seq, records);
                         tracing::debug!(
-                            "partition {p}: migration to {addr} failed ({e}); retrying"
+                            "partition {p}: copied {n} entries from {addr} in {} ms ({})",
+                            start.elapsed().as_millis(),
+                            if owner { "owner" } else { "backup" }
+                        );
+                        let _ = inputs
+                            .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                            .await;
+                        return;
+                    }
+                    _ if start.elapsed() > COPY_LIMIT => {
+                        tracing::error!("partition {p}: no copy from {addr} after {COPY_LIMIT:?}; serving it as it is");
+                        data.service.stop_awaiting(p);
+                        return;
+                    }
+                    other => {
+                        tracing::debug!(
+                            "partition {p}: copy from {addr} failed ({other:?}); retrying"
                         );
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                 }
             }
-            in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
-    async fn on_input(&mut self, input: CoordinatorInput) {
+    /// Serves a copy once our table is at least as new as the requester's,
+    /// so no write we accept as owner after the copy is missing from it.
+    fn serve_copy(
+        &self,
+        partition: u32,
+        table_version: u64,
+        from: Option<Uuid>,
+        responder: Responder,
+    ) {
+        let data = self.data.clone();
+        let hand_over = self.hand_over.clone();
+        hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            // Our copy must be complete too: we may be a new replica still
+            // copying it from someone else.
+            let deadline = Instant::now() + COPY_LIMIT;
+            while (data.service.table_version() < table_version
+                || !data.service.replica_status(partition).1)
+                && Instant::now() < deadline
+            {
+                data.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+            }
+            let (seq, records) = data.service.snapshot(partition);
+            if let Ok(m) = (ServiceMessage::Copy {
+                partition,
+                seq,
+                data: records,
+            })
+            .wrap()
+            {
+                let _ = responder.respond(m).await;
+            }
+            if let (Some(from), Ok(mut s)) = (from, hand_over.served.lock()) {
+                s.insert((partition, from));
+            }
+            hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
+    fn on_input(&mut self, input: CoordinatorInput) {
         match input {
-            CoordinatorInput::Peer(ServiceMessage::Table(t), _) => {
+            CoordinatorInput::Peer(ServiceMessage::Table(t), _, _) => {
                 if t.version > self.data.service.table_version() {
                     self.apply(t);
                 }
             }
-            CoordinatorInput::Peer(ServiceMessage::Migration { partition, data }, responder) => {
-                self.data.service.install_partition(partition, data);
-                self.awaiting_from.remove(&partition);
+            CoordinatorInput::Peer(
+                ServiceMessage::CopyRequest {
+                    partition,
+                    table_version,
+                },
+                from,
+                Some(r),
+            ) => {
+                self.serve_copy(partition, table_version, from, r);
+            }
+            CoordinatorInput::Peer(ServiceMessage::Backup(batch), _, responder) => {
+                let p = batch.partition;
+                if !self.data.service.receive_backup(batch) {
+                    tracing::warn!(
+                        "partition {p}: backup lost track of the owner's changes; copying again"
+                    );
+                }
                 if let (Some(r), Ok(ack)) = (responder, ServiceMessage::Ack.wrap()) {
                     tokio::spawn(r.respond(ack));
                 }
             }
-            CoordinatorInput::Peer(ServiceMessage::LeaveIntent { member }, responder) => {
+            CoordinatorInput::Peer(ServiceMessage::ReplicaSeqs(seqs), _, _) => {
+                self.check_behind(seqs)
+            }
+            CoordinatorInput::Peer(ServiceMessage::LeaveIntent { member }, _, responder) => {
                 self.leaving.insert(member);
                 let snap = self.snapshot();
                 if snap.is_master() {
@@ -236,28 +349,57 @@ impl Coordinator {
                     tokio::spawn(r.respond(ack));
                 }
             }
-            CoordinatorInput::Peer(_, _) => {}
+            CoordinatorInput::Peer(..) => {}
             CoordinatorInput::LeaveSelf(done) => {
                 let snap = self.snapshot();
                 self.leaving.insert(snap.me.uuid);
                 if snap.is_master() {
                     self.rebalance(&snap);
-                } else if let Some(master) = snap.view.master() {
-                    let msg = ServiceMessage::LeaveIntent {
+                } else if let (Some(master), Ok(m)) = (
+                    snap.view.master(),
+                    (ServiceMessage::LeaveIntent {
                         member: snap.me.uuid,
-                    }
-                    .wrap();
-                    if let Ok(m) = msg {
-                        let t = self.data.transport().clone();
-                        let addr = master.address;
-                        tokio::spawn(async move {
-                            if let Err(e) = t.request(addr, m, Duration::from_secs(5)).await {
-                                tracing::warn!("could not tell the master we are leaving: {e}");
-                            }
-                        });
-                    }
+                    })
+                    .wrap(),
+                ) {
+                    let (t, addr) = (self.data.transport().clone(), master.address);
+                    tokio::spawn(async move {
+                        if let Err(e) = t.request(addr, m, Duration::from_secs(5)).await {
+                            tracing::warn!("could not tell the master we are leaving: {e}");
+                        }
+                    });
                 }
                 let _ = done.send(());
+            }
+        }
+    }
+
+    /// A backup compares its change numbers with its owner's; one that
+    /// stays behind across two reports copies the partition again.
+    fn check_behind(&mut self, seqs: Vec<(u32, u64)>) {
+        let version = self.data.service.table_version();
+        for (p, owner_seq) in seqs {
+            let (seq, synced, _) = self.data.service.replica_status(p);
+            if !synced || self.copying.contains_key(&p) {
+                continue;
+            }
+            if seq >= owner_seq {
+                self.behind.remove(&p);
+                continue;
+            }
+            match self.behind.get(&p) {
+                Some(prev) if *prev == seq => {
+                    self.behind.remove(&p);
+                    if let Some(owner) = self.data.service.owner(p) {
+                        tracing::warn!("partition {p}: backup at change {seq}, owner at {owner_seq}; copying again");
+                        self.data.service.mark_unsynced(p);
+                        self.copying.insert(p, Instant::now());
+                        self.spawn_copy(p, false, owner, version);
+                    }
+                }
+                _ => {
+                    self.behind.insert(p, seq);
+                }
             }
         }
     }
@@ -268,18 +410,52 @@ impl Coordinator {
             // Repairs members that missed a table.
             self.broadcast(&self.data.service.table());
         }
-        let stale: Vec<u32> = self
-            .awaiting_from
+        // Copies that finished.
+        self.copying.retain(|p, _| {
+            !self.data.service.replica_status(*p).1 || self.data.service.is_awaiting(*p)
+        });
+        // Released partitions nobody copies any more.
+        let serving: HashSet<u32> = self.hand_over.waiting().iter().map(|(p, _)| *p).collect();
+        let expired: Vec<u32> = self
+            .released
             .iter()
-            .filter(|(_, (_, since))| since.elapsed() > AWAIT_DATA_LIMIT)
+            .filter(|(p, t)| t.elapsed() > RELEASE_GRACE && !serving.contains(p))
             .map(|(p, _)| *p)
             .collect();
-        for p in stale {
-            tracing::warn!("partition {p}: no data from its previous owner after {AWAIT_DATA_LIMIT:?}; serving it as it is");
-            self.awaiting_from.remove(&p);
-            self.data.service.stop_awaiting(p);
+        for p in expired {
+            self.released.remove(&p);
+            self.data.service.release(p);
         }
-        let expired = self.data.service.purge_expired();
-        self.data.listeners.dispatch(&expired);
+        // Change numbers to our backups, per backup member.
+        let table = self.data.service.table();
+        let mut per_backup: HashMap<Uuid, Vec<(u32, u64)>> = HashMap::new();
+        for p in table.owned_by(snap.me.uuid) {
+            let seq = self.data.service.replica_status(p).0;
+            for b in table.backups(p) {
+                per_backup.entry(*b).or_default().push((p, seq));
+            }
+        }
+        for (b, seqs) in per_backup {
+            if let (Some(addr), Ok(m)) = (
+                self.data.address_of(b),
+                ServiceMessage::ReplicaSeqs(seqs).wrap(),
+            ) {
+                let t = self.data.transport().clone();
+                tokio::spawn(async move {
+                    let _ = t.send(addr, m).await;
+                });
+            }
+        }
+        // Expired entries: events here, removals on the backups.
+        let (events, batches) = self.data.service.purge_expired();
+        self.data.listeners.dispatch(&events);
+        if !batches.is_empty() {
+            let data = self.data.clone();
+            tokio::spawn(async move {
+                let _ = data
+                    .replicate(batches, Instant::now() + Duration::from_secs(30))
+                    .await;
+            });
+        }
     }
 }

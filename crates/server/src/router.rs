@@ -43,7 +43,11 @@ pub fn spawn(
                 }
                 Some(Ok(other)) => {
                     let _ = coordinator
-                        .send(CoordinatorInput::Peer(other, msg.responder))
+                        .send(CoordinatorInput::Peer(
+                            other,
+                            Some(msg.from.uuid),
+                            msg.responder,
+                        ))
                         .await;
                 }
                 Some(Err(e)) => tracing::warn!(

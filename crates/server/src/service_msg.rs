@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, NetError};
-use ferrocast_partition::{MapResult, PartitionData, PartitionTable};
+use ferrocast_partition::{BackupBatch, MapResult, PartitionData, PartitionTable};
 use ferrocast_protocol::{ClientMessage, Frame};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -16,11 +16,22 @@ pub enum ServiceMessage {
     LeaveIntent {
         member: Uuid,
     },
-    /// Request to a partition's new owner: its data. Answered with `Ack`.
-    Migration {
+    /// Request from a new replica: a full copy of `partition`, taken once
+    /// the source follows at least `table_version`. Answered with `Copy`.
+    CopyRequest {
         partition: u32,
+        table_version: u64,
+    },
+    Copy {
+        partition: u32,
+        seq: u64,
         data: PartitionData,
     },
+    /// Request, owner to backup: the changes of one operation. Answered with `Ack`.
+    Backup(BackupBatch),
+    /// One-way, owner to backup: the last change number of each partition
+    /// it owns and the backup holds, so a backup that fell behind resyncs.
+    ReplicaSeqs(Vec<(u32, u64)>),
     /// Request: run a client's map request here, on `partitions` (or on the
     /// key's partition). Answered with `Executed`.
     Execute {

@@ -1,0 +1,206 @@
+//! One partition's replica on this member: its records, the sequence number
+//! of the last change applied, and the changes that arrived ahead of their
+//! turn. The owner numbers every change it makes; a backup applies them in
+//! that order, so both hold the same records once they reach the same number.
+
+use crate::service::MigratedRecord;
+use crate::store::PartitionStore;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// One change to a partition, as its backups apply it: the resulting state
+/// of a key (not the operation), so applying it twice does no harm.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    Put {
+        map: String,
+        key: Bytes,
+        record: MigratedRecord,
+    },
+    Remove {
+        map: String,
+        key: Bytes,
+    },
+    ClearMap {
+        map: String,
+    },
+}
+
+/// The changes an operation made to one partition, numbered by its owner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupBatch {
+    pub partition: u32,
+    pub seq: u64,
+    pub changes: Vec<Change>,
+}
+
+/// Changes buffered beyond this many mean the backup lost track: resync.
+const MAX_BUFFERED: usize = 100_000;
+
+#[derive(Debug, Default)]
+pub struct PartitionState {
+    pub store: PartitionStore,
+    /// Number of the last change applied here.
+    pub seq: u64,
+    /// Whether this replica holds the partition's full data (false while a
+    /// new replica waits for its copy).
+    pub synced: bool,
+    pending: BTreeMap<u64, Vec<Change>>,
+}
+
+impl PartitionState {
+    pub fn new() -> Self {
+        Self {
+            synced: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn apply(&mut self, changes: Vec<Change>, now: Instant) {
+        for c in changes {
+            match c {
+                Change::Put { map, key, record } => self
+                    .store
+                    .map_mut(&map)
+                    .install(key, crate::service::from_wire(record, now)),
+                Change::Remove { map, key } => {
+                    self.store.map_mut(&map).remove(&key, now);
+                }
+                Change::ClearMap { map } => {
+                    self.store.map_mut(&map).clear();
+                }
+            }
+        }
+    }
+
+    /// A backup receives change `seq`: applied now if it is the next one,
+    /// kept until its turn otherwise. Returns false when the backup has
+    /// lost track and needs a full copy.
+    pub fn receive(&mut self, seq: u64, changes: Vec<Change>, now: Instant) -> bool {
+        if seq <= self.seq && self.synced {
+            return true;
+        }
+        self.pending.insert(seq, changes);
+        if self.pending.len() > MAX_BUFFERED {
+            self.pending.clear();
+            self.synced = false;
+            return false;
+        }
+        if self.synced {
+            self.drain(now);
+        }
+        true
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some(changes) = self.pending.remove(&(self.seq + 1)) {
+            self.seq += 1;
+            self.apply(changes, now);
+        }
+        let seq = self.seq;
+        self.pending.retain(|s, _| *s > seq);
+    }
+
+    /// Installs a full copy taken at `seq`, then what arrived after it.
+    pub fn install(&mut self, seq: u64, store: PartitionStore, now: Instant) {
+        self.store = store;
+        self.seq = seq;
+        self.synced = true;
+        self.drain(now);
+    }
+
+    /// This backup becomes the owner: everything it received counts, in order.
+    pub fn promote(&mut self, now: Instant) {
+        let pending = std::mem::take(&mut self.pending);
+        for (seq, changes) in pending {
+            if seq > self.seq {
+                self.seq = seq;
+                self.apply(changes, now);
+            }
+        }
+        self.synced = true;
+    }
+
+    pub fn has_gap(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub fn reset(&mut self) {
+        self.store.clear();
+        self.pending.clear();
+        self.seq = 0;
+        self.synced = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(k: &str, v: &str) -> Vec<Change> {
+        vec![Change::Put {
+            map: "m".into(),
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            record: MigratedRecord {
+                value: Bytes::copy_from_slice(v.as_bytes()),
+                ttl_left_ms: None,
+                ttl_ms: None,
+                creation_time: 0,
+                last_update_time: 0,
+                last_access_time: 0,
+                hits: 0,
+                version: 0,
+            },
+        }]
+    }
+
+    fn get(s: &mut PartitionState, k: &str) -> Option<Bytes> {
+        s.store.map_mut("m").get(k.as_bytes(), Instant::now())
+    }
+
+    #[test]
+    fn changes_apply_in_order_whatever_order_they_arrive_in() {
+        let now = Instant::now();
+        let mut s = PartitionState::new();
+        assert!(s.receive(2, put("a", "2"), now));
+        assert_eq!(get(&mut s, "a"), None);
+        assert!(s.receive(1, put("a", "1"), now));
+        assert_eq!(get(&mut s, "a").as_deref(), Some(&b"2"[..]));
+        assert_eq!(s.seq, 2);
+        assert!(s.receive(1, put("a", "old"), now));
+        assert_eq!(get(&mut s, "a").as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_copy_then_the_changes_after_it() {
+        let now = Instant::now();
+        let mut s = PartitionState::new();
+        s.synced = false;
+        s.receive(5, put("b", "5"), now);
+        s.receive(4, put("b", "4"), now);
+        let mut copy = PartitionStore::default();
+        copy.map_mut("m").put(
+            Bytes::from_static(b"b"),
+            Bytes::from_static(b"3"),
+            None,
+            now,
+        );
+        s.install(3, copy, now);
+        assert_eq!(s.seq, 5);
+        assert_eq!(get(&mut s, "b").as_deref(), Some(&b"5"[..]));
+    }
+
+    #[test]
+    fn promotion_applies_everything_received() {
+        let now = Instant::now();
+        let mut s = PartitionState::new();
+        s.receive(1, put("a", "1"), now);
+        s.receive(3, put("c", "3"), now);
+        assert!(s.has_gap());
+        s.promote(now);
+        assert_eq!(get(&mut s, "c").as_deref(), Some(&b"3"[..]));
+        assert_eq!(s.seq, 3);
+    }
+}
