@@ -82,6 +82,9 @@ pub struct Membership {
     pub(crate) next_merge_probe: Instant,
     pub(crate) merge_busy: bool,
     pub(crate) merge_hints: Vec<SocketAddr>,
+    /// How many times this member has joined a cluster (a rejoin after being
+    /// removed, or a merge, counts again).
+    pub(crate) joins: u64,
 }
 
 impl Membership {
@@ -103,7 +106,12 @@ impl Membership {
             next_merge_probe: now,
             merge_busy: false,
             merge_hints: Vec::new(),
+            joins: 0,
         }
+    }
+
+    pub fn joins(&self) -> u64 {
+        self.joins
     }
 
     pub fn me(&self) -> MemberInfo {
@@ -275,6 +283,7 @@ impl Membership {
         self.last_heard.retain(|u, _| view.contains(u));
         self.departed.retain(|u| view.contains(u));
         if self.phase != Phase::Joined {
+            self.joins += 1;
             self.phase = Phase::Joined;
             self.next_heartbeat = now;
             self.next_merge_probe = now + self.cfg.merge_interval;

@@ -21,6 +21,8 @@ pub struct ClusterSnapshot {
     pub me: MemberInfo,
     pub joined: bool,
     pub view: MemberListView,
+    /// Increments every time this member (re)joins a cluster.
+    pub joins: u64,
 }
 
 impl ClusterSnapshot {
@@ -84,6 +86,7 @@ pub fn spawn(
         me,
         joined: false,
         view: MemberListView::default(),
+        joins: 0,
     });
     let (internal_tx, internal_rx) = mpsc::channel(64);
     let node = Node {
@@ -165,6 +168,7 @@ impl Node {
             me: self.membership.me(),
             joined: self.membership.is_joined(),
             view: self.membership.view().clone(),
+            joins: self.membership.joins(),
         };
         self.snapshots.send_if_modified(|old| {
             if *old != snap {
@@ -219,6 +223,7 @@ impl Node {
                         me: self.membership.me(),
                         joined: self.membership.is_joined(),
                         view: self.membership.view().clone(),
+                        joins: self.membership.joins(),
                     };
                     (self.on_members)(&snap);
                 }

@@ -152,7 +152,10 @@ impl PartitionService {
             if held == cur {
                 continue;
             }
-            let was = held.contains(&me);
+            // We hold the data only if we were a replica in the table this
+            // one was computed from too (we may have missed a table that
+            // took the partition away from us).
+            let was = held.contains(&me) && prev.contains(&me);
             let is_owner = cur.first() == Some(&me);
             if cur.contains(&me) && !was {
                 match copy_source(prev, alive, me) {
@@ -250,6 +253,35 @@ impl PartitionService {
 
     pub fn mark_unsynced(&self, p: u32) {
         self.state(p).synced = false;
+    }
+
+    /// Forgets the table and every partition's data: this member was
+    /// removed from the cluster (paused past the timeout, cut off) and
+    /// rejoins as if new; what it holds is stale.
+    pub fn reset_all(&self) {
+        if let Ok(mut t) = self.table.write() {
+            *t = PartitionTable::empty(t.count());
+        }
+        for p in 0..self.partition_count() {
+            self.state(p).reset();
+            self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        }
+        self.changed.notify_waiters();
+    }
+
+    /// Candidates to copy `p` from, best first: the replicas of the table
+    /// the current one was computed from, then the current replicas.
+    pub fn copy_candidates(&self, p: u32, alive: &[Uuid]) -> Vec<Uuid> {
+        let t = self.table();
+        let mut out: Vec<Uuid> = Vec::new();
+        let prev = t.previous.get(p as usize).cloned().unwrap_or_default();
+        let cur = t.replicas.get(p as usize).cloned().unwrap_or_default();
+        for m in prev.into_iter().chain(cur) {
+            if m != self.me && alive.contains(&m) && !out.contains(&m) {
+                out.push(m);
+            }
+        }
+        out
     }
 
     /// Drops the data of a partition this member no longer replicates.

@@ -23,6 +23,9 @@ use uuid::Uuid;
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Errors starting with this are worth retrying (the client is told so).
+pub const RETRY_MARK: &str = "retry: ";
+
 pub struct DataPlane {
     pub service: Arc<PartitionService>,
     /// Distributed objects clients created: (service, name), kept on every member.
@@ -201,24 +204,48 @@ impl DataPlane {
         deadline: Instant,
     ) -> Result<(), String> {
         let p = batch.partition;
+        let me = self.service.me();
         let msg = ServiceMessage::Backup(batch)
             .wrap()
             .map_err(|e| e.to_string())?;
         loop {
+            if self.service.owner(p) != Some(me) || !self.cluster.borrow().joined {
+                // Ownership moved while we waited: this change may not be on
+                // the new owner; the client must retry there.
+                return Err(format!(
+                    "{RETRY_MARK}partition {p} changed owner during the write; retry"
+                ));
+            }
             if !self.service.backups_of(p).contains(&backup) {
+                // Replaced: the new backup copies the partition from us.
                 return Ok(());
             }
             let Some(addr) = self.address_of(backup) else {
-                return Ok(());
-            };
-            match self.transport.request(addr, msg.clone(), Duration::from_secs(5)).await {
-                Ok(_) => return Ok(()),
-                Err(e) if Instant::now() > deadline => {
+                // Gone from the member list: the next table replaces it.
+                if Instant::now() > deadline {
                     return Err(format!(
-                        "partition {p}: the write is on its owner but backup {addr} did not confirm it: {e}"
+                        "{RETRY_MARK}partition {p}: backup {backup} is gone"
+                    ));
+                }
+                self.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+                continue;
+            };
+            let answer = self
+                .transport
+                .request(addr, msg.clone(), Duration::from_secs(5))
+                .await;
+            match answer.as_ref().map(ServiceMessage::unwrap) {
+                Ok(Some(Ok(ServiceMessage::Ack))) => return Ok(()),
+                _ if Instant::now() > deadline => {
+                    return Err(format!(
+                        "{RETRY_MARK}partition {p}: the write is on its owner but backup {addr} did not confirm it"
                     ))
                 }
-                Err(_) => self.service.wait_for_change(Duration::from_millis(50)).await,
+                // Refused (its table differs from ours) or unreachable:
+                // wait for the tables to agree or the member to be removed.
+                _ => self.service.wait_for_change(Duration::from_millis(50)).await,
             }
         }
     }

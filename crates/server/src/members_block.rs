@@ -43,6 +43,7 @@ mod tests {
         let snap = ClusterSnapshot {
             me: b,
             joined: true,
+            joins: 1,
             view: MemberListView {
                 version: 2,
                 members: vec![a, b],

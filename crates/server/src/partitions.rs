@@ -70,6 +70,9 @@ pub struct Coordinator {
     behind: HashMap<u32, u64>,
     hand_over: Arc<HandOver>,
     inputs: mpsc::Sender<CoordinatorInput>,
+    joins_seen: u64,
+    /// Last table version whose replicas this member reported in sync.
+    in_sync_reported: u64,
 }
 
 impl Coordinator {
@@ -91,6 +94,8 @@ impl Coordinator {
             behind: HashMap::new(),
             hand_over: Arc::default(),
             inputs,
+            joins_seen: 0,
+            in_sync_reported: 0,
         }
     }
 
@@ -135,8 +140,19 @@ impl Coordinator {
 
     fn on_members(&mut self) {
         let snap = self.snapshot();
-        if !snap.joined {
-            return;
+        let rejoined = snap.joins > self.joins_seen && self.joins_seen > 0;
+        self.joins_seen = self.joins_seen.max(snap.joins);
+        if !snap.joined || rejoined {
+            if self.data.service.table_version() > 0 {
+                tracing::warn!("no longer in the cluster: dropping this member's partitions, which are stale now");
+                self.data.service.reset_all();
+                self.copying.clear();
+                self.released.clear();
+                self.behind.clear();
+            }
+            if !snap.joined {
+                return;
+            }
         }
         let alive = self.alive();
         self.leaving.retain(|u| alive.contains(u));
@@ -207,62 +223,99 @@ impl Coordinator {
             self.released.insert(p, Instant::now());
         }
         let _ = self.tables.send(version);
+        self.report_in_sync();
     }
 
-    /// Copies partition `p` from `source`, retrying while it is alive.
+    /// Forgets finished copies and reports when none is left.
+    fn refresh_copying(&mut self) {
+        let service = &self.data.service;
+        self.copying
+            .retain(|p, _| !service.replica_status(*p).1 || service.is_awaiting(*p));
+        self.report_in_sync();
+    }
+
+    /// Says once per table version when every replica this member holds has
+    /// its data (what operators and tests wait for before the next failure).
+    fn report_in_sync(&mut self) {
+        let version = self.data.service.table_version();
+        if version > self.in_sync_reported && self.copying.is_empty() {
+            self.in_sync_reported = version;
+            tracing::info!(
+                "partition table version {version}: replicas on this member are in sync"
+            );
+        }
+    }
+
+    /// Copies partition `p`, from `source` first; when a source is gone or
+    /// cannot serve, from the next member that held the partition.
     fn spawn_copy(&self, p: u32, owner: bool, source: Uuid, table_version: u64) {
         let data = self.data.clone();
         let inputs = self.inputs.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            let request = ServiceMessage::CopyRequest {
-                partition: p,
-                table_version,
-            };
+            let mut tried_first = false;
             loop {
-                let Some(addr) = data.address_of(source) else {
-                    tracing::warn!("partition {p}: {source} left before we could copy it");
+                let alive: Vec<Uuid> = data.cluster().view.members.iter().map(|m| m.uuid).collect();
+                let mut candidates = data.service.copy_candidates(p, &alive);
+                if !tried_first && alive.contains(&source) {
+                    candidates.retain(|c| *c != source);
+                    candidates.insert(0, source);
+                }
+                tried_first = true;
+                if candidates.is_empty() {
+                    tracing::error!(
+                        "partition {p}: every member that held it is gone; it starts empty"
+                    );
                     data.service.stop_awaiting(p);
                     return;
-                };
-                let answer = match request.wrap() {
-                    Ok(m) => {
-                        data.transport()
-                            .request(addr, m, Duration::from_secs(60))
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                match answer.as_ref().map(ServiceMessage::unwrap) {
-                    Ok(Some(Ok(ServiceMessage::Copy {
+                }
+                for candidate in candidates {
+                    let Some(addr) = data.address_of(candidate) else {
+                        continue;
+                    };
+                    let version = table_version.max(data.service.table_version());
+                    let request = ServiceMessage::CopyRequest {
+                        partition: p,
+                        table_version: version,
+                    };
+                    let answer = match request.wrap() {
+                        Ok(m) => {
+                            data.transport()
+                                .request(addr, m, Duration::from_secs(30))
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Ok(Some(Ok(ServiceMessage::Copy {
                         partition,
                         seq,
                         data: records,
-                    }))) if partition == p => {
-                        let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                        data.service.install_copy(p, seq, records);
-                        tracing::debug!(
-                            "partition {p}: copied {n} entries from {addr} in {} ms ({})",
-                            start.elapsed().as_millis(),
-                            if owner { "owner" } else { "backup" }
-                        );
-                        let _ = inputs
-                            .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
-                            .await;
-                        return;
+                    }))) = answer.as_ref().map(ServiceMessage::unwrap)
+                    {
+                        if partition == p {
+                            let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                            data.service.install_copy(p, seq, records);
+                            tracing::debug!(
+                                "partition {p}: copied {n} entries from {addr} in {} ms ({})",
+                                start.elapsed().as_millis(),
+                                if owner { "owner" } else { "backup" }
+                            );
+                            let _ = inputs
+                                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                                .await;
+                            return;
+                        }
                     }
-                    _ if start.elapsed() > COPY_LIMIT => {
-                        tracing::error!("partition {p}: no copy from {addr} after {COPY_LIMIT:?}; serving it as it is");
-                        data.service.stop_awaiting(p);
-                        return;
-                    }
-                    other => {
-                        tracing::debug!(
-                            "partition {p}: copy from {addr} failed ({other:?}); retrying"
-                        );
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
+                    tracing::debug!("partition {p}: no copy from {addr}; trying the next member");
                 }
+                if start.elapsed() > COPY_LIMIT {
+                    tracing::error!(
+                        "partition {p}: no copy after {COPY_LIMIT:?}; serving it as it is"
+                    );
+                    data.service.stop_awaiting(p);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         });
     }
@@ -281,8 +334,9 @@ impl Coordinator {
         hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             // Our copy must be complete too: we may be a new replica still
-            // copying it from someone else.
-            let deadline = Instant::now() + COPY_LIMIT;
+            // copying it from someone else. If it is not, say so (`Ack`)
+            // and the requester asks another member.
+            let deadline = Instant::now() + Duration::from_secs(10);
             while (data.service.table_version() < table_version
                 || !data.service.replica_status(partition).1)
                 && Instant::now() < deadline
@@ -291,14 +345,17 @@ impl Coordinator {
                     .wait_for_change(Duration::from_millis(50))
                     .await;
             }
-            let (seq, records) = data.service.snapshot(partition);
-            if let Ok(m) = (ServiceMessage::Copy {
-                partition,
-                seq,
-                data: records,
-            })
-            .wrap()
-            {
+            let answer = if data.service.replica_status(partition).1 {
+                let (seq, records) = data.service.snapshot(partition);
+                ServiceMessage::Copy {
+                    partition,
+                    seq,
+                    data: records,
+                }
+            } else {
+                ServiceMessage::Ack
+            };
+            if let Ok(m) = answer.wrap() {
                 let _ = responder.respond(m).await;
             }
             if let (Some(from), Ok(mut s)) = (from, hand_over.served.lock()) {
@@ -325,15 +382,25 @@ impl Coordinator {
             ) => {
                 self.serve_copy(partition, table_version, from, r);
             }
-            CoordinatorInput::Peer(ServiceMessage::Backup(batch), _, responder) => {
+            CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
                 let p = batch.partition;
-                if !self.data.service.receive_backup(batch) {
-                    tracing::warn!(
-                        "partition {p}: backup lost track of the owner's changes; copying again"
-                    );
-                }
-                if let (Some(r), Ok(ack)) = (responder, ServiceMessage::Ack.wrap()) {
-                    tokio::spawn(r.respond(ack));
+                let me = self.snapshot().me.uuid;
+                // Only the owner in our table may change our replica, and only
+                // if we are one of its backups: a stale owner (paused past
+                // the timeout, cut off) is told no and its write fails.
+                let accepted = from.is_some()
+                    && self.data.service.owner(p) == from
+                    && self.data.service.backups_of(p).contains(&me);
+                let answer = if accepted {
+                    if !self.data.service.receive_backup(batch) {
+                        tracing::warn!("partition {p}: backup lost track of the owner's changes; copying again");
+                    }
+                    ServiceMessage::Ack
+                } else {
+                    ServiceMessage::BackupRefused
+                };
+                if let (Some(r), Ok(m)) = (responder, answer.wrap()) {
+                    tokio::spawn(r.respond(m));
                 }
             }
             CoordinatorInput::Peer(ServiceMessage::ReplicaSeqs(seqs), _, _) => {
@@ -349,6 +416,8 @@ impl Coordinator {
                     tokio::spawn(r.respond(ack));
                 }
             }
+            // A copy of ours finished.
+            CoordinatorInput::Peer(ServiceMessage::Ack, None, None) => self.refresh_copying(),
             CoordinatorInput::Peer(..) => {}
             CoordinatorInput::LeaveSelf(done) => {
                 let snap = self.snapshot();
@@ -410,10 +479,7 @@ impl Coordinator {
             // Repairs members that missed a table.
             self.broadcast(&self.data.service.table());
         }
-        // Copies that finished.
-        self.copying.retain(|p, _| {
-            !self.data.service.replica_status(*p).1 || self.data.service.is_awaiting(*p)
-        });
+        self.refresh_copying();
         // Released partitions nobody copies any more.
         let serving: HashSet<u32> = self.hand_over.waiting().iter().map(|(p, _)| *p).collect();
         let expired: Vec<u32> = self

@@ -29,6 +29,9 @@ pub enum ServiceMessage {
     },
     /// Request, owner to backup: the changes of one operation. Answered with `Ack`.
     Backup(BackupBatch),
+    /// Answer to `Backup` from a member that does not take changes from the
+    /// sender for that partition (not its owner, or we are not its backup).
+    BackupRefused,
     /// One-way, owner to backup: the last change number of each partition
     /// it owns and the backup holds, so a backup that fell behind resyncs.
     ReplicaSeqs(Vec<(u32, u64)>),

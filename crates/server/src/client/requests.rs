@@ -156,7 +156,14 @@ impl ClientEndpoint {
         }
         match self.data.run(&req, raw).await {
             Ok(result) => map_response(t, correlation, &req.op, result),
-            Err(e) => error(correlation, error_codes::HAZELCAST, e),
+            Err(e) => match e.strip_prefix(crate::data::RETRY_MARK) {
+                Some(msg) => error(
+                    correlation,
+                    error_codes::RETRYABLE_HAZELCAST,
+                    msg.to_string(),
+                ),
+                None => error(correlation, error_codes::HAZELCAST, e),
+            },
         }
     }
 }

@@ -21,6 +21,7 @@ pub const FAST: &[&str] = &[
 
 pub struct Member {
     pub addr: String,
+    reaped: bool,
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
@@ -89,6 +90,7 @@ impl Member {
         let child = cmd.spawn().expect("spawn ferrocast");
         Member {
             addr: format!("[{ip}]:5701"),
+            reaped: false,
             child,
             log,
             _dir: dir,
@@ -97,6 +99,11 @@ impl Member {
 
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
+    }
+
+    pub fn is_running(&self) -> bool {
+        // A killed member's child was reaped by kill9().
+        kill(self.pid(), None).is_ok() && !self.reaped
     }
 
     pub fn log(&self) -> String {
@@ -118,6 +125,7 @@ impl Member {
     pub fn kill9(&mut self) {
         self.signal(Signal::SIGKILL);
         let _ = self.child.wait();
+        self.reaped = true;
     }
 
     /// Waits for the process to exit; `None` if it did not within `timeout`.
@@ -125,6 +133,7 @@ impl Member {
         let end = Instant::now() + timeout;
         while Instant::now() < end {
             if let Ok(Some(status)) = self.child.try_wait() {
+                self.reaped = true;
                 return Some(status);
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -140,6 +149,9 @@ impl Member {
 
 impl Drop for Member {
     fn drop(&mut self) {
+        if std::env::var_os("FERROCAST_TEST_DUMP").is_some() {
+            self.dump();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
