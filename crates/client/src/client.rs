@@ -384,13 +384,27 @@ impl Client {
         }
     }
 
+    /// The member owning `key`'s partition, as the client knows it.
+    pub(crate) fn owner_of(&self, key: &[u8]) -> Option<Uuid> {
+        let p = data::partition_id(key, self.partition_count().max(1));
+        self.inner
+            .view
+            .lock()
+            .ok()
+            .and_then(|v| v.owners.get(p as usize).copied().flatten())
+    }
+
     /// Runs a map operation and reads its response.
     pub(crate) async fn map_op(&self, name: &str, op: MapOp) -> Result<MapResponse, ClientError> {
-        let partition = op
-            .key()
-            .map(|k| data::partition_id(k, self.partition_count().max(1)));
+        let count = self.partition_count().max(1);
+        let partition = op.key().map(|k| data::partition_id(k, count));
         let msg = client_side::map_request(name, &op, partition.map(|p| p as i32).unwrap_or(-1));
-        let resp = self.invoke(msg, partition).await?;
+        // A batch goes to the owner of its first key (put_all groups by owner).
+        let route = partition.or(match &op {
+            MapOp::PutAll { entries } => entries.first().map(|(k, _)| data::partition_id(k, count)),
+            _ => None,
+        });
+        let resp = self.invoke(msg, route).await?;
         Ok(client_side::map_response(&op, &resp)?)
     }
 

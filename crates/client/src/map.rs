@@ -227,11 +227,23 @@ impl Map {
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), ClientError> {
-        let entries = entries
-            .into_iter()
-            .map(|(k, v)| (k.to_data(), v.to_data()))
-            .collect();
-        self.op(MapOp::PutAll { entries }).await.map(|_| ())
+        // One request per owner, so each goes straight to the member that
+        // holds its entries.
+        let mut by_owner: HashMap<Option<Uuid>, Vec<(Bytes, Bytes)>> = HashMap::new();
+        for (k, v) in entries {
+            let key = k.to_data();
+            by_owner
+                .entry(self.client.owner_of(&key))
+                .or_default()
+                .push((key, v.to_data()));
+        }
+        let calls = by_owner
+            .into_values()
+            .map(|entries| self.op(MapOp::PutAll { entries }));
+        for r in futures::future::join_all(calls).await {
+            r?;
+        }
+        Ok(())
     }
 
     pub async fn key_set(&self) -> Result<Vec<Value>, ClientError> {

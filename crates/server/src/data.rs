@@ -13,7 +13,7 @@ use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::Transport;
 use ferrocast_partition::{BackupBatch, MapResult, PartitionService};
 use ferrocast_protocol::data::partition_id;
-use ferrocast_protocol::{ClientMessage, MapRequest, Request};
+use ferrocast_protocol::{ClientMessage, MapOp, MapRequest, Request};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,9 +68,14 @@ impl DataPlane {
     pub async fn run(&self, req: &MapRequest, raw: &ClientMessage) -> Result<MapResult, String> {
         let deadline = Instant::now() + self.op_timeout;
         let count = self.service.partition_count();
-        let mut remaining: Vec<u32> = match req.op.key() {
-            Some(key) => vec![partition_id(key, count)],
-            None => (0..count).collect(),
+        let mut remaining: Vec<u32> = match (&req.op, req.op.key()) {
+            (_, Some(key)) => vec![partition_id(key, count)],
+            // Multi-key operations touch only their keys' partitions.
+            (MapOp::GetAll { keys }, None) => sorted_partitions(keys.iter(), count),
+            (MapOp::PutAll { entries }, None) => {
+                sorted_partitions(entries.iter().map(|(k, _)| k), count)
+            }
+            _ => (0..count).collect(),
         };
         let key_op = req.op.key().is_some();
         let mut acc: Option<MapResult> = None;
@@ -325,6 +330,13 @@ impl DataPlane {
     pub fn cluster(&self) -> ClusterSnapshot {
         self.cluster.borrow().clone()
     }
+}
+
+fn sorted_partitions<'a>(keys: impl Iterator<Item = &'a bytes::Bytes>, count: u32) -> Vec<u32> {
+    let mut parts: Vec<u32> = keys.map(|k| partition_id(k, count)).collect();
+    parts.sort_unstable();
+    parts.dedup();
+    parts
 }
 
 trait Normalize {

@@ -73,6 +73,9 @@ pub struct Coordinator {
     joins_seen: u64,
     /// Last table version whose replicas this member reported in sync.
     in_sync_reported: u64,
+    /// Entries and bytes copied in since the last in-sync report, and since when.
+    copied: Arc<(AtomicUsize, AtomicUsize)>,
+    copy_started: Option<Instant>,
 }
 
 impl Coordinator {
@@ -96,6 +99,8 @@ impl Coordinator {
             inputs,
             joins_seen: 0,
             in_sync_reported: 0,
+            copied: Arc::default(),
+            copy_started: None,
         }
     }
 
@@ -209,6 +214,9 @@ impl Coordinator {
         let Some(change) = self.data.service.apply_table(table, &self.alive()) else {
             return;
         };
+        if !change.needs_copy.is_empty() && self.copy_started.is_none() {
+            self.copy_started = Some(Instant::now());
+        }
         for (p, owner, source) in change.needs_copy {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
@@ -251,6 +259,7 @@ impl Coordinator {
     fn spawn_copy(&self, p: u32, owner: bool, source: Uuid, table_version: u64) {
         let data = self.data.clone();
         let inputs = self.inputs.clone();
+        let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tried_first = false;
@@ -294,6 +303,13 @@ impl Coordinator {
                     {
                         if partition == p {
                             let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                            let bytes: usize = records
+                                .iter()
+                                .flat_map(|(_, r)| r.iter())
+                                .map(|(k, v)| k.len() + v.value.len())
+                                .sum();
+                            copied.0.fetch_add(n, Ordering::SeqCst);
+                            copied.1.fetch_add(bytes, Ordering::SeqCst);
                             data.service.install_copy(p, seq, records);
                             tracing::debug!(
                                 "partition {p}: copied {n} entries from {addr} in {} ms ({})",
