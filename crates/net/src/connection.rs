@@ -4,6 +4,7 @@
 
 use crate::codec::{self, Envelope, EnvelopeKind};
 use crate::error::NetError;
+use crate::fault::Faults;
 use crate::handshake::FramedStream;
 use crate::member::MemberInfo;
 use crate::message::MemberMessage;
@@ -78,6 +79,7 @@ impl Connection {
         origin: Origin,
         incoming: mpsc::Sender<Incoming>,
         shutdown: &CancellationToken,
+        faults: Arc<Faults>,
     ) -> Connection {
         let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
         let closed = shutdown.child_token();
@@ -91,6 +93,7 @@ impl Connection {
             pending.clone(),
             incoming,
             closed.clone(),
+            faults,
         ));
         Connection {
             inner: Arc::new(Inner {
@@ -220,6 +223,7 @@ async fn read_loop(
     pending: Pending,
     incoming: mpsc::Sender<Incoming>,
     closed: CancellationToken,
+    faults: Arc<Faults>,
 ) {
     loop {
         let frame = tokio::select! {
@@ -237,6 +241,10 @@ async fn read_loop(
             }
             None => break,
         };
+        if faults.is_blocked(peer.address) {
+            // Cut off: what it sends never arrives.
+            continue;
+        }
         let env: Envelope = match codec::decode(&frame) {
             Ok(env) => env,
             Err(e) => {

@@ -11,6 +11,7 @@
 mod codec;
 mod connection;
 mod error;
+mod fault;
 mod handshake;
 mod member;
 mod message;
@@ -19,6 +20,7 @@ mod transport;
 pub use codec::{decode, encode, Envelope, EnvelopeKind, DEFAULT_MAX_FRAME};
 pub use connection::{Connection, Incoming, Origin, Responder};
 pub use error::NetError;
+pub use fault::Faults;
 pub use handshake::{Credentials, HANDSHAKE_VERSION};
 pub use member::{HzAddress, MemberInfo};
 pub use message::{JoinAnswer, MasterAnswer, MemberListView, MemberMessage};

@@ -4,6 +4,7 @@
 
 use crate::connection::{Connection, Incoming, Origin};
 use crate::error::NetError;
+use crate::fault::Faults;
 use crate::handshake::{self, Credentials};
 use crate::member::MemberInfo;
 use crate::message::MemberMessage;
@@ -26,6 +27,8 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     /// Bound on the preamble and the whole handshake of one connection.
     pub handshake_timeout: Duration,
+    /// Testing only: a file of peer addresses to behave as cut off from.
+    pub fault_file: Option<std::path::PathBuf>,
 }
 
 impl TransportConfig {
@@ -35,6 +38,7 @@ impl TransportConfig {
             max_frame: codec::DEFAULT_MAX_FRAME,
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            fault_file: None,
         }
     }
 }
@@ -57,6 +61,7 @@ struct Inner {
     pool: Mutex<HashMap<SocketAddr, Slot>>,
     incoming: mpsc::Sender<Incoming>,
     shutdown: CancellationToken,
+    faults: Arc<Faults>,
 }
 
 impl Transport {
@@ -70,6 +75,10 @@ impl Transport {
         shutdown: CancellationToken,
     ) -> (Transport, mpsc::Receiver<Incoming>) {
         let (tx, rx) = mpsc::channel(4096);
+        let faults = Arc::new(Faults::default());
+        if let Some(path) = cfg.fault_file.clone() {
+            faults.watch(path, shutdown.clone());
+        }
         let transport = Transport {
             inner: Arc::new(Inner {
                 me,
@@ -77,6 +86,7 @@ impl Transport {
                 pool: Mutex::default(),
                 incoming: tx,
                 shutdown,
+                faults,
             }),
         };
         tokio::spawn(accept_loop(listener, transport.clone(), clients));
@@ -91,6 +101,12 @@ impl Transport {
     pub async fn connection(&self, addr: SocketAddr) -> Result<Connection, NetError> {
         if self.inner.shutdown.is_cancelled() {
             return Err(NetError::Shutdown);
+        }
+        if self.inner.faults.is_blocked(addr) {
+            return Err(NetError::Connect {
+                addr,
+                source: std::io::Error::other("cut off by fault injection"),
+            });
         }
         let slot = self.slot(addr);
         let mut guard = slot.lock().await;
@@ -120,6 +136,7 @@ impl Transport {
             Origin::Dialed,
             self.inner.incoming.clone(),
             &self.inner.shutdown,
+            self.inner.faults.clone(),
         );
         *guard = Some(conn.clone());
         Ok(conn)
@@ -132,11 +149,18 @@ impl Transport {
         timeout: Duration,
     ) -> Result<MemberMessage, NetError> {
         let conn = self.connection(addr).await?;
+        if self.inner.faults.is_blocked(conn.peer().address) {
+            return Err(NetError::Closed(addr));
+        }
         conn.request(body, timeout).await
     }
 
     pub async fn send(&self, addr: SocketAddr, body: MemberMessage) -> Result<(), NetError> {
-        self.connection(addr).await?.send(body).await
+        let conn = self.connection(addr).await?;
+        if self.inner.faults.is_blocked(conn.peer().address) {
+            return Err(NetError::Closed(addr));
+        }
+        conn.send(body).await
     }
 
     /// Drops (and closes) the pooled connection to `addr`, if any.
@@ -284,12 +308,19 @@ async fn serve_inbound(
         peer: remote,
         reason: "handshake timed out".into(),
     })??;
+    if transport.inner.faults.is_blocked(peer.address) {
+        return Err(NetError::Handshake {
+            peer: peer.address,
+            reason: "cut off by fault injection".into(),
+        });
+    }
     let conn = Connection::start(
         framed,
         peer,
         Origin::Accepted,
         transport.inner.incoming.clone(),
         &transport.inner.shutdown,
+        transport.inner.faults.clone(),
     );
     transport.register_accepted(conn).await;
     Ok(())

@@ -10,6 +10,7 @@ pub const ILLEGAL_STATE: i32 = 27;
 pub const MEMBER_LEFT: i32 = 33;
 pub const NULL_POINTER: i32 = 37;
 pub const PARTITION_MIGRATING: i32 = 39;
+pub const SPLIT_BRAIN_PROTECTION: i32 = 42;
 pub const RETRYABLE_HAZELCAST: i32 = 46;
 pub const TARGET_DISCONNECTED: i32 = 52;
 pub const TARGET_NOT_MEMBER: i32 = 53;
@@ -27,6 +28,9 @@ pub fn class_name(code: i32) -> &'static str {
         NULL_POINTER => "java.lang.NullPointerException",
         PARTITION_MIGRATING => "com.hazelcast.spi.exception.PartitionMigratingException",
         RETRYABLE_HAZELCAST => "com.hazelcast.spi.exception.RetryableHazelcastException",
+        SPLIT_BRAIN_PROTECTION => {
+            "com.hazelcast.splitbrainprotection.SplitBrainProtectionException"
+        }
         TARGET_DISCONNECTED => "com.hazelcast.spi.exception.TargetDisconnectedException",
         TARGET_NOT_MEMBER => "com.hazelcast.spi.exception.TargetNotMemberException",
         UNSUPPORTED_OPERATION => "java.lang.UnsupportedOperationException",

@@ -76,6 +76,13 @@ pub struct Cli {
     /// is acknowledged once all its backups have it.
     #[arg(long, value_name = "N", env = "FERROCAST_BACKUP_COUNT")]
     pub backup_count: Option<usize>,
+    /// Split-brain protection: writes are refused while this member's side
+    /// of the cluster has fewer members [default: 0, off].
+    #[arg(long, value_name = "N", env = "FERROCAST_MIN_CLUSTER_SIZE")]
+    pub min_cluster_size: Option<usize>,
+    /// Testing only: a file of member addresses to act as cut off from.
+    #[arg(long, value_name = "FILE", env = "FERROCAST_FAULT_FILE", hide = true)]
+    pub fault_file: Option<PathBuf>,
     /// Number of partitions; every member of a cluster must use the same [default: 271].
     #[arg(long, value_name = "N", env = "FERROCAST_PARTITION_COUNT")]
     pub partition_count: Option<u32>,
@@ -131,6 +138,8 @@ struct FileConfig {
     partition_count: Option<u32>,
     #[serde(alias = "backup_count")]
     backup_count: Option<usize>,
+    #[serde(alias = "min_cluster_size")]
+    min_cluster_size: Option<usize>,
     #[serde(alias = "shutdown_timeout")]
     shutdown_timeout: Option<String>,
     #[serde(alias = "operation_timeout")]
@@ -179,6 +188,8 @@ pub struct Config {
     pub max_frame: usize,
     pub partition_count: u32,
     pub backup_count: usize,
+    pub min_cluster_size: usize,
+    pub fault_file: Option<PathBuf>,
     pub shutdown_timeout: Duration,
     pub operation_timeout: Duration,
     pub log: String,
@@ -339,6 +350,8 @@ impl Config {
         Ok(Config {
             partition_count,
             backup_count,
+            min_cluster_size: cli.min_cluster_size.or(file.min_cluster_size).unwrap_or(0),
+            fault_file: cli.fault_file,
             shutdown_timeout,
             operation_timeout,
             bind_ip,

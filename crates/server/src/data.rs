@@ -25,6 +25,8 @@ const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Errors starting with this are worth retrying (the client is told so).
 pub const RETRY_MARK: &str = "retry: ";
+/// Errors starting with this are split-brain protection refusals.
+pub const SPLIT_BRAIN_MARK: &str = "split-brain protection: ";
 
 pub struct DataPlane {
     pub service: Arc<PartitionService>,
@@ -34,6 +36,8 @@ pub struct DataPlane {
     transport: Transport,
     cluster: watch::Receiver<ClusterSnapshot>,
     op_timeout: Duration,
+    /// Writes are refused while the cluster has fewer members (0: never).
+    min_cluster_size: usize,
 }
 
 impl DataPlane {
@@ -43,6 +47,7 @@ impl DataPlane {
         transport: Transport,
         cluster: watch::Receiver<ClusterSnapshot>,
         op_timeout: Duration,
+        min_cluster_size: usize,
     ) -> Self {
         Self {
             service,
@@ -51,6 +56,7 @@ impl DataPlane {
             transport,
             cluster,
             op_timeout,
+            min_cluster_size,
         }
     }
 
@@ -166,6 +172,15 @@ impl DataPlane {
             self.service
                 .wait_for_change(Duration::from_millis(50))
                 .await;
+        }
+        if req.op.is_write() {
+            let size = self.cluster.borrow().view.members.len();
+            if size < self.min_cluster_size {
+                return Err(format!(
+                    "{SPLIT_BRAIN_MARK}this side of the cluster has {size} member(s), writes need at least {}",
+                    self.min_cluster_size
+                ));
+            }
         }
         let me = self.service.me();
         let (mine, others): (Vec<u32>, Vec<u32>) = parts

@@ -93,6 +93,7 @@ async fn run(cfg: Config) -> Result<()> {
         password: cfg.password.clone(),
     });
     tcfg.max_frame = cfg.max_frame;
+    tcfg.fault_file = cfg.fault_file.clone();
     let (client_tx, client_rx) = mpsc::channel(1024);
     let (transport, incoming) =
         Transport::start(listener, me, tcfg, Some(client_tx), transport_stop.clone());
@@ -116,6 +117,7 @@ async fn run(cfg: Config) -> Result<()> {
         transport.clone(),
         cluster.subscribe(),
         cfg.operation_timeout,
+        cfg.min_cluster_size,
     ));
     let (tables_tx, tables_rx) = watch::channel(0u64);
     let (coord_tx, coord_rx) = mpsc::channel(1024);

@@ -248,8 +248,15 @@ impl Coordinator {
         let version = self.data.service.table_version();
         if version > self.in_sync_reported && self.copying.is_empty() {
             self.in_sync_reported = version;
+            let entries = self.copied.0.swap(0, Ordering::SeqCst);
+            let bytes = self.copied.1.swap(0, Ordering::SeqCst);
+            let ms = self
+                .copy_started
+                .take()
+                .map(|t| t.elapsed().as_millis())
+                .unwrap_or(0);
             tracing::info!(
-                "partition table version {version}: replicas on this member are in sync"
+                "partition table version {version}: replicas on this member are in sync (copied {entries} entries, {bytes} bytes in {ms} ms)"
             );
         }
     }

@@ -131,6 +131,28 @@ pub enum MapOp {
 }
 
 impl MapOp {
+    /// Whether the operation changes the map.
+    pub fn is_write(&self) -> bool {
+        use MapOp::*;
+        matches!(
+            self,
+            Put { .. }
+                | Set { .. }
+                | PutTransient { .. }
+                | PutIfAbsent { .. }
+                | Remove { .. }
+                | Delete { .. }
+                | RemoveIfSame { .. }
+                | Replace { .. }
+                | ReplaceIfSame { .. }
+                | Clear
+                | PutAll { .. }
+                | SetTtl { .. }
+                | Evict { .. }
+                | EvictAll
+        )
+    }
+
     /// The key whose partition this operation runs on, if it is a key operation.
     pub fn key(&self) -> Option<&Bytes> {
         use MapOp::*;

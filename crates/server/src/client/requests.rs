@@ -156,14 +156,19 @@ impl ClientEndpoint {
         }
         match self.data.run(&req, raw).await {
             Ok(result) => map_response(t, correlation, &req.op, result),
-            Err(e) => match e.strip_prefix(crate::data::RETRY_MARK) {
-                Some(msg) => error(
-                    correlation,
-                    error_codes::RETRYABLE_HAZELCAST,
-                    msg.to_string(),
-                ),
-                None => error(correlation, error_codes::HAZELCAST, e),
-            },
+            Err(e) => {
+                if let Some(msg) = e.strip_prefix(crate::data::RETRY_MARK) {
+                    error(
+                        correlation,
+                        error_codes::RETRYABLE_HAZELCAST,
+                        msg.to_string(),
+                    )
+                } else if e.starts_with(crate::data::SPLIT_BRAIN_MARK) {
+                    error(correlation, error_codes::SPLIT_BRAIN_PROTECTION, e)
+                } else {
+                    error(correlation, error_codes::HAZELCAST, e)
+                }
+            }
         }
     }
 }
