@@ -4,12 +4,14 @@
 //! run on it (`map_ops.rs`).
 
 mod map_ops;
+mod merge;
 mod replica;
 mod service;
 mod store;
 mod table;
 
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
+pub use merge::{MergeEntry, MergePolicy};
 pub use replica::{BackupBatch, Change, PartitionState};
 pub use service::{copy_source, MigratedRecord, PartitionData, PartitionService, TableChange};
 pub use store::{MapPartition, PartitionStore, Record};

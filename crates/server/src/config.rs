@@ -80,6 +80,10 @@ pub struct Cli {
     /// of the cluster has fewer members [default: 0, off].
     #[arg(long, value_name = "N", env = "FERROCAST_MIN_CLUSTER_SIZE")]
     pub min_cluster_size: Option<usize>,
+    /// What happens to the smaller side's entries when a split heals:
+    /// put-if-absent, latest-update, pass-through or discard [default: put-if-absent].
+    #[arg(long, value_name = "POLICY", env = "FERROCAST_MERGE_POLICY")]
+    pub merge_policy: Option<ferrocast_partition::MergePolicy>,
     /// Testing only: a file of member addresses to act as cut off from.
     #[arg(long, value_name = "FILE", env = "FERROCAST_FAULT_FILE", hide = true)]
     pub fault_file: Option<PathBuf>,
@@ -140,6 +144,8 @@ struct FileConfig {
     backup_count: Option<usize>,
     #[serde(alias = "min_cluster_size")]
     min_cluster_size: Option<usize>,
+    #[serde(alias = "merge_policy")]
+    merge_policy: Option<String>,
     #[serde(alias = "shutdown_timeout")]
     shutdown_timeout: Option<String>,
     #[serde(alias = "operation_timeout")]
@@ -189,6 +195,7 @@ pub struct Config {
     pub partition_count: u32,
     pub backup_count: usize,
     pub min_cluster_size: usize,
+    pub merge_policy: ferrocast_partition::MergePolicy,
     pub fault_file: Option<PathBuf>,
     pub shutdown_timeout: Duration,
     pub operation_timeout: Duration,
@@ -334,6 +341,13 @@ impl Config {
         if partition_count == 0 || partition_count > 65_536 {
             bail!("--partition-count must be from 1 to 65536");
         }
+        let merge_policy = match (cli.merge_policy, file.merge_policy) {
+            (Some(p), _) => p,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| anyhow!("config file key merge-policy: {e}"))?,
+            (None, None) => ferrocast_partition::MergePolicy::PutIfAbsent,
+        };
         let backup_count = cli.backup_count.or(file.backup_count).unwrap_or(1);
         if backup_count > 6 {
             bail!("--backup-count must be from 0 to 6");
@@ -352,6 +366,7 @@ impl Config {
             backup_count,
             min_cluster_size: cli.min_cluster_size.or(file.min_cluster_size).unwrap_or(0),
             fault_file: cli.fault_file,
+            merge_policy,
             shutdown_timeout,
             operation_timeout,
             bind_ip,

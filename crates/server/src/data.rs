@@ -11,7 +11,7 @@ use crate::client::listeners::Listeners;
 use crate::service_msg::{frames_of, message_of, ServiceMessage};
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::Transport;
-use ferrocast_partition::{BackupBatch, MapResult, PartitionService};
+use ferrocast_partition::{BackupBatch, MapResult, MergeEntry, MergePolicy, PartitionService};
 use ferrocast_protocol::data::partition_id;
 use ferrocast_protocol::{ClientMessage, MapOp, MapRequest, Request};
 use std::collections::HashMap;
@@ -268,6 +268,95 @@ impl DataPlane {
                 _ => self.service.wait_for_change(Duration::from_millis(50)).await,
             }
         }
+    }
+
+    /// Offers the entries of a healed split's smaller side to their owners.
+    pub async fn merge(
+        &self,
+        entries: Vec<MergeEntry>,
+        policy: MergePolicy,
+    ) -> Result<usize, String> {
+        let count = self.service.partition_count();
+        let deadline = Instant::now() + self.op_timeout;
+        let total = entries.len();
+        let mut by_partition: HashMap<u32, Vec<MergeEntry>> = HashMap::new();
+        for e in entries {
+            by_partition
+                .entry(partition_id(&e.1, count))
+                .or_default()
+                .push(e);
+        }
+        while !by_partition.is_empty() {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "{} partition(s) found no owner to merge into",
+                    by_partition.len()
+                ));
+            }
+            let mut by_owner: HashMap<Uuid, Vec<(u32, Vec<MergeEntry>)>> = HashMap::new();
+            for (p, es) in by_partition.drain() {
+                match self.service.owner(p) {
+                    Some(o) => by_owner.entry(o).or_default().push((p, es)),
+                    None => by_owner.entry(Uuid::nil()).or_default().push((p, es)),
+                }
+            }
+            let me = self.service.me();
+            let calls = by_owner.into_iter().map(|(owner, parts)| async move {
+                if owner == me {
+                    return self.merge_here(parts, policy).await;
+                }
+                let Some(addr) = self.address_of(owner) else {
+                    return parts;
+                };
+                let entries: Vec<MergeEntry> =
+                    parts.iter().flat_map(|(_, es)| es.clone()).collect();
+                let msg = ServiceMessage::Merge { policy, entries }.wrap();
+                let answer = match msg {
+                    Ok(m) => self.transport.request(addr, m, FORWARD_TIMEOUT).await,
+                    Err(_) => return parts,
+                };
+                match answer.as_ref().map(ServiceMessage::unwrap) {
+                    Ok(Some(Ok(ServiceMessage::Merged { not_owned }))) => parts
+                        .into_iter()
+                        .filter(|(p, _)| not_owned.contains(p))
+                        .collect(),
+                    _ => parts,
+                }
+            });
+            for left in futures::future::join_all(calls).await {
+                by_partition.extend(left);
+            }
+            if !by_partition.is_empty() {
+                self.service
+                    .wait_for_change(Duration::from_millis(100))
+                    .await;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Merges into partitions this member owns; returns the others.
+    pub async fn merge_here(
+        &self,
+        parts: Vec<(u32, Vec<MergeEntry>)>,
+        policy: MergePolicy,
+    ) -> Vec<(u32, Vec<MergeEntry>)> {
+        let me = self.service.me();
+        let mut left = Vec::new();
+        let mut batches = Vec::new();
+        for (p, entries) in parts {
+            if self.service.owner(p) != Some(me) || self.service.is_awaiting(p) {
+                left.push((p, entries));
+                continue;
+            }
+            let (events, batch) = self.service.merge_entries(p, entries, policy);
+            self.listeners.dispatch(&events);
+            batches.extend(batch);
+        }
+        let _ = self
+            .replicate(batches, Instant::now() + self.op_timeout)
+            .await;
+        left
     }
 
     /// A member forwarded a client's request to us.

@@ -126,6 +126,7 @@ async fn run(cfg: Config) -> Result<()> {
         cluster.subscribe(),
         tables_tx,
         cfg.backup_count,
+        cfg.merge_policy,
         coord_tx.clone(),
     );
     let hand_over_state = coordinator.hand_over();

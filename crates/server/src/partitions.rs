@@ -12,7 +12,7 @@ use crate::data::DataPlane;
 use crate::service_msg::ServiceMessage;
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::Responder;
-use ferrocast_partition::PartitionTable;
+use ferrocast_partition::{MergePolicy, PartitionTable};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +71,7 @@ pub struct Coordinator {
     hand_over: Arc<HandOver>,
     inputs: mpsc::Sender<CoordinatorInput>,
     joins_seen: u64,
+    merge_policy: MergePolicy,
     /// Last table version whose replicas this member reported in sync.
     in_sync_reported: u64,
     /// Entries and bytes copied in since the last in-sync report, and since when.
@@ -84,6 +85,7 @@ impl Coordinator {
         cluster: watch::Receiver<ClusterSnapshot>,
         tables: watch::Sender<u64>,
         backup_count: usize,
+        merge_policy: MergePolicy,
         inputs: mpsc::Sender<CoordinatorInput>,
     ) -> Self {
         Self {
@@ -98,6 +100,7 @@ impl Coordinator {
             hand_over: Arc::default(),
             inputs,
             joins_seen: 0,
+            merge_policy,
             in_sync_reported: 0,
             copied: Arc::default(),
             copy_started: None,
@@ -150,6 +153,7 @@ impl Coordinator {
         if !snap.joined || rejoined {
             if self.data.service.table_version() > 0 {
                 tracing::warn!("no longer in the cluster: dropping this member's partitions, which are stale now");
+                self.offer_for_merge();
                 self.data.service.reset_all();
                 self.copying.clear();
                 self.released.clear();
@@ -232,6 +236,32 @@ impl Coordinator {
         }
         let _ = self.tables.send(version);
         self.report_in_sync();
+    }
+
+    /// Before dropping stale partitions (this member rejoins after a split
+    /// or a removal), offers the entries it owned to the cluster it joins,
+    /// which keeps or takes each by the merge policy.
+    fn offer_for_merge(&self) {
+        if self.merge_policy == MergePolicy::Discard {
+            return;
+        }
+        let entries = self.data.service.owned_entries();
+        if entries.is_empty() {
+            return;
+        }
+        let (data, policy) = (self.data.clone(), self.merge_policy);
+        tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !(data.cluster().joined && data.service.table_version() > 0)
+                && Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            match data.merge(entries, policy).await {
+                Ok(n) => tracing::info!("offered {n} entries to the merged cluster ({policy:?})"),
+                Err(e) => tracing::error!("merging this member's entries failed: {e}"),
+            }
+        });
     }
 
     /// Forgets finished copies and reports when none is left.

@@ -34,6 +34,24 @@ pub fn spawn(
                         }
                     });
                 }
+                Some(Ok(ServiceMessage::Merge { policy, entries })) => {
+                    let data = data.clone();
+                    tokio::spawn(async move {
+                        let count = data.service.partition_count();
+                        let mut parts: std::collections::HashMap<u32, Vec<_>> = Default::default();
+                        for e in entries {
+                            let p = ferrocast_protocol::data::partition_id(&e.1, count);
+                            parts.entry(p).or_default().push(e);
+                        }
+                        let left = data.merge_here(parts.into_iter().collect(), policy).await;
+                        let answer = ServiceMessage::Merged {
+                            not_owned: left.iter().map(|(p, _)| *p).collect(),
+                        };
+                        if let (Some(r), Ok(m)) = (msg.responder, answer.wrap()) {
+                            let _ = r.respond(m).await;
+                        }
+                    });
+                }
                 Some(Ok(ServiceMessage::Proxy {
                     created,
                     service,

@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, NetError};
-use ferrocast_partition::{BackupBatch, MapResult, PartitionData, PartitionTable};
+use ferrocast_partition::{
+    BackupBatch, MapResult, MergeEntry, MergePolicy, PartitionData, PartitionTable,
+};
 use ferrocast_protocol::{ClientMessage, Frame};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -29,6 +31,16 @@ pub enum ServiceMessage {
     },
     /// Request, owner to backup: the changes of one operation. Answered with `Ack`.
     Backup(BackupBatch),
+    /// Request: entries of the smaller side of a healed split, for the
+    /// partitions this member owns, to merge by `policy`. Answered with `Merged`.
+    Merge {
+        policy: MergePolicy,
+        entries: Vec<MergeEntry>,
+    },
+    /// The partitions of a `Merge` this member does not own.
+    Merged {
+        not_owned: Vec<u32>,
+    },
     /// Answer to `Backup` from a member that does not take changes from the
     /// sender for that partition (not its owner, or we are not its backup).
     BackupRefused,

@@ -115,3 +115,118 @@ async fn a_split_with_protection_heals_without_losing_acknowledged_writes() {
     assert!(m.get("minority-write").await.unwrap().is_none());
     majority.shutdown();
 }
+
+/// Without protection both sides take writes; the merge policy decides
+/// what the smaller side's entries become when the split heals.
+async fn split_and_merge(subnet: u8, policy: &str) -> HashMap<&'static str, Option<String>> {
+    let dir = tempfile::tempdir().expect("tmp");
+    let ips: Vec<String> = (2..5).map(|h| format!("127.0.{subnet}.{h}")).collect();
+    let list = ips.join(",");
+    let files: Vec<_> = ips
+        .iter()
+        .map(|ip| dir.path().join(format!("{ip}.cut")))
+        .collect();
+    let members: Vec<Member> = ips
+        .iter()
+        .zip(&files)
+        .map(|(ip, f)| {
+            cut(f, &[]);
+            let mut args = vec![
+                "--members",
+                list.as_str(),
+                "--merge-policy",
+                policy,
+                "--fault-file",
+            ];
+            args.push(f.to_str().expect("utf8"));
+            args.extend_from_slice(FAST);
+            Member::start(ip, &args)
+        })
+        .collect();
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    let addr = |i: usize| format!("{}:5701", ips[i]).parse().unwrap();
+    let majority = Client::connect(ClientConfig::new(vec![addr(0)]))
+        .await
+        .unwrap();
+    let m = majority.map("merge");
+    m.set("shared", "before").await.unwrap();
+
+    let a = format!("{}:5701", ips[0]);
+    let b = format!("{}:5701", ips[1]);
+    let c = format!("{}:5701", ips[2]);
+    cut(&files[0], &[&c]);
+    cut(&files[1], &[&c]);
+    cut(&files[2], &[&a, &b]);
+    wait_converged(&[&members[0], &members[1]], 2, Duration::from_secs(20));
+    wait_converged(&[&members[2]], 1, Duration::from_secs(20));
+    // Let the lone member promote and settle its own table.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    m.set("shared", "majority").await.unwrap();
+    m.set("only-majority", "1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let mut lone_cfg = ClientConfig::new(vec![addr(2)]);
+    lone_cfg.smart_routing = false;
+    let minority = Client::connect(lone_cfg).await.unwrap();
+    let mm = minority.map("merge");
+    mm.set("shared", "minority").await.unwrap();
+    mm.set("only-minority", "1").await.unwrap();
+    minority.shutdown();
+
+    for f in &files {
+        cut(f, &[]);
+    }
+    wait_converged(&refs(&members), 3, Duration::from_secs(30));
+    let mut out = HashMap::new();
+    for key in ["shared", "only-majority", "only-minority"] {
+        // The merge runs right after the rejoin; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut v = m.get_as::<String>(key).await.unwrap();
+        while key == "only-minority"
+            && v.is_none()
+            && policy != "discard"
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            v = m.get_as::<String>(key).await.unwrap();
+        }
+        out.insert(key, v);
+    }
+    if policy != "discard" {
+        // The shared key may still be on its way.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let v = m.get_as::<String>("shared").await.unwrap();
+            if v.as_deref() == Some("minority") || policy == "put-if-absent" {
+                out.insert("shared", v);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    majority.shutdown();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_if_absent_keeps_the_larger_side_and_adds_what_it_lacks() {
+    let r = split_and_merge(98, "put-if-absent").await;
+    assert_eq!(r["shared"].as_deref(), Some("majority"));
+    assert_eq!(r["only-majority"].as_deref(), Some("1"));
+    assert_eq!(r["only-minority"].as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn latest_update_takes_the_newer_entry() {
+    let r = split_and_merge(99, "latest-update").await;
+    assert_eq!(r["shared"].as_deref(), Some("minority"));
+    assert_eq!(r["only-majority"].as_deref(), Some("1"));
+    assert_eq!(r["only-minority"].as_deref(), Some("1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_drops_the_smaller_sides_entries() {
+    let r = split_and_merge(100, "discard").await;
+    assert_eq!(r["shared"].as_deref(), Some("majority"));
+    assert_eq!(r["only-minority"], None);
+}
