@@ -33,7 +33,9 @@ echo "== cargo test"
 # Integration tests start real member processes on 127.0.N.x; a few test
 # threads at a time keep a 2-core machine responsive enough for the
 # failure detectors' timings.
-cargo test --workspace --locked -- --test-threads="${FERROCAST_TEST_THREADS:-3}"
+cargo test --workspace --locked -- --test-threads="${FERROCAST_TEST_THREADS:-3}" --skip chaos_
+echo "== fault injection (prints writes acknowledged, lost, longest stall per scenario)"
+cargo test --locked -p ferrocast-server --test chaos -- --nocapture --test-threads="${FERROCAST_TEST_THREADS:-3}"
 
 echo "== interop: hazelcast-python-client ${HZ_PY_VERSION}"
 cargo build --locked -p ferrocast-server -p ferrocast-client --examples --bins

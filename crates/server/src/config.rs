@@ -87,6 +87,10 @@ pub struct Cli {
     /// Testing only: a file of member addresses to act as cut off from.
     #[arg(long, value_name = "FILE", env = "FERROCAST_FAULT_FILE", hide = true)]
     pub fault_file: Option<PathBuf>,
+    /// Asynchronous backups of every partition (the write does not wait for
+    /// them) [default: 0]. Backup and async backup counts add up to at most 6.
+    #[arg(long, value_name = "N", env = "FERROCAST_ASYNC_BACKUP_COUNT")]
+    pub async_backup_count: Option<usize>,
     /// Number of partitions; every member of a cluster must use the same [default: 271].
     #[arg(long, value_name = "N", env = "FERROCAST_PARTITION_COUNT")]
     pub partition_count: Option<u32>,
@@ -144,6 +148,11 @@ struct FileConfig {
     backup_count: Option<usize>,
     #[serde(alias = "min_cluster_size")]
     min_cluster_size: Option<usize>,
+    #[serde(alias = "async_backup_count")]
+    async_backup_count: Option<usize>,
+    /// Per-map settings: `maps: {orders: {backup-count: 2}}`.
+    #[serde(default)]
+    maps: std::collections::HashMap<String, MapFileConfig>,
     #[serde(alias = "merge_policy")]
     merge_policy: Option<String>,
     #[serde(alias = "shutdown_timeout")]
@@ -159,6 +168,15 @@ struct FileConfig {
     dns_domain: Option<String>,
     #[serde(alias = "kubernetes_master")]
     kubernetes_master: Option<String>,
+}
+
+#[derive(Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct MapFileConfig {
+    #[serde(alias = "backup_count")]
+    backup_count: Option<usize>,
+    #[serde(alias = "async_backup_count")]
+    async_backup_count: Option<usize>,
 }
 
 /// `members:` may be a YAML list or one comma-separated string.
@@ -194,6 +212,7 @@ pub struct Config {
     pub max_frame: usize,
     pub partition_count: u32,
     pub backup_count: usize,
+    pub backups: crate::data::BackupCounts,
     pub min_cluster_size: usize,
     pub merge_policy: ferrocast_partition::MergePolicy,
     pub fault_file: Option<PathBuf>,
@@ -349,8 +368,26 @@ impl Config {
             (None, None) => ferrocast_partition::MergePolicy::PutIfAbsent,
         };
         let backup_count = cli.backup_count.or(file.backup_count).unwrap_or(1);
-        if backup_count > 6 {
-            bail!("--backup-count must be from 0 to 6");
+        let async_count = cli
+            .async_backup_count
+            .or(file.async_backup_count)
+            .unwrap_or(0);
+        if backup_count + async_count > 6 {
+            bail!("--backup-count plus --async-backup-count must be at most 6");
+        }
+        let mut backups = crate::data::BackupCounts {
+            default: (backup_count, async_count),
+            per_map: Default::default(),
+        };
+        for (name, m) in &file.maps {
+            let counts = (
+                m.backup_count.unwrap_or(backup_count),
+                m.async_backup_count.unwrap_or(async_count),
+            );
+            if counts.0 + counts.1 > 6 {
+                bail!("map '{name}': backup-count plus async-backup-count must be at most 6");
+            }
+            backups.per_map.insert(name.clone(), counts);
         }
         let shutdown_timeout = cli
             .shutdown_timeout
@@ -363,7 +400,8 @@ impl Config {
 
         Ok(Config {
             partition_count,
-            backup_count,
+            backup_count: backups.table_slots(),
+            backups,
             min_cluster_size: cli.min_cluster_size.or(file.min_cluster_size).unwrap_or(0),
             fault_file: cli.fault_file,
             merge_policy,

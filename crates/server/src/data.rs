@@ -38,6 +38,38 @@ pub struct DataPlane {
     op_timeout: Duration,
     /// Writes are refused while the cluster has fewer members (0: never).
     min_cluster_size: usize,
+    backups: BackupCounts,
+}
+
+/// Synchronous and asynchronous backup counts, by map.
+#[derive(Clone, Debug, Default)]
+pub struct BackupCounts {
+    pub default: (usize, usize),
+    pub per_map: HashMap<String, (usize, usize)>,
+}
+
+impl BackupCounts {
+    pub fn for_map(&self, name: &str) -> (usize, usize) {
+        self.per_map.get(name).copied().unwrap_or(self.default)
+    }
+
+    /// Backup slots the partition table needs: the most any map uses.
+    pub fn table_slots(&self) -> usize {
+        self.per_map
+            .values()
+            .chain(std::iter::once(&self.default))
+            .map(|(s, a)| s + a)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+fn change_map(c: &ferrocast_partition::Change) -> &str {
+    match c {
+        ferrocast_partition::Change::Put { map, .. }
+        | ferrocast_partition::Change::Remove { map, .. }
+        | ferrocast_partition::Change::ClearMap { map } => map,
+    }
 }
 
 impl DataPlane {
@@ -48,6 +80,7 @@ impl DataPlane {
         cluster: watch::Receiver<ClusterSnapshot>,
         op_timeout: Duration,
         min_cluster_size: usize,
+        backups: BackupCounts,
     ) -> Self {
         Self {
             service,
@@ -57,6 +90,7 @@ impl DataPlane {
             cluster,
             op_timeout,
             min_cluster_size,
+            backups,
         }
     }
 
@@ -207,14 +241,45 @@ impl DataPlane {
     ) -> Result<(), String> {
         let mut sends = Vec::new();
         for batch in batches {
-            for backup in self.service.backups_of(batch.partition) {
-                sends.push(self.send_backup(backup, batch.clone(), deadline));
+            let map = batch.changes.first().map(change_map).unwrap_or_default();
+            let (sync, asynchronous) = self.backups.for_map(map);
+            for (i, backup) in self
+                .service
+                .backups_of(batch.partition)
+                .into_iter()
+                .enumerate()
+            {
+                if i < sync {
+                    sends.push(self.send_backup(backup, batch.clone(), deadline));
+                } else {
+                    // Asynchronous backups get the changes without the owner
+                    // waiting; backups this map does not use get only the
+                    // change number, so their numbering stays contiguous.
+                    let mut b = batch.clone();
+                    if i >= sync + asynchronous {
+                        b.changes.clear();
+                    }
+                    self.send_without_waiting(backup, b);
+                }
             }
         }
         for r in futures::future::join_all(sends).await {
             r?;
         }
         Ok(())
+    }
+
+    fn send_without_waiting(&self, backup: Uuid, batch: BackupBatch) {
+        let (Some(addr), Ok(msg)) = (
+            self.address_of(backup),
+            ServiceMessage::Backup(batch).wrap(),
+        ) else {
+            return;
+        };
+        let t = self.transport.clone();
+        tokio::spawn(async move {
+            let _ = t.send(addr, msg).await;
+        });
     }
 
     async fn send_backup(

@@ -118,6 +118,7 @@ async fn run(cfg: Config) -> Result<()> {
         cluster.subscribe(),
         cfg.operation_timeout,
         cfg.min_cluster_size,
+        cfg.backups.clone(),
     ));
     let (tables_tx, tables_rx) = watch::channel(0u64);
     let (coord_tx, coord_rx) = mpsc::channel(1024);

@@ -267,8 +267,11 @@ impl Coordinator {
     /// Forgets finished copies and reports when none is left.
     fn refresh_copying(&mut self) {
         let service = &self.data.service;
-        self.copying
-            .retain(|p, _| !service.replica_status(*p).1 || service.is_awaiting(*p));
+        let table = service.table();
+        let me = service.me();
+        self.copying.retain(|p, _| {
+            table.is_replica(*p, me) && (!service.replica_status(*p).1 || service.is_awaiting(*p))
+        });
         self.report_in_sync();
     }
 
@@ -301,6 +304,15 @@ impl Coordinator {
             let start = Instant::now();
             let mut tried_first = false;
             loop {
+                let me = data.service.me();
+                if !data.service.table().is_replica(p, me) {
+                    // A newer table took the partition away again: nothing to copy.
+                    data.service.stop_awaiting(p);
+                    let _ = inputs
+                        .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                        .await;
+                    return;
+                }
                 let alive: Vec<Uuid> = data.cluster().view.members.iter().map(|m| m.uuid).collect();
                 let mut candidates = data.service.copy_candidates(p, &alive);
                 if !tried_first && alive.contains(&source) {

@@ -173,7 +173,7 @@ fn synced_now(members: &[Member]) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_nine_twice_loses_no_acknowledged_write() {
+async fn chaos_kill_nine_twice_loses_no_acknowledged_write() {
     let (mut members, addrs) = cluster(91, 4, &[]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -201,7 +201,7 @@ async fn kill_nine_twice_loses_no_acknowledged_write() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_nine_of_the_master_with_a_restart_loses_nothing() {
+async fn chaos_kill_nine_of_the_master_with_a_restart_loses_nothing() {
     let (mut members, addrs) = cluster(92, 3, &[]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -231,7 +231,7 @@ async fn kill_nine_of_the_master_with_a_restart_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_member_paused_past_the_failure_timeout_loses_nothing() {
+async fn chaos_a_member_paused_past_the_failure_timeout_loses_nothing() {
     let (members, addrs) = cluster(93, 3, &[]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -254,7 +254,7 @@ async fn a_member_paused_past_the_failure_timeout_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_restart_with_sigterm_loses_nothing() {
+async fn chaos_a_rolling_restart_with_sigterm_loses_nothing() {
     let (mut members, addrs) = cluster(94, 3, &[]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -285,7 +285,7 @@ async fn a_rolling_restart_with_sigterm_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_backups_survive_two_simultaneous_kills() {
+async fn chaos_two_backups_survive_two_simultaneous_kills() {
     let (mut members, addrs) = cluster(95, 4, &["--backup-count", "2"]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -311,7 +311,7 @@ async fn two_backups_survive_two_simultaneous_kills() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_backups_a_crash_loses_the_dead_members_entries() {
+async fn chaos_without_backups_a_crash_loses_the_dead_members_entries() {
     let (mut members, addrs) = cluster(96, 3, &["--backup-count", "0"]);
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -329,5 +329,105 @@ async fn without_backups_a_crash_loses_the_dead_members_entries() {
     );
     // Documented: the dead member's share (about a third) is gone.
     assert!((1500..2500).contains(&left), "{left}");
+    client.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_scale_1_to_5_to_2_loses_nothing() {
+    let (mut members, addrs) = cluster(103, 1, &[]);
+    let client = Client::connect(config(
+        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await
+    .unwrap();
+    let w = Writers::start(&client, "chaos");
+    for host in 3..7u8 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        members.push(restart(103, host, 5, &[]));
+    }
+    wait_converged(&refs(&members), 5, Duration::from_secs(30));
+    settle(&members, 0).await;
+    for i in (2..5).rev() {
+        members[i].signal(Signal::SIGTERM);
+        assert!(members[i]
+            .wait_exit(Duration::from_secs(60))
+            .is_some_and(|s| s.success()));
+        let mut gone = members.remove(i);
+        gone.kill9();
+    }
+    wait_converged(&refs(&members), 2, Duration::from_secs(30));
+    settle(&members, 0).await;
+    let (acked, lost) = w
+        .finish(&client, "chaos", "scale 1 -> 5 -> 2 (joins, then SIGTERM)")
+        .await;
+    assert!(acked > 100);
+    assert_eq!(lost, 0);
+    client.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_per_map_backup_counts_and_async_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(
+        &yaml,
+        "maps:\n  critical:\n    backup-count: 2\n  relaxed:\n    backup-count: 0\n    async-backup-count: 1\n",
+    )
+    .unwrap();
+    let (mut members, addrs) = cluster(101, 4, &["--config", yaml.to_str().unwrap()]);
+    let client = Client::connect(config(
+        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await
+    .unwrap();
+    for name in ["critical", "plain", "relaxed"] {
+        client
+            .map(name)
+            .put_all((0..2000).map(|i| (i, i)))
+            .await
+            .unwrap();
+    }
+    // Asynchronous backups arrive shortly after the writes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let v = synced_now(&members);
+    members[1].kill9();
+    members[3].kill9();
+    settle(&members, v).await;
+    let critical = client.map("critical").size().await.unwrap();
+    let plain = client.map("plain").size().await.unwrap();
+    let relaxed = client.map("relaxed").size().await.unwrap();
+    eprintln!(
+        "chaos per-map backups, two of four members killed at once: critical (2 backups) {critical}/2000, plain (1) {plain}/2000, relaxed (0 + 1 async) {relaxed}/2000"
+    );
+    assert_eq!(
+        critical, 2000,
+        "a map with two backups survives two failures"
+    );
+    assert!(
+        plain < 2000,
+        "one backup cannot cover two simultaneous failures of its replicas"
+    );
+    client.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_an_async_backup_holds_the_data_once_it_arrived() {
+    let (mut members, addrs) = cluster(
+        102,
+        3,
+        &["--backup-count", "0", "--async-backup-count", "1"],
+    );
+    let client = Client::connect(config(
+        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await
+    .unwrap();
+    let m = client.map("async");
+    m.put_all((0..3000).map(|i| (i, i))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let v = synced_now(&members);
+    members[2].kill9();
+    settle(&members, v).await;
+    assert_eq!(m.size().await.unwrap(), 3000);
     client.shutdown();
 }
