@@ -35,7 +35,9 @@ echo "== cargo test"
 # failure detectors' timings.
 cargo test --workspace --locked -- --test-threads="${FERROCAST_TEST_THREADS:-3}" --skip chaos_
 echo "== fault injection (prints writes acknowledged, lost, longest stall per scenario)"
-cargo test --locked -p ferrocast-server --test chaos -- --nocapture --test-threads="${FERROCAST_TEST_THREADS:-3}"
+# Same build as above (a -p build would resolve features differently and
+# recompile); the filter selects the chaos scenarios.
+cargo test --workspace --locked -- chaos_ --nocapture --test-threads="${FERROCAST_TEST_THREADS:-3}"
 
 echo "== interop: hazelcast-python-client ${HZ_PY_VERSION}"
 cargo build --locked -p ferrocast-server -p ferrocast-client --examples --bins

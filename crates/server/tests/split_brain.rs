@@ -230,3 +230,11 @@ async fn discard_drops_the_smaller_sides_entries() {
     assert_eq!(r["shared"].as_deref(), Some("majority"));
     assert_eq!(r["only-minority"], None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pass_through_takes_the_smaller_sides_entry() {
+    let r = split_and_merge(104, "pass-through").await;
+    assert_eq!(r["shared"].as_deref(), Some("minority"));
+    assert_eq!(r["only-majority"].as_deref(), Some("1"));
+    assert_eq!(r["only-minority"].as_deref(), Some("1"));
+}
