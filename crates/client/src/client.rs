@@ -384,26 +384,23 @@ impl Client {
         }
     }
 
-    /// The member owning `key`'s partition, as the client knows it.
-    pub(crate) fn owner_of(&self, key: &[u8]) -> Option<Uuid> {
-        let p = data::partition_id(key, self.partition_count().max(1));
-        self.inner
-            .view
-            .lock()
-            .ok()
-            .and_then(|v| v.owners.get(p as usize).copied().flatten())
+    /// The partition of serialized `key`.
+    pub(crate) fn partition_of(&self, key: &[u8]) -> u32 {
+        data::partition_id(key, self.partition_count().max(1))
     }
 
     /// Runs a map operation and reads its response.
     pub(crate) async fn map_op(&self, name: &str, op: MapOp) -> Result<MapResponse, ClientError> {
         let count = self.partition_count().max(1);
-        let partition = op.key().map(|k| data::partition_id(k, count));
+        // Key operations and per-partition batches carry their partition.
+        let first_key = match &op {
+            MapOp::PutAll { entries } => entries.first().map(|(k, _)| k),
+            MapOp::GetAll { keys } => keys.first(),
+            other => other.key(),
+        };
+        let partition = first_key.map(|k| data::partition_id(k, count));
         let msg = client_side::map_request(name, &op, partition.map(|p| p as i32).unwrap_or(-1));
-        // A batch goes to the owner of its first key (put_all groups by owner).
-        let route = partition.or(match &op {
-            MapOp::PutAll { entries } => entries.first().map(|(k, _)| data::partition_id(k, count)),
-            _ => None,
-        });
+        let route = partition;
         let resp = self.invoke(msg, route).await?;
         Ok(client_side::map_response(&op, &resp)?)
     }

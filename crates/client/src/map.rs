@@ -217,27 +217,39 @@ impl Map {
         &self,
         keys: impl IntoIterator<Item = K>,
     ) -> Result<Vec<(Value, Value)>, ClientError> {
-        self.entries(MapOp::GetAll {
-            keys: keys.into_iter().map(|k| k.to_data()).collect(),
-        })
-        .await
+        let mut by_partition: HashMap<u32, Vec<Bytes>> = HashMap::new();
+        for k in keys {
+            let key = k.to_data();
+            by_partition
+                .entry(self.client.partition_of(&key))
+                .or_default()
+                .push(key);
+        }
+        let calls = by_partition
+            .into_values()
+            .map(|keys| self.entries(MapOp::GetAll { keys }));
+        let mut out = Vec::new();
+        for r in futures::future::join_all(calls).await {
+            out.extend(r?);
+        }
+        Ok(out)
     }
 
     pub async fn put_all<K: ToData, V: ToData>(
         &self,
         entries: impl IntoIterator<Item = (K, V)>,
     ) -> Result<(), ClientError> {
-        // One request per owner, so each goes straight to the member that
-        // holds its entries.
-        let mut by_owner: HashMap<Option<Uuid>, Vec<(Bytes, Bytes)>> = HashMap::new();
+        // One request per partition, sent to its owner: what Hazelcast
+        // members expect (they refuse a putAll without a partition id).
+        let mut by_partition: HashMap<u32, Vec<(Bytes, Bytes)>> = HashMap::new();
         for (k, v) in entries {
             let key = k.to_data();
-            by_owner
-                .entry(self.client.owner_of(&key))
+            by_partition
+                .entry(self.client.partition_of(&key))
                 .or_default()
                 .push((key, v.to_data()));
         }
-        let calls = by_owner
+        let calls = by_partition
             .into_values()
             .map(|entries| self.op(MapOp::PutAll { entries }));
         for r in futures::future::join_all(calls).await {

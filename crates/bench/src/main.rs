@@ -1,0 +1,203 @@
+//! `ferrocast-bench`: drives a map through the Rust client (so the same
+//! Hazelcast protocol reaches a ferrocast or a Hazelcast member) with a
+//! get/set mix, and reports throughput and latency percentiles (HDR
+//! histogram), optionally as JSON.
+//!
+//! Latency is measured from when a request was due, not when it was sent,
+//! so a fixed-rate run does not hide queueing (no coordinated omission).
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ferrocast_client::{Client, ClientConfig};
+use hdrhistogram::Histogram;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "ferrocast-bench",
+    about = "Map load generator for the Hazelcast client protocol"
+)]
+struct Args {
+    /// Members to connect to, comma-separated IP:PORT.
+    #[arg(long, default_value = "127.0.0.1:5701", value_delimiter = ',')]
+    addresses: Vec<SocketAddr>,
+    #[arg(long, default_value = "dev")]
+    cluster_name: String,
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long, default_value = "bench")]
+    map: String,
+    /// Distinct keys (16-byte string keys).
+    #[arg(long, default_value_t = 100_000)]
+    keys: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    value_size: usize,
+    /// Percentage of gets; the rest are sets.
+    #[arg(long, default_value_t = 90)]
+    get_percent: u32,
+    /// Client instances (each with its own connections).
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Requests in flight per client.
+    #[arg(long, default_value_t = 16)]
+    in_flight: usize,
+    /// Seconds of warm-up (not measured).
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Seconds measured.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Total requests per second across all workers; 0 = as fast as possible.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Put every key once before the run.
+    #[arg(long)]
+    preload: bool,
+    /// Write the results here as JSON.
+    #[arg(long)]
+    json: Option<String>,
+    /// A label for the JSON (e.g. "ferrocast" or "hazelcast").
+    #[arg(long, default_value = "")]
+    label: String,
+}
+
+fn key(i: u64) -> String {
+    format!("k{i:015}")
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+async fn connect(args: &Args) -> Result<Client> {
+    let mut cfg = ClientConfig::new(args.addresses.clone());
+    cfg.cluster_name = args.cluster_name.clone();
+    if let Some(p) = &args.password {
+        cfg = cfg.credentials(&args.cluster_name, p);
+    }
+    Client::connect(cfg).await.context("connecting")
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if args.get_percent > 100 || args.keys == 0 || args.connections == 0 || args.in_flight == 0 {
+        bail!("--get-percent must be 0..100 and --keys, --connections, --in-flight positive");
+    }
+    let mut clients = Vec::new();
+    for _ in 0..args.connections {
+        clients.push(connect(&args).await?);
+    }
+    let value = Arc::new(vec![0x5au8; args.value_size]);
+    if args.preload {
+        let t = Instant::now();
+        let m = clients[0].map(&args.map);
+        let batch = 1000u64;
+        for start in (0..args.keys).step_by(batch as usize) {
+            let entries: Vec<(String, Vec<u8>)> = (start..(start + batch).min(args.keys))
+                .map(|i| (key(i), value.to_vec()))
+                .collect();
+            m.put_all(entries).await?;
+        }
+        eprintln!(
+            "preloaded {} keys in {:.1} s",
+            args.keys,
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let workers = args.connections * args.in_flight;
+    let per_worker_interval =
+        (args.rate > 0).then(|| Duration::from_secs_f64(workers as f64 / args.rate as f64));
+    let warmup_end = Instant::now() + Duration::from_secs_f64(args.warmup);
+    let end = warmup_end + Duration::from_secs_f64(args.duration);
+    let mut tasks = Vec::new();
+    for (c, client) in clients.iter().enumerate() {
+        for w in 0..args.in_flight {
+            let m = client.map(&args.map);
+            let (value, args) = (value.clone(), args.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut hist =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ ((c * 1000 + w) as u64 + 1));
+                let (mut ops, mut errors) = (0u64, 0u64);
+                let mut due = Instant::now();
+                loop {
+                    if let Some(iv) = per_worker_interval {
+                        due += iv;
+                        let now = Instant::now();
+                        if due > now {
+                            tokio::time::sleep(due - now).await;
+                        }
+                    } else {
+                        due = Instant::now();
+                    }
+                    if due >= end {
+                        break;
+                    }
+                    let k = key(rng.next() % args.keys);
+                    let ok = if (rng.next() % 100) < u64::from(args.get_percent) {
+                        m.get(k.as_str()).await.is_ok()
+                    } else {
+                        m.set(k.as_str(), value.as_slice()).await.is_ok()
+                    };
+                    if due >= warmup_end {
+                        let micros = due.elapsed().as_micros().max(1) as u64;
+                        let _ = hist.record(micros.min(60_000_000));
+                        ops += 1;
+                        errors += u64::from(!ok);
+                    }
+                }
+                (hist, ops, errors)
+            }));
+        }
+    }
+    let mut total = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let (mut ops, mut errors) = (0u64, 0u64);
+    for t in tasks {
+        let (h, o, e) = t.await?;
+        total.add(&h)?;
+        ops += o;
+        errors += e;
+    }
+    let secs = args.duration;
+    let result = serde_json::json!({
+        "label": args.label,
+        "value_size": args.value_size,
+        "get_percent": args.get_percent,
+        "connections": args.connections,
+        "in_flight": args.in_flight,
+        "rate": args.rate,
+        "ops": ops,
+        "errors": errors,
+        "ops_per_sec": (ops as f64 / secs).round(),
+        "p50_us": total.value_at_quantile(0.50),
+        "p99_us": total.value_at_quantile(0.99),
+        "p999_us": total.value_at_quantile(0.999),
+    });
+    println!(
+        "{} ops/s  p50 {} us  p99 {} us  p99.9 {} us  ({} ops, {} errors, {} workers)",
+        result["ops_per_sec"],
+        result["p50_us"],
+        result["p99_us"],
+        result["p999_us"],
+        ops,
+        errors,
+        workers
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+    }
+    for c in clients {
+        c.shutdown();
+    }
+    Ok(())
+}
