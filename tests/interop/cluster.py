@@ -20,7 +20,7 @@ class Member:
         self.proc = subprocess.Popen(
             [BINARY, "--bind", self.address, "--members", members, *FAST, *extra],
             stdout=self.log_file, stderr=subprocess.STDOUT,
-            env={**os.environ, "FERROCAST_LOG": "info"})
+            env={**os.environ, "FERROCAST_LOG": os.environ.get("FERROCAST_TEST_LOG", "info")})
 
     def log(self):
         with open(self.log_file.name, encoding="utf-8", errors="replace") as f:

@@ -29,15 +29,21 @@ struct Args {
     password: Option<String>,
     #[arg(long, default_value = "bench")]
     map: String,
-    /// Distinct keys (16-byte string keys).
+    /// Distinct keys.
     #[arg(long, default_value_t = 100_000)]
     keys: u64,
+    /// Key size in bytes (string keys, at least 8).
+    #[arg(long, default_value_t = 16)]
+    key_size: usize,
     /// Value size in bytes.
     #[arg(long, default_value_t = 100)]
     value_size: usize,
-    /// Percentage of gets; the rest are sets.
+    /// Percentage of gets.
     #[arg(long, default_value_t = 90)]
     get_percent: u32,
+    /// Percentage of puts (which return the old value); the rest are sets.
+    #[arg(long, default_value_t = 0)]
+    put_percent: u32,
     /// Client instances (each with its own connections).
     #[arg(long, default_value_t = 4)]
     connections: usize,
@@ -50,6 +56,9 @@ struct Args {
     /// Seconds measured.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
+    /// Stop after this many measured operations (instead of --duration).
+    #[arg(long)]
+    ops: Option<u64>,
     /// Total requests per second across all workers; 0 = as fast as possible.
     #[arg(long, default_value_t = 0)]
     rate: u64,
@@ -62,10 +71,50 @@ struct Args {
     /// A label for the JSON (e.g. "ferrocast" or "hazelcast").
     #[arg(long, default_value = "")]
     label: String,
+    /// Only wait until the member serves clients (connect, then one set),
+    /// retrying every millisecond, and print the Unix time in microseconds
+    /// at which it first did. For start-up measurements.
+    #[arg(long)]
+    probe_ready: bool,
 }
 
-fn key(i: u64) -> String {
-    format!("k{i:015}")
+fn key(i: u64, size: usize) -> String {
+    let digits = size.max(8) - 1;
+    format!("k{i:0digits$}")
+}
+
+fn unix_micros() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros())
+        .unwrap_or(0)
+}
+
+/// Retries until one client can connect and write; prints when it could.
+async fn probe_ready(args: &Args) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut cfg = ClientConfig::new(args.addresses.clone());
+        cfg.cluster_name = args.cluster_name.clone();
+        if let Some(p) = &args.password {
+            cfg = cfg.credentials(&args.cluster_name, p);
+        }
+        cfg.connect_timeout = Duration::from_millis(200);
+        cfg.invocation_timeout = Duration::from_secs(5);
+        if let Ok(Ok(c)) = tokio::time::timeout(Duration::from_secs(5), Client::connect(cfg)).await
+        {
+            if c.map(&args.map).set("ready", 1i64).await.is_ok() {
+                println!("{}", unix_micros());
+                c.shutdown();
+                return Ok(());
+            }
+            c.shutdown();
+        }
+        if Instant::now() > deadline {
+            bail!("the member did not serve clients within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }
 
 struct Rng(u64);
@@ -90,8 +139,15 @@ async fn connect(args: &Args) -> Result<Client> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if args.get_percent > 100 || args.keys == 0 || args.connections == 0 || args.in_flight == 0 {
-        bail!("--get-percent must be 0..100 and --keys, --connections, --in-flight positive");
+    if args.get_percent + args.put_percent > 100
+        || args.keys == 0
+        || args.connections == 0
+        || args.in_flight == 0
+    {
+        bail!("--get-percent plus --put-percent must be at most 100, and --keys, --connections, --in-flight positive");
+    }
+    if args.probe_ready {
+        return probe_ready(&args).await;
     }
     let mut clients = Vec::new();
     for _ in 0..args.connections {
@@ -104,7 +160,7 @@ async fn main() -> Result<()> {
         let batch = 1000u64;
         for start in (0..args.keys).step_by(batch as usize) {
             let entries: Vec<(String, Vec<u8>)> = (start..(start + batch).min(args.keys))
-                .map(|i| (key(i), value.to_vec()))
+                .map(|i| (key(i, args.key_size), value.to_vec()))
                 .collect();
             m.put_all(entries).await?;
         }
@@ -118,12 +174,23 @@ async fn main() -> Result<()> {
     let per_worker_interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(workers as f64 / args.rate as f64));
     let warmup_end = Instant::now() + Duration::from_secs_f64(args.warmup);
-    let end = warmup_end + Duration::from_secs_f64(args.duration);
+    // With --ops the run ends when the shared budget is spent (the time
+    // bound then only guards against a server that stopped answering).
+    let end = warmup_end
+        + if args.ops.is_some() {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs_f64(args.duration)
+        };
+    let budget = Arc::new(std::sync::atomic::AtomicI64::new(
+        args.ops.map(|o| o as i64).unwrap_or(i64::MAX),
+    ));
+    let started = Instant::now();
     let mut tasks = Vec::new();
     for (c, client) in clients.iter().enumerate() {
         for w in 0..args.in_flight {
             let m = client.map(&args.map);
-            let (value, args) = (value.clone(), args.clone());
+            let (value, args, budget) = (value.clone(), args.clone(), budget.clone());
             tasks.push(tokio::spawn(async move {
                 let mut hist =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds");
@@ -143,13 +210,20 @@ async fn main() -> Result<()> {
                     if due >= end {
                         break;
                     }
-                    let k = key(rng.next() % args.keys);
-                    let ok = if (rng.next() % 100) < u64::from(args.get_percent) {
+                    let measured = due >= warmup_end;
+                    if measured && budget.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) <= 0 {
+                        break;
+                    }
+                    let k = key(rng.next() % args.keys, args.key_size);
+                    let dice = (rng.next() % 100) as u32;
+                    let ok = if dice < args.get_percent {
                         m.get(k.as_str()).await.is_ok()
+                    } else if dice < args.get_percent + args.put_percent {
+                        m.put(k.as_str(), value.as_slice()).await.is_ok()
                     } else {
                         m.set(k.as_str(), value.as_slice()).await.is_ok()
                     };
-                    if due >= warmup_end {
+                    if measured {
                         let micros = due.elapsed().as_micros().max(1) as u64;
                         let _ = hist.record(micros.min(60_000_000));
                         ops += 1;
@@ -168,11 +242,19 @@ async fn main() -> Result<()> {
         ops += o;
         errors += e;
     }
-    let secs = args.duration;
+    let secs = if args.ops.is_some() {
+        (started.elapsed().as_secs_f64() - args.warmup).max(1e-6)
+    } else {
+        args.duration
+    };
     let result = serde_json::json!({
         "label": args.label,
         "value_size": args.value_size,
         "get_percent": args.get_percent,
+        "put_percent": args.put_percent,
+        "key_size": args.key_size,
+        "keys": args.keys,
+        "seconds": secs,
         "connections": args.connections,
         "in_flight": args.in_flight,
         "rate": args.rate,

@@ -58,7 +58,17 @@ impl Membership {
             return Vec::new();
         }
         js.quiet_rounds += 1;
-        if js.quiet_rounds < claim_rounds {
+        // Nobody to wait for: every other candidate either has nothing
+        // listening, is of another group, or is starting too with a higher
+        // address (it waits for us). Then this member founds the cluster at
+        // once, so a lone member serves clients within milliseconds.
+        // Otherwise it waits a few rounds for a lower-addressed member.
+        let nobody_to_wait_for = reports.iter().all(|r| match &r.outcome {
+            ProbeOutcome::NotListening | ProbeOutcome::Refused(_) => true,
+            ProbeOutcome::Answer(a) => a.member.address > me.address,
+            ProbeOutcome::Unreachable => false,
+        });
+        if js.quiet_rounds < claim_rounds && !nobody_to_wait_for {
             return Vec::new();
         }
         tracing::info!(

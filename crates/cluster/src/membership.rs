@@ -40,6 +40,9 @@ pub enum ProbePurpose {
 pub enum ProbeOutcome {
     Answer(MasterAnswer),
     Unreachable,
+    /// Nothing listens there (connection refused): no member is running at
+    /// that address, so there is nobody to wait for.
+    NotListening,
     /// Authentication failed either way (group name or password).
     Refused(String),
 }

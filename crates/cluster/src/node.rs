@@ -272,14 +272,25 @@ async fn probe_round(
                     tracing::warn!("cannot join {addr}: {e}");
                     ProbeOutcome::Refused(e.to_string())
                 }
+                Err(NetError::SelfConnection(_)) => return None,
+                Err(NetError::Connect { source, .. })
+                    if source.kind() == std::io::ErrorKind::ConnectionRefused =>
+                {
+                    ProbeOutcome::NotListening
+                }
                 Err(e) => {
                     tracing::trace!("probe of {addr}: {e}");
                     ProbeOutcome::Unreachable
                 }
             };
-            ProbeReport { addr, outcome }
+            Some(ProbeReport { addr, outcome })
         }
     });
-    let reports = futures::future::join_all(probes).await;
+    // Our own address under another name (127.0.0.1 for 0.0.0.0) drops out.
+    let reports: Vec<ProbeReport> = futures::future::join_all(probes)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let _ = tx.send(Internal::ProbeDone(purpose, reports)).await;
 }

@@ -212,6 +212,17 @@ pub(crate) async fn accept(
                     me.address, creds.group, group
                 ))
             } else if member.uuid == me.uuid {
+                // Tell the dialing side (ourselves) who answered, so it
+                // knows this address is its own and not a silent peer.
+                let _ = send(
+                    &mut framed,
+                    &Handshake::Challenge {
+                        member: me,
+                        nonce: fresh_nonce(),
+                        proof: [0; 32],
+                    },
+                )
+                .await;
                 return Err(NetError::SelfConnection(remote));
             } else {
                 None

@@ -95,14 +95,16 @@ fn view(key: &Bytes, r: &Record) -> ViewRecord {
 }
 
 impl PartitionService {
-    /// Runs `op` on map `name` over `partitions` (all of which this member
-    /// owns). Returns the result and the events it caused.
+    /// Runs `op` on map `name` over `partitions`. Returns the result, the
+    /// events it caused, the changes for the backups, and the partitions it
+    /// skipped because this member no longer owns them (checked under each
+    /// partition's lock, so nothing lands after a hand-over's copy).
     pub fn execute(
         &self,
         name: &str,
         op: &MapOp,
         partitions: &[u32],
-    ) -> (MapResult, Vec<MapEvent>, Vec<BackupBatch>) {
+    ) -> (MapResult, Vec<MapEvent>, Vec<BackupBatch>, Vec<u32>) {
         let now = Instant::now();
         let count = self.partition_count();
         let mut events = Vec::new();
@@ -110,6 +112,9 @@ impl PartitionService {
         if let Some(key) = op.key() {
             let p = partition_id(key, count);
             let mut state = self.state(p);
+            if !state.serves_operations() {
+                return (MapResult::Unit, events, batches, vec![p]);
+            }
             let mut ttl_changed = false;
             let result = {
                 let m = state.store.map_mut(name);
@@ -254,11 +259,16 @@ impl PartitionService {
                     changes,
                 });
             }
-            return (result, events, batches);
+            return (result, events, batches, Vec::new());
         }
         let mut acc: Option<MapResult> = None;
+        let mut not_owned = Vec::new();
         for &p in partitions {
             let mut state = self.state(p);
+            if !state.serves_operations() {
+                not_owned.push(p);
+                continue;
+            }
             let events_before = events.len();
             let part = {
                 let m = state.store.map_mut(name);
@@ -338,7 +348,7 @@ impl PartitionService {
             MapOp::EntrySet | MapOp::GetAll { .. } => MapResult::Entries(Vec::new()),
             _ => MapResult::Unit,
         };
-        (acc.unwrap_or(empty), events, batches)
+        (acc.unwrap_or(empty), events, batches, not_owned)
     }
 }
 

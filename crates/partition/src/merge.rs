@@ -65,9 +65,13 @@ impl PartitionService {
         p: u32,
         entries: Vec<MergeEntry>,
         policy: MergePolicy,
-    ) -> (Vec<MapEvent>, Option<BackupBatch>) {
+    ) -> Result<(Vec<MapEvent>, Option<BackupBatch>), Vec<MergeEntry>> {
         let now = Instant::now();
         let mut state = self.state(p);
+        if !state.serves_operations() {
+            // The partition moved away a moment ago: merge at its new owner.
+            return Err(entries);
+        }
         let mut changes = Vec::new();
         let mut events = Vec::new();
         for (map, key, incoming) in entries {
@@ -97,17 +101,17 @@ impl PartitionService {
             }
         }
         if changes.is_empty() {
-            return (events, None);
+            return Ok((events, None));
         }
         state.seq += 1;
         let seq = state.seq;
-        (
+        Ok((
             events,
             Some(BackupBatch {
                 partition: p,
                 seq,
                 changes,
             }),
-        )
+        ))
     }
 }

@@ -44,18 +44,30 @@ pub struct PartitionState {
     pub store: PartitionStore,
     /// Number of the last change applied here.
     pub seq: u64,
-    /// Whether this replica holds the partition's full data (false while a
-    /// new replica waits for its copy).
+    /// Whether this replica holds the partition's full data: false until
+    /// a copy is installed (or the partition starts empty because nobody
+    /// ever held it), and again once the data is dropped. Only such data is
+    /// served as a copy, so a member that never held a partition cannot
+    /// hand out an empty one.
     pub synced: bool,
+    /// Whether this member owns the partition in the table it follows. Set
+    /// under this lock when a table is applied, and checked under it by
+    /// every operation: an operation that passed the table check just
+    /// before the partition moved away cannot slip in after the copy for
+    /// the new owner was taken (it would be lost there).
+    pub owned: bool,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
 impl PartitionState {
     pub fn new() -> Self {
-        Self {
-            synced: true,
-            ..Self::default()
-        }
+        Self::default()
+    }
+
+    /// A replica that starts empty because no member ever held the partition.
+    pub fn start_empty(&mut self) {
+        self.reset();
+        self.synced = true;
     }
 
     pub fn apply(&mut self, changes: Vec<Change>, now: Instant) {
@@ -111,8 +123,13 @@ impl PartitionState {
         self.drain(now);
     }
 
-    /// This backup becomes the owner: everything it received counts, in order.
-    pub fn promote(&mut self, now: Instant) {
+    /// This backup becomes the owner: everything it received counts, in
+    /// order. False when it still waits for its full copy: the changes stay
+    /// pending until the copy is installed.
+    pub fn promote(&mut self, now: Instant) -> bool {
+        if !self.synced {
+            return false;
+        }
         let pending = std::mem::take(&mut self.pending);
         for (seq, changes) in pending {
             if seq > self.seq {
@@ -120,7 +137,15 @@ impl PartitionState {
                 self.apply(changes, now);
             }
         }
-        self.synced = true;
+        true
+    }
+
+    /// Whether operations may run on this replica now: we own it and hold
+    /// its data. Checked under the partition's lock, so an operation cannot
+    /// slip in between a table change and the copy it starts (a write on a
+    /// new owner's still empty store would be overwritten by the copy).
+    pub fn serves_operations(&self) -> bool {
+        self.owned && self.synced
     }
 
     pub fn has_gap(&self) -> bool {
@@ -131,7 +156,8 @@ impl PartitionState {
         self.store.clear();
         self.pending.clear();
         self.seq = 0;
-        self.synced = true;
+        self.synced = false;
+        self.owned = false;
     }
 }
 
@@ -164,6 +190,7 @@ mod tests {
     fn changes_apply_in_order_whatever_order_they_arrive_in() {
         let now = Instant::now();
         let mut s = PartitionState::new();
+        s.start_empty();
         assert!(s.receive(2, put("a", "2"), now));
         assert_eq!(get(&mut s, "a"), None);
         assert!(s.receive(1, put("a", "1"), now));
@@ -196,11 +223,33 @@ mod tests {
     fn promotion_applies_everything_received() {
         let now = Instant::now();
         let mut s = PartitionState::new();
+        s.start_empty();
         s.receive(1, put("a", "1"), now);
         s.receive(3, put("c", "3"), now);
         assert!(s.has_gap());
-        s.promote(now);
+        assert!(s.promote(now));
         assert_eq!(get(&mut s, "c").as_deref(), Some(&b"3"[..]));
         assert_eq!(s.seq, 3);
+    }
+
+    #[test]
+    fn a_backup_promoted_before_its_copy_arrived_keeps_waiting_for_it() {
+        let now = Instant::now();
+        let mut s = PartitionState::new();
+        s.synced = false;
+        s.receive(8, put("a", "8"), now);
+        assert!(!s.promote(now));
+        assert!(!s.synced);
+        let mut copy = PartitionStore::default();
+        copy.map_mut("m").put(
+            Bytes::from_static(b"z"),
+            Bytes::from_static(b"7"),
+            None,
+            now,
+        );
+        s.install(7, copy, now);
+        assert_eq!(s.seq, 8);
+        assert_eq!(get(&mut s, "a").as_deref(), Some(&b"8"[..]));
+        assert_eq!(get(&mut s, "z").as_deref(), Some(&b"7"[..]));
     }
 }

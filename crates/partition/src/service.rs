@@ -53,9 +53,17 @@ pub struct PartitionService {
     changed: Notify,
 }
 
-/// Where a new replica of a partition copies it from: the previous owner if
-/// it is alive, else the first living previous replica.
-pub fn copy_source(prev: &[Uuid], alive: &[Uuid], except: Uuid) -> Option<Uuid> {
+/// Where a new replica of a partition copies it from. When the new owner
+/// held the partition before (a promoted backup, an owner that stays), the
+/// new owner: it numbers the changes from now on, so a copy from it lines
+/// up with the batches that follow. Otherwise the previous owner if it is
+/// alive, else the first living previous replica.
+pub fn copy_source(prev: &[Uuid], cur: &[Uuid], alive: &[Uuid], except: Uuid) -> Option<Uuid> {
+    if let Some(owner) = cur.first() {
+        if *owner != except && prev.contains(owner) && alive.contains(owner) {
+            return Some(*owner);
+        }
+    }
     prev.iter()
         .copied()
         .find(|m| *m != except && alive.contains(m))
@@ -152,13 +160,25 @@ impl PartitionService {
             if held == cur {
                 continue;
             }
+            if tracing::enabled!(tracing::Level::TRACE) {
+                let short = |v: &[Uuid]| -> Vec<String> {
+                    v.iter().map(|u| u.to_string()[..8].to_string()).collect()
+                };
+                tracing::trace!(
+                    "table {}: partition {p}: {:?} -> {:?} (computed from {:?})",
+                    next.version,
+                    short(held),
+                    short(cur),
+                    short(prev)
+                );
+            }
             // We hold the data only if we were a replica in the table this
             // one was computed from too (we may have missed a table that
             // took the partition away from us).
             let was = held.contains(&me) && prev.contains(&me);
             let is_owner = cur.first() == Some(&me);
             if cur.contains(&me) && !was {
-                match copy_source(prev, alive, me) {
+                match copy_source(prev, cur, alive, me) {
                     Some(src) => {
                         self.state(p).synced = false;
                         if is_owner {
@@ -167,19 +187,25 @@ impl PartitionService {
                         change.needs_copy.push((p, is_owner, src));
                     }
                     // Nobody alive had it: the partition starts empty.
-                    None => self.state(p).reset(),
+                    None => self.state(p).start_empty(),
                 }
             } else if is_owner && held.first() != Some(&me) {
-                self.state(p).promote(now);
+                // A backup still waiting for its copy (it became a replica
+                // moments ago) is promoted without its data: operations wait
+                // for the copy, or writes made now would be overwritten by it.
+                if !self.state(p).promote(now) {
+                    self.awaiting[p as usize].store(true, Ordering::SeqCst);
+                }
             }
             for r in cur.iter().filter(|r| **r != me && !prev.contains(r)) {
-                if copy_source(prev, alive, *r) == Some(me) {
+                if copy_source(prev, cur, alive, *r) == Some(me) {
                     change.will_serve.push((p, *r));
                 }
             }
             if was && !cur.contains(&me) {
                 change.released.push(p);
             }
+            self.state(p).owned = is_owner;
         }
         *table = next;
         drop(table);
@@ -195,6 +221,15 @@ impl PartitionService {
     /// Gives up waiting for `p`'s data (nobody can send it).
     pub fn stop_awaiting(&self, p: u32) {
         self.state(p).synced = true;
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Stops copying `p` because a newer table took it away from us: nothing
+    /// waits for it any more, and what we hold of it stays marked
+    /// incomplete, so we never serve it as a copy to anyone.
+    pub fn abandon_copy(&self, p: u32) {
+        self.state(p).synced = false;
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
@@ -300,6 +335,9 @@ impl PartitionService {
         let mut batches = Vec::new();
         for p in self.owned() {
             let mut state = self.state(p);
+            if !state.serves_operations() {
+                continue;
+            }
             let mut changes = Vec::new();
             for (name, m) in state.store.maps_mut() {
                 for (key, value) in m.purge_expired(now) {

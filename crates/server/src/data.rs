@@ -217,13 +217,17 @@ impl DataPlane {
             }
         }
         let me = self.service.me();
-        let (mine, others): (Vec<u32>, Vec<u32>) = parts
+        let (mine, mut others): (Vec<u32>, Vec<u32>) = parts
             .iter()
             .partition(|p| self.service.owner(**p) == Some(me));
         if mine.is_empty() {
             return Ok((MapResult::Unit, others));
         }
-        let (result, events, batches) = self.service.execute(&req.name, &req.op, &mine);
+        let (result, events, batches, moved) = self.service.execute(&req.name, &req.op, &mine);
+        if req.op.key().is_some() && !moved.is_empty() {
+            return Ok((MapResult::Unit, moved));
+        }
+        others.extend(moved);
         self.listeners.dispatch(&events);
         self.replicate(batches, deadline).await?;
         Ok((result, others))
@@ -414,9 +418,13 @@ impl DataPlane {
                 left.push((p, entries));
                 continue;
             }
-            let (events, batch) = self.service.merge_entries(p, entries, policy);
-            self.listeners.dispatch(&events);
-            batches.extend(batch);
+            match self.service.merge_entries(p, entries, policy) {
+                Ok((events, batch)) => {
+                    self.listeners.dispatch(&events);
+                    batches.extend(batch);
+                }
+                Err(entries) => left.push((p, entries)),
+            }
         }
         let _ = self
             .replicate(batches, Instant::now() + self.op_timeout)

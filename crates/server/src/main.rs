@@ -190,7 +190,17 @@ async fn hand_over(
     }
     let _ = rx.await;
     while start.elapsed() < limit {
-        if data.service.replicated_here().is_empty() && state.done() {
+        let snap = data.cluster();
+        let others: Vec<_> = snap
+            .view
+            .members
+            .iter()
+            .map(|m| m.uuid)
+            .filter(|u| *u != snap.me.uuid)
+            .collect();
+        if data.service.replicated_here().is_empty()
+            && state.done(&others, data.service.table_version())
+        {
             tracing::info!(
                 "handed over {owned_before} partition(s) in {} ms",
                 start.elapsed().as_millis()
@@ -199,12 +209,21 @@ async fn hand_over(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let waiting = state.waiting();
+    let snap = data.cluster();
+    let others: Vec<_> = snap
+        .view
+        .members
+        .iter()
+        .map(|m| m.uuid)
+        .filter(|u| *u != snap.me.uuid)
+        .collect();
+    let lagging = state.lagging(&others, data.service.table_version());
     tracing::warn!(
-        "shutdown timeout ({limit:?}) reached with {} partition(s) still here, {} copies not yet taken ({:?}), {} in flight",
+        "shutdown timeout ({limit:?}) reached with {} partition(s) still here, {} member(s) not yet in sync with table version {} ({:?}), {} copies in flight",
         data.service.replicated_here().len(),
-        waiting.len(),
-        &waiting[..waiting.len().min(5)],
+        lagging.len(),
+        data.service.table_version(),
+        lagging,
         state.copies_in_flight.load(std::sync::atomic::Ordering::SeqCst)
     );
 }

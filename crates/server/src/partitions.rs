@@ -33,29 +33,30 @@ pub enum CoordinatorInput {
     LeaveSelf(oneshot::Sender<()>),
 }
 
-/// What a member shutting down waits for before it leaves.
+/// What a member shutting down waits for before it leaves: every other
+/// member holding the data of its replicas in a table without us (whoever
+/// they copied it from), and no copy of ours still being sent.
 #[derive(Default)]
 pub struct HandOver {
-    /// (partition, member) pairs that are to copy a partition from us.
-    pub to_serve: Mutex<HashSet<(u32, Uuid)>>,
-    /// Copies served. Kept apart from `to_serve` because a copy may be
-    /// served before this member has applied the table that asks for it.
-    pub served: Mutex<HashSet<(u32, Uuid)>>,
+    /// The last table version each member said it is in sync with.
+    pub in_sync: Mutex<HashMap<Uuid, u64>>,
     pub copies_in_flight: AtomicUsize,
 }
 
 impl HandOver {
-    /// The copies still expected from us.
-    pub fn waiting(&self) -> Vec<(u32, Uuid)> {
-        let served = self.served.lock().map(|s| s.clone()).unwrap_or_default();
-        self.to_serve
-            .lock()
-            .map(|s| s.iter().filter(|x| !served.contains(x)).copied().collect())
-            .unwrap_or_default()
+    /// The members of `others` not yet in sync with table `version`.
+    pub fn lagging(&self, others: &[Uuid], version: u64) -> Vec<Uuid> {
+        let seen = self.in_sync.lock().map(|s| s.clone()).unwrap_or_default();
+        others
+            .iter()
+            .filter(|m| seen.get(m).copied().unwrap_or(0) < version)
+            .copied()
+            .collect()
     }
 
-    pub fn done(&self) -> bool {
-        self.waiting().is_empty() && self.copies_in_flight.load(Ordering::SeqCst) == 0
+    pub fn done(&self, others: &[Uuid], version: u64) -> bool {
+        self.lagging(others, version).is_empty()
+            && self.copies_in_flight.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -77,6 +78,9 @@ pub struct Coordinator {
     /// Entries and bytes copied in since the last in-sync report, and since when.
     copied: Arc<(AtomicUsize, AtomicUsize)>,
     copy_started: Option<Instant>,
+    /// A table that names members our member list does not have yet (it
+    /// reached us before the member list did); applied once it does.
+    deferred: Option<PartitionTable>,
 }
 
 impl Coordinator {
@@ -104,6 +108,7 @@ impl Coordinator {
             in_sync_reported: 0,
             copied: Arc::default(),
             copy_started: None,
+            deferred: None,
         }
     }
 
@@ -164,9 +169,12 @@ impl Coordinator {
             }
         }
         let alive = self.alive();
+        if let Some(t) = self.deferred.take() {
+            self.consider(t);
+        }
         self.leaving.retain(|u| alive.contains(u));
-        if let Ok(mut s) = self.hand_over.to_serve.lock() {
-            s.retain(|(_, m)| alive.contains(m));
+        if let Ok(mut s) = self.hand_over.in_sync.lock() {
+            s.retain(|m, _| alive.contains(m));
         }
         if snap.is_master() {
             self.rebalance(&snap);
@@ -225,17 +233,33 @@ impl Coordinator {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
         }
-        let table = self.data.service.table();
-        if let Ok(mut s) = self.hand_over.to_serve.lock() {
-            // Copies for replicas the new table dropped are no longer owed.
-            s.retain(|(p, r)| table.is_replica(*p, *r));
-            s.extend(change.will_serve);
-        }
         for p in change.released {
             self.released.insert(p, Instant::now());
         }
         let _ = self.tables.send(version);
         self.report_in_sync();
+    }
+
+    /// Applies a newer table from the master, or keeps it for later when it
+    /// names a member we do not know yet: applied now, every earlier holder
+    /// of a partition would look dead and new replicas would start empty.
+    fn consider(&mut self, t: PartitionTable) {
+        if t.version <= self.data.service.table_version() {
+            return;
+        }
+        let alive = self.alive();
+        let known =
+            self.snapshot().joined && t.replicas.iter().flatten().all(|m| alive.contains(m));
+        if known {
+            self.deferred = None;
+            self.apply(t);
+        } else if self.deferred.as_ref().is_none_or(|d| d.version < t.version) {
+            tracing::debug!(
+                "partition table version {} names members not in our member list yet; applying it once they are",
+                t.version
+            );
+            self.deferred = Some(t);
+        }
     }
 
     /// Before dropping stale partitions (this member rejoins after a split
@@ -291,6 +315,7 @@ impl Coordinator {
             tracing::info!(
                 "partition table version {version}: replicas on this member are in sync (copied {entries} entries, {bytes} bytes in {ms} ms)"
             );
+            self.send_to_members(&ServiceMessage::InSync { version });
         }
     }
 
@@ -306,8 +331,9 @@ impl Coordinator {
             loop {
                 let me = data.service.me();
                 if !data.service.table().is_replica(p, me) {
-                    // A newer table took the partition away again: nothing to copy.
-                    data.service.stop_awaiting(p);
+                    // A newer table took the partition away again: nothing to
+                    // copy, and our incomplete data must not be served.
+                    data.service.abandon_copy(p);
                     let _ = inputs
                         .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
                         .await;
@@ -318,6 +344,18 @@ impl Coordinator {
                 if !tried_first && alive.contains(&source) {
                     candidates.retain(|c| *c != source);
                     candidates.insert(0, source);
+                }
+                // Those holders are alive but may lack the data themselves
+                // (a partition that moved on before its copy arrived): then
+                // whoever still holds it complete (a member it was moved
+                // away from, within the release grace) is asked too. Members
+                // that do not hold it complete decline.
+                if tried_first && !candidates.is_empty() {
+                    for m in alive.iter().filter(|m| **m != me) {
+                        if !candidates.contains(m) {
+                            candidates.push(*m);
+                        }
+                    }
                 }
                 tried_first = true;
                 if candidates.is_empty() {
@@ -387,30 +425,38 @@ impl Coordinator {
 
     /// Serves a copy once our table is at least as new as the requester's,
     /// so no write we accept as owner after the copy is missing from it.
-    fn serve_copy(
-        &self,
-        partition: u32,
-        table_version: u64,
-        from: Option<Uuid>,
-        responder: Responder,
-    ) {
+    fn serve_copy(&self, partition: u32, table_version: u64, responder: Responder) {
         let data = self.data.clone();
         let hand_over = self.hand_over.clone();
         hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
-            // Our copy must be complete too: we may be a new replica still
-            // copying it from someone else. If it is not, say so (`Ack`)
-            // and the requester asks another member.
+            // First our table must be as new as the requester's.
             let deadline = Instant::now() + Duration::from_secs(10);
-            while (data.service.table_version() < table_version
-                || !data.service.replica_status(partition).1)
-                && Instant::now() < deadline
-            {
+            while data.service.table_version() < table_version && Instant::now() < deadline {
                 data.service
                     .wait_for_change(Duration::from_millis(50))
                     .await;
             }
-            let answer = if data.service.replica_status(partition).1 {
+            // Our copy must be complete too: we may be a new replica still
+            // copying it, possibly from the requester itself (a partition
+            // that moved away and back). Waiting long could deadlock the
+            // two, so after a short while we say no (`Ack`) and the
+            // requester asks the partition's other holders.
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while !data.service.replica_status(partition).1 && Instant::now() < deadline {
+                data.service
+                    .wait_for_change(Duration::from_millis(20))
+                    .await;
+            }
+            let synced = data.service.replica_status(partition).1;
+            if !synced || data.service.table_version() < table_version {
+                tracing::debug!(
+                    "partition {partition}: copy asked for at table version {table_version}; ours is {}, data {}: declined",
+                    data.service.table_version(),
+                    if synced { "complete" } else { "still arriving" }
+                );
+            }
+            let answer = if synced && data.service.table_version() >= table_version {
                 let (seq, records) = data.service.snapshot(partition);
                 ServiceMessage::Copy {
                     partition,
@@ -423,29 +469,22 @@ impl Coordinator {
             if let Ok(m) = answer.wrap() {
                 let _ = responder.respond(m).await;
             }
-            if let (Some(from), Ok(mut s)) = (from, hand_over.served.lock()) {
-                s.insert((partition, from));
-            }
             hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 
     fn on_input(&mut self, input: CoordinatorInput) {
         match input {
-            CoordinatorInput::Peer(ServiceMessage::Table(t), _, _) => {
-                if t.version > self.data.service.table_version() {
-                    self.apply(t);
-                }
-            }
+            CoordinatorInput::Peer(ServiceMessage::Table(t), _, _) => self.consider(t),
             CoordinatorInput::Peer(
                 ServiceMessage::CopyRequest {
                     partition,
                     table_version,
                 },
-                from,
+                _,
                 Some(r),
             ) => {
-                self.serve_copy(partition, table_version, from, r);
+                self.serve_copy(partition, table_version, r);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
                 let p = batch.partition;
@@ -466,6 +505,12 @@ impl Coordinator {
                 };
                 if let (Some(r), Ok(m)) = (responder, answer.wrap()) {
                     tokio::spawn(r.respond(m));
+                }
+            }
+            CoordinatorInput::Peer(ServiceMessage::InSync { version }, Some(from), _) => {
+                if let Ok(mut s) = self.hand_over.in_sync.lock() {
+                    let v = s.entry(from).or_default();
+                    *v = (*v).max(version);
                 }
             }
             CoordinatorInput::Peer(ServiceMessage::ReplicaSeqs(seqs), _, _) => {
@@ -545,12 +590,27 @@ impl Coordinator {
             self.broadcast(&self.data.service.table());
         }
         self.refresh_copying();
-        // Released partitions nobody copies any more.
-        let serving: HashSet<u32> = self.hand_over.waiting().iter().map(|(p, _)| *p).collect();
+        // Released partitions, once every member holds its replicas (until
+        // then someone may still copy from us).
+        let others: Vec<Uuid> = self
+            .alive()
+            .into_iter()
+            .filter(|m| *m != snap.me.uuid)
+            .collect();
+        let all_in_sync = self
+            .hand_over
+            .lagging(&others, self.data.service.table_version())
+            .is_empty();
+        if self.in_sync_reported == self.data.service.table_version() {
+            // Repeated, so a member waiting to leave does not depend on one message.
+            self.send_to_members(&ServiceMessage::InSync {
+                version: self.in_sync_reported,
+            });
+        }
         let expired: Vec<u32> = self
             .released
             .iter()
-            .filter(|(p, t)| t.elapsed() > RELEASE_GRACE && !serving.contains(p))
+            .filter(|(_, t)| t.elapsed() > RELEASE_GRACE && all_in_sync)
             .map(|(p, _)| *p)
             .collect();
         for p in expired {

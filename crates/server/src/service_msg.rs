@@ -29,6 +29,12 @@ pub enum ServiceMessage {
         seq: u64,
         data: PartitionData,
     },
+    /// One-way, to every member: the sender holds the data of all its
+    /// replicas in tables up to this version. A member shutting down leaves
+    /// once every other member said so for a table without it.
+    InSync {
+        version: u64,
+    },
     /// Request, owner to backup: the changes of one operation. Answered with `Ack`.
     Backup(BackupBatch),
     /// Request: entries of the smaller side of a healed split, for the

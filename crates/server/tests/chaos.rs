@@ -94,10 +94,19 @@ impl Writers {
                     )
                 })
                 .collect();
-            lost += chunk
+            for k in chunk
                 .iter()
                 .filter(|k| got.get(k.as_str()) != acked.get(k.as_str()))
-                .count();
+            {
+                if lost < 5 {
+                    eprintln!(
+                        "chaos {scenario}: key {k} acknowledged as {:?}, reads {:?}",
+                        acked.get(k.as_str()),
+                        got.get(k.as_str())
+                    );
+                }
+                lost += 1;
+            }
         }
         let stall = *self.worst_stall.lock().expect("lock");
         eprintln!(

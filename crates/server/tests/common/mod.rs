@@ -80,7 +80,11 @@ impl Member {
             .env_remove("HC_GROUP_NAME")
             .env_remove("HC_GROUP_PASSWORD")
             .env_remove("HC_PORT")
-            .env("FERROCAST_LOG", "info")
+            // FERROCAST_TEST_LOG=debug (say) for more detail in dumped logs.
+            .env(
+                "FERROCAST_LOG",
+                std::env::var("FERROCAST_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);

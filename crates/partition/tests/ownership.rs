@@ -1,0 +1,109 @@
+//! A partition's ownership as operations see it: decided under the
+//! partition's lock by the table applied last, so a write cannot land on a
+//! member after the partition moved away (and after its copy was taken).
+
+use bytes::Bytes;
+use ferrocast_partition::PartitionService;
+use ferrocast_partition::PartitionTable;
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+const COUNT: u32 = 7;
+
+fn table(version: u64, owner: Uuid, backup: Uuid, previous: &PartitionTable) -> PartitionTable {
+    PartitionTable {
+        version,
+        replicas: vec![vec![owner, backup]; COUNT as usize],
+        previous: previous.replicas.clone(),
+    }
+}
+
+fn set(key: &Bytes) -> MapOp {
+    MapOp::Set {
+        key: key.clone(),
+        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
+        ttl: -1,
+    }
+}
+
+#[test]
+fn a_write_after_the_partition_moved_away_is_not_executed_here() {
+    let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let alive = [me, other];
+    let service = PartitionService::new(me, COUNT);
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+
+    let t1 = table(1, me, other, &PartitionTable::empty(COUNT));
+    service.apply_table(t1.clone(), &alive).expect("applied");
+    let (_, _, batches, moved) = service.execute("m", &set(&key), &[p]);
+    assert!(moved.is_empty());
+    assert_eq!(batches.len(), 1);
+
+    // The other member takes over; this one stays its backup.
+    service
+        .apply_table(table(2, other, me, &t1), &alive)
+        .expect("applied");
+    let (seq_before, _, _) = service.replica_status(p);
+    let (_, events, batches, moved) = service.execute("m", &set(&key), &[p]);
+    assert_eq!(moved, vec![p]);
+    assert!(events.is_empty() && batches.is_empty());
+    assert_eq!(
+        service.replica_status(p).0,
+        seq_before,
+        "no change numbered here"
+    );
+
+    // A map-wide operation skips it too and says so.
+    let (_, _, _, moved) = service.execute("m", &MapOp::Clear, &(0..COUNT).collect::<Vec<_>>());
+    assert_eq!(moved.len(), COUNT as usize);
+}
+
+#[test]
+fn a_backup_promoted_before_its_copy_arrived_makes_operations_wait() {
+    let (me, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let alive = [me, a, b];
+    let service = PartitionService::new(me, COUNT);
+    let t1 = table(1, a, b, &PartitionTable::empty(COUNT));
+    service.apply_table(t1.clone(), &alive).expect("applied");
+    // We become a's backup: a copy is due from a.
+    let t2 = table(2, a, me, &t1);
+    let change = service.apply_table(t2.clone(), &alive).expect("applied");
+    assert_eq!(change.needs_copy.len(), COUNT as usize);
+    assert!(!service.is_awaiting(0));
+    // a leaves before the copy arrived: we are promoted without the data.
+    service
+        .apply_table(table(3, me, b, &t2), &alive)
+        .expect("applied");
+    assert!(service.is_awaiting(0), "operations must wait for the copy");
+    // Even one that passed the waiting check a moment earlier is not run.
+    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0]);
+    assert_eq!(moved, vec![0]);
+    assert!(batches.is_empty());
+    service.install_copy(0, 5, Vec::new());
+    assert!(!service.is_awaiting(0));
+    assert_eq!(service.replica_status(0).0, 5);
+    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0]);
+    assert!(moved.is_empty());
+    assert_eq!(batches[0].seq, 6, "numbering goes on from the copy");
+}
+
+#[test]
+fn a_member_never_holding_a_partition_has_nothing_to_serve() {
+    let (me, a, b) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let service = PartitionService::new(me, COUNT);
+    // Fresh: nothing held, so nothing may be served as a copy.
+    assert!(!service.replica_status(0).1);
+    // A table without us (one we may skip to, never having seen the one
+    // that named us) leaves it so.
+    let t1 = table(1, a, b, &PartitionTable::empty(COUNT));
+    service.apply_table(t1, &[me, a, b]).expect("applied");
+    assert!(!service.replica_status(0).1);
+    // The founder of a cluster starts every partition empty and complete.
+    let founder = PartitionService::new(a, COUNT);
+    founder
+        .apply_table(table(1, a, b, &PartitionTable::empty(COUNT)), &[a])
+        .expect("applied");
+    assert!(founder.replica_status(0).1);
+}
