@@ -114,12 +114,16 @@ impl Client {
         }
         client.ensure_view_listener().await?;
         let deadline = Instant::now() + client.inner.cfg.connect_timeout;
-        while client.owners_known() < client.partition_count() && Instant::now() < deadline {
-            let _ = tokio::time::timeout(
-                Duration::from_millis(100),
-                client.inner.view_changed.notified(),
-            )
-            .await;
+        loop {
+            // Registered before the check, so a table arriving in between
+            // wakes us at once rather than after the timeout.
+            let changed = client.inner.view_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if client.owners_known() >= client.partition_count() || Instant::now() >= deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), changed).await;
         }
         let maintenance = client.clone();
         tokio::spawn(async move { maintenance.maintain().await });

@@ -98,6 +98,10 @@ impl MapPartition {
         now: Instant,
     ) -> Option<Bytes> {
         self.expire_key(&key, now);
+        // Stored as exact-size copies: the incoming bytes are slices of the
+        // request's receive buffer, which would otherwise stay allocated
+        // as long as any entry taken from it lives.
+        let value = Bytes::copy_from_slice(&value);
         match self.entries.get_mut(&key) {
             Some(r) => {
                 let old = std::mem::replace(&mut r.value, value);
@@ -108,7 +112,8 @@ impl MapPartition {
                 Some(old)
             }
             None => {
-                self.entries.insert(key, Record::new(value, ttl, now));
+                self.entries
+                    .insert(Bytes::copy_from_slice(&key), Record::new(value, ttl, now));
                 None
             }
         }
@@ -174,8 +179,9 @@ impl MapPartition {
             .collect()
     }
 
-    pub fn install(&mut self, key: Bytes, record: Record) {
-        self.entries.insert(key, record);
+    pub fn install(&mut self, key: Bytes, mut record: Record) {
+        record.value = Bytes::copy_from_slice(&record.value);
+        self.entries.insert(Bytes::copy_from_slice(&key), record);
     }
 }
 

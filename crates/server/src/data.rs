@@ -507,6 +507,13 @@ impl DataPlane {
     pub fn cluster(&self) -> ClusterSnapshot {
         self.cluster.borrow().clone()
     }
+
+    /// The cluster once this member is in it, or as it is after `limit`.
+    pub async fn wait_joined(&self, limit: Duration) -> ClusterSnapshot {
+        let mut rx = self.cluster.clone();
+        let _ = tokio::time::timeout(limit, rx.wait_for(|s| s.joined)).await;
+        self.cluster()
+    }
 }
 
 fn sorted_partitions<'a>(keys: impl Iterator<Item = &'a bytes::Bytes>, count: u32) -> Vec<u32> {

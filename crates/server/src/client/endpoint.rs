@@ -73,10 +73,22 @@ impl ClientEndpoint {
                 if writer.feed(first).await.is_err() {
                     return;
                 }
-                while let Ok(more) = rx.try_recv() {
-                    if writer.feed(more).await.is_err() {
-                        return;
+                // A write system call costs far more than encoding a
+                // response (on loopback it also runs the receiver's side),
+                // so gather what other requests finish meanwhile: drain,
+                // let the tasks that are ready run once, drain again.
+                let mut yielded = false;
+                loop {
+                    while let Ok(more) = rx.try_recv() {
+                        if writer.feed(more).await.is_err() {
+                            return;
+                        }
                     }
+                    if yielded {
+                        break;
+                    }
+                    yielded = true;
+                    tokio::task::yield_now().await;
                 }
                 if writer.flush().await.is_err() {
                     return;
@@ -151,15 +163,9 @@ impl ClientEndpoint {
                     self.password.as_bytes(),
                 );
         }
-        // A member still joining has no cluster to offer yet.
-        let mut snap = self.data.cluster();
-        for _ in 0..100 {
-            if snap.joined {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            snap = self.data.cluster();
-        }
+        // A member still joining has no cluster to offer yet: wait (woken
+        // the moment it joins) up to 10 s.
+        let snap = self.data.wait_joined(Duration::from_secs(10)).await;
         let status = if !ok {
             tracing::warn!(
                 "client {remote} ({} {}) refused: wrong cluster name or credentials (asked for cluster '{}')",
