@@ -244,7 +244,7 @@ impl PartitionService {
                         None => MapResult::Bool(false),
                     },
                     MapOp::GetEntryView { key } => {
-                        MapResult::View(m.record(key, now).map(|r| view(key, r)))
+                        MapResult::View(m.record(key, now).map(|r| view(key, &r)))
                     }
                     _ => MapResult::Unit,
                 }
@@ -273,18 +273,24 @@ impl PartitionService {
             let part = {
                 let m = state.store.map_mut(name);
                 match op {
-                    MapOp::Size => MapResult::Int(m.iter(now).count() as i64),
-                    MapOp::IsEmpty => MapResult::Bool(m.iter(now).next().is_none()),
+                    MapOp::Size => MapResult::Int(m.live_len(now) as i64),
+                    MapOp::IsEmpty => MapResult::Bool(m.live_len(now) == 0),
                     MapOp::ContainsValue { value } => {
-                        MapResult::Bool(m.iter(now).any(|(_, r)| r.value == value))
+                        MapResult::Bool(m.live_entries(now).any(|(_, v)| v == &value[..]))
                     }
-                    MapOp::KeySet => MapResult::List(m.iter(now).map(|(k, _)| k.clone()).collect()),
-                    MapOp::Values => {
-                        MapResult::List(m.iter(now).map(|(_, r)| r.value.clone()).collect())
-                    }
+                    MapOp::KeySet => MapResult::List(
+                        m.live_entries(now)
+                            .map(|(k, _)| Bytes::copy_from_slice(k))
+                            .collect(),
+                    ),
+                    MapOp::Values => MapResult::List(
+                        m.live_entries(now)
+                            .map(|(_, v)| Bytes::copy_from_slice(v))
+                            .collect(),
+                    ),
                     MapOp::EntrySet => MapResult::Entries(
-                        m.iter(now)
-                            .map(|(k, r)| (k.clone(), r.value.clone()))
+                        m.live_entries(now)
+                            .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
                             .collect(),
                     ),
                     MapOp::Clear | MapOp::EvictAll => {
@@ -377,7 +383,7 @@ fn key_change(state: &mut PartitionState, map: &str, key: &Bytes, now: Instant) 
         Some(r) => Change::Put {
             map: map.to_string(),
             key: key.clone(),
-            record: to_wire(r, now),
+            record: to_wire(&r, now),
         },
         None => Change::Remove {
             map: map.to_string(),
