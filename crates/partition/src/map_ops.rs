@@ -251,13 +251,17 @@ impl PartitionService {
             };
             let touched = !events.is_empty() || ttl_changed;
             if touched {
-                let changes = vec![key_change(&mut state, name, key, now)];
                 state.seq += 1;
-                batches.push(BackupBatch {
-                    partition: p,
-                    seq: state.seq,
-                    changes,
-                });
+                // Without backups there is nobody to send the change to;
+                // building it would copy the value once more for nothing.
+                if !self.backups_of(p).is_empty() {
+                    let changes = vec![key_change(&mut state, name, key, now)];
+                    batches.push(BackupBatch {
+                        partition: p,
+                        seq: state.seq,
+                        changes,
+                    });
+                }
             }
             return (result, events, batches, Vec::new());
         }
