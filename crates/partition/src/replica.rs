@@ -56,6 +56,13 @@ pub struct PartitionState {
     /// before the partition moved away cannot slip in after the copy for
     /// the new owner was taken (it would be lost there).
     pub owned: bool,
+    /// The store still holds the complete data this member had when it
+    /// last held the partition (it was moved away, or is being copied
+    /// anew). Served only as a last resort, when no member has the
+    /// partition complete: members copying in a circle (a partition moved
+    /// away and back while its copies were in flight) would otherwise wait
+    /// on each other while the data sits here.
+    pub retained: bool,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
@@ -120,6 +127,7 @@ impl PartitionState {
         self.store = store;
         self.seq = seq;
         self.synced = true;
+        self.retained = false;
         self.drain(now);
     }
 
@@ -158,6 +166,7 @@ impl PartitionState {
         self.seq = 0;
         self.synced = false;
         self.owned = false;
+        self.retained = false;
     }
 }
 

@@ -180,7 +180,10 @@ impl PartitionService {
             if cur.contains(&me) && !was {
                 match copy_source(prev, cur, alive, me) {
                     Some(src) => {
-                        self.state(p).synced = false;
+                        let mut st = self.state(p);
+                        st.retained |= st.synced;
+                        st.synced = false;
+                        drop(st);
                         if is_owner {
                             self.awaiting[p as usize].store(true, Ordering::SeqCst);
                         }
@@ -223,6 +226,12 @@ impl PartitionService {
         self.state(p).synced = true;
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
+    }
+
+    /// Whether `p`'s store holds complete data from when we last held it.
+    pub fn is_retained(&self, p: u32) -> bool {
+        let s = self.state(p);
+        s.synced || s.retained
     }
 
     /// Stops copying `p` because a newer table took it away from us: nothing

@@ -167,7 +167,36 @@ impl ClientMessage {
     pub fn encoded_len(&self) -> usize {
         self.frames.iter().map(Frame::encoded_len).sum()
     }
+
+    /// Like [`encode`](Self::encode), for vectored writes: frame headers
+    /// and small contents are copied into `staging`; a content of at least
+    /// [`LARGE_FRAME`] bytes is not copied but queued in `chunks` as it is
+    /// (after whatever was staged before it), so a big value goes from the
+    /// store's copy to the socket without another copy.
+    pub fn encode_chunks(&self, staging: &mut BytesMut, chunks: &mut Vec<Bytes>) {
+        let n = self.frames.len();
+        for (i, f) in self.frames.iter().enumerate() {
+            let mut flags = f.flags;
+            if i == 0 {
+                flags |= flags::UNFRAGMENTED;
+            }
+            if i + 1 == n {
+                flags |= flags::IS_FINAL;
+            }
+            staging.put_u32_le(f.encoded_len() as u32);
+            staging.put_u16_le(flags);
+            if f.content.len() >= LARGE_FRAME {
+                chunks.push(staging.split().freeze());
+                chunks.push(f.content.clone());
+            } else {
+                staging.put_slice(&f.content);
+            }
+        }
+    }
 }
+
+/// Frame contents from this size on are written from their own buffer.
+pub const LARGE_FRAME: usize = 2048;
 
 /// The initial frame being built: fixed fields are written at offsets after the header.
 pub struct InitialFrame {

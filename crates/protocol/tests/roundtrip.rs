@@ -316,3 +316,27 @@ fn no_input_makes_the_decoders_panic() {
     }
     let _ = Bytes::new();
 }
+
+#[test]
+fn chunked_encoding_is_the_same_bytes_as_plain_encoding() {
+    use ferrocast_protocol::frame::LARGE_FRAME;
+    use ferrocast_protocol::Frame;
+    let msg = ClientMessage {
+        frames: vec![
+            Frame::new(Bytes::from(vec![1u8; 22])),
+            Frame::new(Bytes::from(vec![2u8; LARGE_FRAME + 10])),
+            Frame::new(Bytes::from(vec![3u8; 5])),
+            Frame::new(Bytes::from(vec![4u8; 3 * LARGE_FRAME])),
+        ],
+    };
+    let mut plain = BytesMut::new();
+    msg.encode(&mut plain);
+    let (mut staging, mut chunks) = (BytesMut::new(), Vec::new());
+    msg.encode_chunks(&mut staging, &mut chunks);
+    chunks.push(staging.split().freeze());
+    let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    assert_eq!(joined, plain.to_vec());
+    // The two large contents travel as their own chunks, not copied.
+    assert!(chunks.iter().any(|c| c.len() == LARGE_FRAME + 10));
+    assert!(chunks.iter().any(|c| c.len() == 3 * LARGE_FRAME));
+}

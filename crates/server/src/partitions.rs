@@ -373,6 +373,8 @@ impl Coordinator {
                     let request = ServiceMessage::CopyRequest {
                         partition: p,
                         table_version: version,
+                        // After a second of nobody having it complete.
+                        last_resort: start.elapsed() > Duration::from_secs(1),
                     };
                     let answer = match request.wrap() {
                         Ok(m) => {
@@ -425,7 +427,13 @@ impl Coordinator {
 
     /// Serves a copy once our table is at least as new as the requester's,
     /// so no write we accept as owner after the copy is missing from it.
-    fn serve_copy(&self, partition: u32, table_version: u64, responder: Responder) {
+    fn serve_copy(
+        &self,
+        partition: u32,
+        table_version: u64,
+        last_resort: bool,
+        responder: Responder,
+    ) {
         let data = self.data.clone();
         let hand_over = self.hand_over.clone();
         hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
@@ -448,7 +456,8 @@ impl Coordinator {
                     .wait_for_change(Duration::from_millis(20))
                     .await;
             }
-            let synced = data.service.replica_status(partition).1;
+            let synced = data.service.replica_status(partition).1
+                || (last_resort && data.service.is_retained(partition));
             if !synced || data.service.table_version() < table_version {
                 tracing::debug!(
                     "partition {partition}: copy asked for at table version {table_version}; ours is {}, data {}: declined",
@@ -480,11 +489,12 @@ impl Coordinator {
                 ServiceMessage::CopyRequest {
                     partition,
                     table_version,
+                    last_resort,
                 },
                 _,
                 Some(r),
             ) => {
-                self.serve_copy(partition, table_version, r);
+                self.serve_copy(partition, table_version, last_resort, r);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
                 let p = batch.partition;

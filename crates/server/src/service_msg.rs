@@ -23,6 +23,9 @@ pub enum ServiceMessage {
     CopyRequest {
         partition: u32,
         table_version: u64,
+        /// Nobody had it complete: data retained from when the source last
+        /// held the partition is good enough.
+        last_resort: bool,
     },
     Copy {
         partition: u32,

@@ -7,17 +7,19 @@ use crate::client::codec::ClientCodec;
 use crate::client::listeners::ClientSink;
 use crate::client::views;
 use crate::data::DataPlane;
+use bytes::{Bytes, BytesMut};
 use ferrocast_net::ClientStream;
 use ferrocast_protocol::messages::responses::{self, auth_status, AuthenticationResponse};
 use ferrocast_protocol::messages::types::CLIENT_AUTHENTICATION;
 use ferrocast_protocol::{ClientMessage, Request};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 pub struct ClientEndpoint {
@@ -66,35 +68,8 @@ impl ClientEndpoint {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (r, w) = stream.into_split();
         let mut reader = FramedRead::new(r, ClientCodec::new(self.max_frame));
-        let mut writer = FramedWrite::new(w, ClientCodec::new(self.max_frame));
-        let (tx, mut rx) = mpsc::channel::<ClientMessage>(65_536);
-        let write_task = tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
-                if writer.feed(first).await.is_err() {
-                    return;
-                }
-                // A write system call costs far more than encoding a
-                // response (on loopback it also runs the receiver's side),
-                // so gather what other requests finish meanwhile: drain,
-                // let the tasks that are ready run once, drain again.
-                let mut yielded = false;
-                loop {
-                    while let Ok(more) = rx.try_recv() {
-                        if writer.feed(more).await.is_err() {
-                            return;
-                        }
-                    }
-                    if yielded {
-                        break;
-                    }
-                    yielded = true;
-                    tokio::task::yield_now().await;
-                }
-                if writer.flush().await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (tx, rx) = mpsc::channel::<ClientMessage>(65_536);
+        let write_task = tokio::spawn(write_responses(w, rx));
 
         let first = tokio::time::timeout(Duration::from_secs(30), reader.next()).await;
         let authenticated = match first {
@@ -204,6 +179,72 @@ impl ClientEndpoint {
         let _ = CLIENT_AUTHENTICATION;
         status == auth_status::AUTHENTICATED
     }
+}
+
+/// Writes responses and events to the client. Whatever is queued goes out
+/// in one vectored write: a write system call costs far more than encoding
+/// a response (on loopback it also runs the receiver's side), and big
+/// values are written from their own buffers rather than copied (see
+/// `ClientMessage::encode_chunks`).
+async fn write_responses(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<ClientMessage>,
+) {
+    let mut staging = BytesMut::new();
+    let mut chunks: Vec<Bytes> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        first.encode_chunks(&mut staging, &mut chunks);
+        // Gather what other requests finish meanwhile: drain, let the
+        // tasks that are ready run once, drain again.
+        let mut yielded = false;
+        loop {
+            while let Ok(more) = rx.try_recv() {
+                more.encode_chunks(&mut staging, &mut chunks);
+            }
+            if yielded {
+                break;
+            }
+            yielded = true;
+            tokio::task::yield_now().await;
+        }
+        if !staging.is_empty() {
+            chunks.push(staging.split().freeze());
+        }
+        if write_all_chunks(&mut w, &mut chunks).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Writes every chunk, in order, with as few system calls as the socket allows.
+async fn write_all_chunks(
+    w: &mut tokio::net::tcp::OwnedWriteHalf,
+    chunks: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(512)
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let len = chunks[first].len();
+            if n >= len {
+                n -= len;
+                first += 1;
+            } else {
+                chunks[first] = chunks[first].slice(n..);
+                n = 0;
+            }
+        }
+    }
+    chunks.clear();
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
