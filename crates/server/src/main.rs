@@ -26,6 +26,9 @@ use config::{Cli, Config};
 use data::DataPlane;
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::{Credentials, MemberInfo, Transport, TransportConfig};
+
+/// Upper bound on waiting for client connections to go quiet at shutdown.
+const CLIENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 use ferrocast_partition::PartitionService;
 use partitions::{Coordinator, CoordinatorInput, HandOver};
 use std::process::ExitCode;
@@ -146,13 +149,13 @@ async fn run(cfg: Config) -> Result<()> {
         tables_rx,
         data_stop.clone(),
     );
-    Arc::new(ClientEndpoint::new(
+    let endpoint = Arc::new(ClientEndpoint::new(
         data.clone(),
         cfg.group.clone(),
         cfg.password.clone(),
         cfg.max_frame,
-    ))
-    .spawn(client_rx, data_stop.clone());
+    ));
+    endpoint.clone().spawn(client_rx, data_stop.clone());
 
     wait_for_signal().await?;
     tracing::info!("shutting down: handing over partitions, then leaving the cluster");
@@ -164,6 +167,14 @@ async fn run(cfg: Config) -> Result<()> {
         }
     });
     hand_over(&data, &coord_tx, &hand_over_state, cfg.shutdown_timeout).await;
+    // Still a member, so requests that arrive meanwhile are forwarded to the
+    // partitions' new owners; clients move on as their connections close.
+    let left = endpoint.drain(CLIENT_DRAIN_LIMIT).await;
+    if left > 0 {
+        tracing::warn!(
+            "{left} client connection(s) still busy after {CLIENT_DRAIN_LIMIT:?}; closing them"
+        );
+    }
     cluster_stop.cancel();
     cluster.stopped().await;
     data_stop.cancel();

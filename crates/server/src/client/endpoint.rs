@@ -2,6 +2,13 @@
 //! request runs in its own task (responses carry the request's correlation
 //! id, so they may complete in any order); a writer task batches responses
 //! and events into the socket.
+//!
+//! On a graceful shutdown the endpoint drains rather than drops: every
+//! connection keeps being served until it has been quiet for
+//! [`DRAIN_IDLE`], then closes after its last response is written. A put in
+//! flight on a closed connection fails in the client with "target
+//! disconnected" and is not retried (puts are not idempotent), so closing a
+//! busy connection would surface errors for writes the cluster could serve.
 
 use crate::client::codec::ClientCodec;
 use crate::client::listeners::ClientSink;
@@ -18,9 +25,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
+
+/// How long a connection must stay quiet during a drain before it closes.
+pub const DRAIN_IDLE: Duration = Duration::from_millis(300);
 
 pub struct ClientEndpoint {
     pub(crate) data: Arc<DataPlane>,
@@ -28,6 +38,19 @@ pub struct ClientEndpoint {
     password: String,
     max_frame: usize,
     next_connection: AtomicU64,
+    /// Cancelled when the member starts draining its client connections.
+    draining: CancellationToken,
+    /// Connections being served (including their last writes).
+    open: watch::Sender<usize>,
+}
+
+/// Counts a connection as open until its task ends.
+struct OpenGuard(watch::Sender<usize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl ClientEndpoint {
@@ -38,7 +61,20 @@ impl ClientEndpoint {
             password,
             max_frame,
             next_connection: AtomicU64::new(1),
+            draining: CancellationToken::new(),
+            open: watch::channel(0).0,
         }
+    }
+
+    /// Lets every connection finish: each closes once it has been quiet for
+    /// [`DRAIN_IDLE`] and its responses are written. Returns when none is
+    /// left or after `limit`, with the number still open.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        self.draining.cancel();
+        let mut open = self.open.subscribe();
+        let _ = tokio::time::timeout(limit, open.wait_for(|n| *n == 0)).await;
+        let left = *open.borrow();
+        left
     }
 
     /// Serves the client connections the transport hands over.
@@ -54,7 +90,14 @@ impl ClientEndpoint {
                     s = streams.recv() => match s { Some(s) => s, None => break },
                 };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(self.clone().serve(stream, remote, shutdown.clone()));
+                self.open.send_modify(|n| *n += 1);
+                let guard = OpenGuard(self.open.clone());
+                let me = self.clone();
+                let stop = shutdown.clone();
+                tokio::spawn(async move {
+                    me.serve(stream, remote, stop).await;
+                    drop(guard);
+                });
             }
         });
     }
@@ -85,10 +128,25 @@ impl ClientEndpoint {
             }
         };
         if authenticated {
+            let mut draining = false;
             loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    n = reader.next() => n,
+                let next = if draining {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        n = tokio::time::timeout(DRAIN_IDLE, reader.next()) => match n {
+                            Ok(n) => n,
+                            Err(_) => break, // quiet long enough: close
+                        },
+                    }
+                } else {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = self.draining.cancelled() => {
+                            draining = true;
+                            continue;
+                        }
+                        n = reader.next() => n,
+                    }
                 };
                 match next {
                     Some(Ok(msg)) => {
