@@ -21,6 +21,14 @@ pub struct MembershipConfig {
     pub merge_interval: Duration,
     /// Bound on one request (probe, join) to one member.
     pub request_timeout: Duration,
+    /// At first start, how long to wait for a listed candidate with a lower
+    /// address that has nothing listening yet. Dynamic discovery (Kubernetes
+    /// API or DNS) lists a pod as soon as it has an address, possibly before
+    /// its process listens; without this patience a higher pod that probes
+    /// first would found a cluster of its own and the two would only meet
+    /// at the next merge round. Zero for a static list, where an address
+    /// nobody listens on is the normal case.
+    pub listed_peer_patience: Duration,
 }
 
 impl Default for MembershipConfig {
@@ -32,6 +40,7 @@ impl Default for MembershipConfig {
             claim_rounds: 3,
             merge_interval: Duration::from_secs(5),
             request_timeout: Duration::from_secs(2),
+            listed_peer_patience: Duration::ZERO,
         }
     }
 }

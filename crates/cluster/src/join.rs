@@ -57,6 +57,30 @@ impl Membership {
             js.quiet_rounds = 0;
             return Vec::new();
         }
+        // A lower-addressed candidate that dynamic discovery lists but that
+        // does not listen yet is a pod still starting: within the patience
+        // window wait for it rather than found a second cluster.
+        let patient = js.patience_until.is_some_and(|until| now < until);
+        if patient {
+            let starting: Vec<_> = reports
+                .iter()
+                .filter(|r| r.outcome == ProbeOutcome::NotListening && r.addr < me.address)
+                .map(|r| r.addr)
+                .collect();
+            if !starting.is_empty() {
+                for addr in starting {
+                    if !js.waited_for.contains(&addr) {
+                        tracing::info!(
+                            "{addr} is listed with a lower address but not listening yet; \
+                             waiting for it to start the cluster"
+                        );
+                        js.waited_for.push(addr);
+                    }
+                }
+                js.quiet_rounds = 0;
+                return Vec::new();
+            }
+        }
         js.quiet_rounds += 1;
         // Nobody to wait for: every other candidate either has nothing
         // listening, is of another group, or is starting too with a higher

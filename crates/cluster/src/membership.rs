@@ -61,6 +61,11 @@ pub(crate) struct JoinState {
     pub quiet_rounds: u32,
     /// Where to send the next join request without probing (a redirect or a merge).
     pub target: Option<SocketAddr>,
+    /// Until when a lower-addressed candidate with nothing listening is
+    /// waited for (first start only, see `listed_peer_patience`).
+    pub patience_until: Option<Instant>,
+    /// Lower candidates already logged as waited for, so the log says it once.
+    pub waited_for: Vec<SocketAddr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -92,6 +97,7 @@ pub struct Membership {
 
 impl Membership {
     pub fn new(me: MemberInfo, cfg: MembershipConfig, now: Instant) -> Self {
+        let patience_until = Some(now + cfg.listed_peer_patience);
         Self {
             me,
             cfg,
@@ -100,6 +106,8 @@ impl Membership {
                 busy: false,
                 quiet_rounds: 0,
                 target: None,
+                patience_until,
+                waited_for: Vec::new(),
             }),
             view: MemberListView::default(),
             last_heard: HashMap::new(),
@@ -348,6 +356,8 @@ impl Membership {
             busy: false,
             quiet_rounds: 0,
             target,
+            patience_until: None,
+            waited_for: Vec::new(),
         });
     }
 

@@ -347,3 +347,44 @@ fn a_paused_member_does_not_accuse_everyone_when_it_wakes() {
     // It rejoined the existing cluster instead of starting one of its own.
     assert_eq!(sim.master_of(2), addr(0));
 }
+
+/// A pod listed by Kubernetes discovery before its process listens: the
+/// member with the higher address waits for it (within the patience) rather
+/// than founding a cluster of its own that would only merge later.
+#[test]
+fn a_listed_lower_member_still_starting_is_waited_for_within_the_patience() {
+    use ferrocast_cluster::ProbePurpose;
+    let starting = vec![ProbeReport {
+        addr: addr(0),
+        outcome: ProbeOutcome::NotListening,
+    }];
+    let patience = Duration::from_secs(10);
+    let mut c = cfg();
+    c.listed_peer_patience = patience;
+    let t0 = Instant::now();
+    let mut m = Membership::new(MemberInfo::new(Uuid::new_v4(), addr(1)), c, t0);
+    let mut now = t0;
+    while now < t0 + patience {
+        m.on_probe_round(now, ProbePurpose::Join, starting.clone());
+        assert!(!m.is_joined(), "founded a cluster after {:?}", now - t0);
+        now += Duration::from_millis(200);
+    }
+    m.on_probe_round(now, ProbePurpose::Join, starting.clone());
+    assert!(m.is_joined(), "the patience is a bound: it founds after it");
+    assert_eq!(m.view().members.len(), 1);
+
+    // A higher-addressed candidate not listening is nobody to wait for,
+    // and without patience (a static list) nobody is waited for at all.
+    let higher = vec![ProbeReport {
+        addr: addr(2),
+        outcome: ProbeOutcome::NotListening,
+    }];
+    let mut c = cfg();
+    c.listed_peer_patience = patience;
+    let mut m = Membership::new(MemberInfo::new(Uuid::new_v4(), addr(1)), c, t0);
+    m.on_probe_round(t0, ProbePurpose::Join, higher);
+    assert!(m.is_joined());
+    let mut m = Membership::new(MemberInfo::new(Uuid::new_v4(), addr(1)), cfg(), t0);
+    m.on_probe_round(t0, ProbePurpose::Join, starting);
+    assert!(m.is_joined());
+}

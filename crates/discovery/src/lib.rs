@@ -1,11 +1,16 @@
-//! Discovery: where a member looks for its peers.
+//! Discovery: where a member looks for its peers: a static TCP-IP list,
+//! the Kubernetes API (EndpointSlices, Endpoints) or Kubernetes DNS.
 //!
 //! A [`Discovery`] returns candidate addresses; the cluster layer probes them
 //! and decides whom to join. Candidates may include the member itself or
 //! addresses nobody listens on: that is normal and cheap to rule out.
 
+mod dns;
+pub mod kubernetes;
 mod static_list;
 
+pub use dns::{DnsConfig, DnsDiscovery};
+pub use kubernetes::{KubernetesConfig, KubernetesDiscovery, MemberSelector};
 pub use static_list::{StaticDiscovery, StaticEntry, DEFAULT_PORT, DEFAULT_PORT_TRY_COUNT};
 
 use std::net::SocketAddr;
@@ -16,6 +21,12 @@ pub enum DiscoveryError {
     InvalidEntry { entry: String, reason: String },
     #[error("cannot resolve '{host}': {reason}")]
     Resolve { host: String, reason: String },
+    /// A discovery setting that cannot work (missing token or CA file, bad URL).
+    #[error("{0}")]
+    Config(String),
+    /// The Kubernetes API gave no usable answer (worded for the operator).
+    #[error("Kubernetes discovery: {0}")]
+    Kubernetes(String),
 }
 
 /// A source of candidate member addresses, asked once per discovery round.
