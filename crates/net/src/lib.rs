@@ -24,7 +24,7 @@ pub use fault::Faults;
 pub use handshake::{Credentials, HANDSHAKE_VERSION};
 pub use member::{HzAddress, MemberInfo};
 pub use message::{JoinAnswer, MasterAnswer, MemberListView, MemberMessage};
-pub use transport::{ClientStream, Transport, TransportConfig};
+pub use transport::{ClientStream, HttpStream, Transport, TransportConfig};
 
 /// First bytes of a member-to-member connection.
 pub const PREAMBLE_MEMBER: &[u8; 3] = b"FCM";

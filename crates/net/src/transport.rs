@@ -29,6 +29,9 @@ pub struct TransportConfig {
     pub handshake_timeout: Duration,
     /// Testing only: a file of peer addresses to behave as cut off from.
     pub fault_file: Option<std::path::PathBuf>,
+    /// Where HTTP requests on the member port go (health checks, as on a
+    /// Hazelcast member); without it they are refused.
+    pub http: Option<mpsc::Sender<HttpStream>>,
 }
 
 impl TransportConfig {
@@ -39,6 +42,7 @@ impl TransportConfig {
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
             fault_file: None,
+            http: None,
         }
     }
 }
@@ -46,6 +50,10 @@ impl TransportConfig {
 /// A client-protocol connection handed to whoever serves clients; its
 /// `CP2` preamble has been consumed.
 pub type ClientStream = (TcpStream, SocketAddr);
+
+/// An HTTP connection on the member port, with the 3 bytes already read
+/// (`GET` or `HEA`), so the HTTP server sees the whole request line.
+pub type HttpStream = (TcpStream, SocketAddr, [u8; 3]);
 
 type Slot = Arc<tokio::sync::Mutex<Option<Connection>>>;
 
@@ -288,6 +296,15 @@ async fn serve_inbound(
             None => tracing::info!(
                 "client connection from {remote} closed: this member does not serve the client protocol"
             ),
+        }
+        return Ok(());
+    }
+    if &preamble == b"GET" || &preamble == b"HEA" {
+        match &cfg.http {
+            Some(tx) => {
+                let _ = tx.send((stream, remote, preamble)).await;
+            }
+            None => tracing::debug!("HTTP request from {remote} closed: no HTTP served"),
         }
         return Ok(());
     }

@@ -2,6 +2,7 @@
 //! YAML file. Flags win over the environment, which wins over the file,
 //! which wins over the defaults.
 
+use crate::discovery_config::{DiscoveryArgs, DiscoverySetting, SeedSettings};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use ferrocast_cluster::MembershipConfig;
@@ -103,21 +104,28 @@ pub struct Cli {
     /// Log filter, e.g. "info" or "ferrocast_cluster=debug" [default: info].
     #[arg(long, value_name = "FILTER", env = "FERROCAST_LOG")]
     pub log: Option<String>,
-    /// Enable the REST/health endpoint (served by a later version).
+    /// Accepted for the seed's manifests; the health checks
+    /// (/hazelcast/health/ready, /live) are always served on the member port.
     #[arg(long, value_name = "BOOL", env = "HC_REST_ENABLED")]
     pub rest_enabled: Option<bool>,
-    /// Kubernetes service whose endpoints are the members (Kubernetes discovery, later version).
+    /// Also serve the health checks on this port (plain HTTP).
+    #[arg(long, value_name = "PORT", env = "FERROCAST_HEALTH_PORT")]
+    pub health_port: Option<u16>,
+    /// Kubernetes service whose endpoints are the members [default: hazelcast].
     #[arg(long, value_name = "NAME", env = "HAZELCAST_SERVICE")]
     pub service: Option<String>,
-    /// Kubernetes namespace of the service.
+    /// Kubernetes namespace of the service [default: the service account's, else default].
     #[arg(long, value_name = "NS", env = "POD_NAMESPACE")]
     pub namespace: Option<String>,
     /// Cluster DNS domain for DNS discovery [default: cluster.local].
     #[arg(long, value_name = "DOMAIN", env = "DNS_DOMAIN")]
     pub dns_domain: Option<String>,
-    /// URL of the Kubernetes API server when running outside the cluster.
+    /// URL of the Kubernetes API server when running outside the cluster
+    /// (https; with --kubernetes-token-file and --kubernetes-ca-file).
     #[arg(long, value_name = "URL", env = "KUBERNETES_MASTER")]
     pub kubernetes_master: Option<String>,
+    #[command(flatten)]
+    pub discovery_args: DiscoveryArgs,
 }
 
 /// The YAML file: the same settings, durations written like "5s" or "250ms".
@@ -187,16 +195,6 @@ enum MembersSetting {
     Text(String),
 }
 
-/// Settings read now and used once Kubernetes discovery and REST land.
-#[derive(Debug, Default, Clone)]
-pub struct LaterSettings {
-    pub rest_enabled: bool,
-    pub service: Option<String>,
-    pub namespace: Option<String>,
-    pub dns_domain: Option<String>,
-    pub kubernetes_master: Option<String>,
-}
-
 #[derive(Debug)]
 pub struct Config {
     pub bind_ip: IpAddr,
@@ -207,7 +205,9 @@ pub struct Config {
     pub public_port: Option<u16>,
     pub group: String,
     pub password: String,
-    pub discovery: StaticDiscovery,
+    pub discovery: DiscoverySetting,
+    pub health_port: Option<u16>,
+    pub rest_enabled: bool,
     pub membership: MembershipConfig,
     pub max_frame: usize,
     pub partition_count: u32,
@@ -219,7 +219,6 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     pub operation_timeout: Duration,
     pub log: String,
-    pub later: LaterSettings,
 }
 
 /// Parses "250ms", "5s", "2m" or a bare number of milliseconds.
@@ -304,19 +303,31 @@ impl Config {
             MembersSetting::List(v) => v.join(","),
             MembersSetting::Text(t) => t,
         }));
-        let discovery = match members {
+        let static_list = match members {
             Some(list) => {
                 let d =
                     StaticDiscovery::parse_list(&list).map_err(|e| anyhow!("--members: {e}"))?;
                 if d.entries().is_empty() {
                     bail!("--members is empty; leave it out to probe 127.0.0.1:5701-5703");
                 }
-                d
+                Some(d)
             }
-            None => StaticDiscovery::local_default(),
+            None => None,
         };
+        let discovery = cli.discovery_args.resolve(
+            static_list,
+            &SeedSettings {
+                service: cli.service.or(file.service),
+                namespace: cli.namespace.or(file.namespace),
+                dns_domain: cli.dns_domain.or(file.dns_domain),
+                kubernetes_master: cli.kubernetes_master.or(file.kubernetes_master),
+            },
+        )?;
 
-        let mut membership = MembershipConfig::default();
+        let mut membership = MembershipConfig {
+            listed_peer_patience: cli.discovery_args.patience(&discovery),
+            ..MembershipConfig::default()
+        };
         if let Some(d) = cli.heartbeat_interval.or(file_duration(
             &file.heartbeat_interval,
             "heartbeat-interval",
@@ -418,13 +429,8 @@ impl Config {
             membership,
             max_frame,
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
-            later: LaterSettings {
-                rest_enabled: cli.rest_enabled.or(file.rest_enabled).unwrap_or(false),
-                service: cli.service.or(file.service),
-                namespace: cli.namespace.or(file.namespace),
-                dns_domain: cli.dns_domain.or(file.dns_domain),
-                kubernetes_master: cli.kubernetes_master.or(file.kubernetes_master),
-            },
+            health_port: cli.health_port,
+            rest_enabled: cli.rest_enabled.or(file.rest_enabled).unwrap_or(false),
         })
     }
 }
@@ -491,7 +497,10 @@ mod tests {
         let c = resolve(&["--config", p, "--group", "flag-wins"]).unwrap();
         assert_eq!(c.group, "flag-wins");
         assert_eq!(c.password, "s3cret");
-        assert_eq!(c.discovery.entries().len(), 2);
+        match &c.discovery {
+            DiscoverySetting::Static(d) => assert_eq!(d.entries().len(), 2),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(c.membership.failure_timeout, Duration::from_secs(3));
         assert_eq!(c.bind_ip.to_string(), "127.0.0.9");
 

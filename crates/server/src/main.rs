@@ -11,6 +11,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod client;
 mod config;
 mod data;
+mod discovery_config;
+mod health;
 mod listen;
 mod members_block;
 mod partitions;
@@ -92,7 +94,18 @@ async fn run(cfg: Config) -> Result<()> {
             " (password protected)"
         }
     );
-    note_later_settings(&cfg);
+    if cfg.rest_enabled {
+        tracing::info!(
+            "HC_REST_ENABLED: health checks are served on the member port \
+             (/hazelcast/health/ready, /live); the REST map API is not served"
+        );
+    }
+    let discovery_stop = CancellationToken::new();
+    let discovery = cfg
+        .discovery
+        .start(discovery_stop.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("discovery: {e}"))?;
 
     let transport_stop = CancellationToken::new();
     let cluster_stop = CancellationToken::new();
@@ -103,6 +116,8 @@ async fn run(cfg: Config) -> Result<()> {
     });
     tcfg.max_frame = cfg.max_frame;
     tcfg.fault_file = cfg.fault_file.clone();
+    let (http_tx, http_rx) = mpsc::channel(64);
+    tcfg.http = Some(http_tx);
     let (client_tx, client_rx) = mpsc::channel(1024);
     let (transport, incoming) =
         Transport::start(listener, me, tcfg, Some(client_tx), transport_stop.clone());
@@ -110,7 +125,7 @@ async fn run(cfg: Config) -> Result<()> {
     let cluster = ferrocast_cluster::spawn(
         transport.clone(),
         cluster_rx,
-        Arc::new(cfg.discovery.clone()),
+        discovery,
         cfg.membership.clone(),
         Box::new(|snap: &ClusterSnapshot| {
             tracing::info!("\n\n{}\n", members_block::format(snap));
@@ -140,6 +155,20 @@ async fn run(cfg: Config) -> Result<()> {
         coord_tx.clone(),
     );
     let hand_over_state = coordinator.hand_over();
+    let health = health::Health::new(data.clone(), hand_over_state.clone());
+    health
+        .clone()
+        .spawn_on_member_port(http_rx, transport_stop.clone());
+    if let Some(port) = cfg.health_port {
+        let addr = std::net::SocketAddr::new(cfg.bind_ip, port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on health port {addr}: {e}"))?;
+        tracing::info!("health checks also on http://{addr}/hazelcast/health/ready");
+        health
+            .clone()
+            .spawn_listener(listener, transport_stop.clone());
+    }
     coordinator.spawn(coord_rx, data_stop.clone());
     router::spawn(incoming, cluster_tx, coord_tx.clone(), data.clone());
     views::spawn_publisher(
@@ -158,6 +187,7 @@ async fn run(cfg: Config) -> Result<()> {
     endpoint.clone().spawn(client_rx, data_stop.clone());
 
     wait_for_signal().await?;
+    health.shutting_down();
     tracing::info!("shutting down: handing over partitions, then leaving the cluster");
     // A second signal means "now": exit without finishing the hand-over.
     tokio::spawn(async {
@@ -178,6 +208,7 @@ async fn run(cfg: Config) -> Result<()> {
     cluster_stop.cancel();
     cluster.stopped().await;
     data_stop.cancel();
+    discovery_stop.cancel();
     transport_stop.cancel();
     tracing::info!("ferrocast stopped");
     Ok(())
@@ -254,23 +285,4 @@ async fn wait_for_signal() -> Result<()> {
         _ = int.recv() => tracing::info!("received SIGINT"),
     }
     Ok(())
-}
-
-/// Kubernetes, DNS and REST settings are read now and served by later versions.
-fn note_later_settings(cfg: &Config) {
-    let l = &cfg.later;
-    if l.service.is_some() || l.kubernetes_master.is_some() || l.dns_domain.is_some() {
-        tracing::info!(
-            "Kubernetes settings noted (service {:?}, namespace {:?}, DNS domain {:?}, API {:?}); \
-             this version discovers members through {}",
-            l.service,
-            l.namespace,
-            l.dns_domain,
-            l.kubernetes_master,
-            ferrocast_discovery::Discovery::describe(&cfg.discovery)
-        );
-    }
-    if l.rest_enabled {
-        tracing::info!("HC_REST_ENABLED is set; the REST endpoint is not served by this version");
-    }
 }

@@ -41,6 +41,9 @@ pub struct HandOver {
     /// The last table version each member said it is in sync with.
     pub in_sync: Mutex<HashMap<Uuid, u64>>,
     pub copies_in_flight: AtomicUsize,
+    /// The last table version whose replicas are all on this member (what
+    /// the readiness check compares with the current table version).
+    pub own_in_sync: std::sync::atomic::AtomicU64,
 }
 
 impl HandOver {
@@ -305,6 +308,7 @@ impl Coordinator {
         let version = self.data.service.table_version();
         if version > self.in_sync_reported && self.copying.is_empty() {
             self.in_sync_reported = version;
+            self.hand_over.own_in_sync.store(version, Ordering::SeqCst);
             let entries = self.copied.0.swap(0, Ordering::SeqCst);
             let bytes = self.copied.1.swap(0, Ordering::SeqCst);
             let ms = self

@@ -12,7 +12,7 @@ mod access;
 pub mod addresses;
 mod watch;
 
-pub use access::ApiAccess;
+pub use access::{ApiAccess, SERVICE_ACCOUNT_DIR};
 pub use addresses::AddressRules;
 
 use crate::{Discovery, DiscoveryError};
