@@ -71,7 +71,14 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+    // kube's watcher logs every failed attempt with the raw API status; the
+    // discovery logs the same failure once, worded for operators.
+    let filter = if filter.contains("kube") {
+        filter.to_string()
+    } else {
+        format!("{filter},kube_runtime=error")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)

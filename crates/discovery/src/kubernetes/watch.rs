@@ -249,7 +249,7 @@ where
                 );
             }
             if s.problem.is_some() {
-                tracing::info!("Kubernetes discovery: the API server answers again");
+                tracing::info!("Kubernetes discovery: reading {} works", source.resource());
             }
             s.synced = true;
             s.addresses = addresses;
@@ -324,14 +324,27 @@ impl Failure {
                 ),
                 try_other_source: false,
             },
-            None => Failure {
-                message: format!(
-                    "cannot reach the Kubernetes API server {} ({}); retrying with backoff",
-                    target.server,
-                    error_chain(e)
-                ),
-                try_other_source: false,
-            },
+            None => {
+                let detail = error_chain(e);
+                let message = if detail.contains("certificate") {
+                    format!(
+                        "TLS verification of the Kubernetes API server {} failed ({detail}): \
+                         is the CA file the one that signed the server's certificate? \
+                         Retrying with backoff",
+                        target.server
+                    )
+                } else {
+                    format!(
+                        "cannot reach the Kubernetes API server {} ({detail}); retrying with \
+                         backoff",
+                        target.server
+                    )
+                };
+                Failure {
+                    message,
+                    try_other_source: false,
+                }
+            }
         }
     }
 }

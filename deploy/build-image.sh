@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the container image localhost/ferrocast:<tag> (default: dev) from a
+# statically linked, stripped release binary, with podman (or docker), and
+# prints its size.
+#   deploy/build-image.sh [tag]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TAG="${1:-dev}"
+TARGET=x86_64-unknown-linux-gnu
+
+# glibc linked statically (crt-static); names are resolved by the Rust
+# resolver, never through glibc's NSS, so the static binary needs no files.
+RUSTFLAGS="-C target-feature=+crt-static" \
+CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
+    cargo build --release --locked --target "$TARGET" -p ferrocast-server >&2
+BIN="target/$TARGET/release/ferrocast"
+if ldd "$BIN" >/dev/null 2>&1; then
+    echo "error: $BIN is dynamically linked" >&2
+    exit 1
+fi
+
+CONTEXT=$(mktemp -d)
+trap 'rm -rf "$CONTEXT"' EXIT
+cp "$BIN" deploy/Containerfile "$CONTEXT/"
+if command -v podman >/dev/null; then
+    ENGINE="podman --runtime runc --cgroup-manager=cgroupfs"
+elif command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+    ENGINE=docker
+else
+    echo "error: neither podman nor a running docker engine (apt-get install podman runc)" >&2
+    exit 1
+fi
+$ENGINE build -q -t "localhost/ferrocast:$TAG" -f "$CONTEXT/Containerfile" "$CONTEXT" >&2
+BYTES=$($ENGINE image inspect "localhost/ferrocast:$TAG" --format '{{.Size}}')
+echo "localhost/ferrocast:$TAG: binary $(stat -c %s "$BIN") bytes, image ${BYTES} bytes ($((BYTES / 1024 / 1024)) MiB)"
