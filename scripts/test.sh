@@ -25,6 +25,22 @@ if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c "import hazelcast" 2>/
     "$VENV/bin/pip" install --quiet "hazelcast-python-client==${HZ_PY_VERSION}" pytest
 fi
 
+# Debian packages for the Kubernetes/DNS and container tests: dnsmasq (a
+# real DNS server on loopback), podman and runc (the image and containers).
+missing=()
+for pkg in dnsmasq podman runc; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "== installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null && apt-get install -y -q "${missing[@]}" >/dev/null; }
+fi
+# kube-apiserver, kubectl and etcd, built from source once (cached by version).
+echo "== Kubernetes binaries"
+bash scripts/k8s-binaries.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
@@ -42,3 +58,9 @@ cargo test --workspace --locked -- chaos_ --nocapture --test-threads="${FERROCAS
 echo "== interop: hazelcast-python-client ${HZ_PY_VERSION}"
 cargo build --locked -p ferrocast-server -p ferrocast-client --examples --bins
 FERROCAST_BIN="$PWD/target/debug/ferrocast" "$VENV/bin/pytest" -q -p no:cacheprovider tests/interop
+
+echo "== Kubernetes API and DNS discovery: real kube-apiserver, etcd and dnsmasq"
+FERROCAST_BIN="$PWD/target/debug/ferrocast" bash scripts/k8s-tests.sh
+
+echo "== container image: podman build, three containers"
+"$VENV/bin/pytest" -q -s -p no:cacheprovider tests/container

@@ -169,14 +169,17 @@ current-context: test
             f.write(token)
         return path
 
-    def publish_slice(self, ns, service, endpoints, name=None, port_name="hazelcast", port=5701):
+    def publish_slice(self, ns, service, endpoints, name=None, port_name="hazelcast", port=5701,
+                      labels=None):
         """Plays the EndpointSlice controller: `endpoints` is a list of
-        (ip, ready) pairs."""
+        (ip, ready) pairs; `labels` are the Service's, which the controller
+        copies onto its slices."""
         slice_ = {
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": name or f"{service}-test",
                          "labels": {"kubernetes.io/service-name": service,
-                                    "endpointslice.kubernetes.io/managed-by": "ferrocast-tests"}},
+                                    "endpointslice.kubernetes.io/managed-by": "ferrocast-tests",
+                                    **(labels or {})}},
             "addressType": "IPv4",
             "ports": [{"name": port_name, "port": port, "protocol": "TCP"}],
             "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}

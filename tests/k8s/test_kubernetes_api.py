@@ -111,6 +111,22 @@ def test_a_not_ready_only_slice_still_forms_a_cluster(api, members):
     wait_one_cluster(members, timeout=40)
 
 
+def test_members_found_by_label_selector_across_services(api, members):
+    ns, token = setup_namespace(api, "labels")
+    # Two services labelled alike (say, one per zone): one cluster across both.
+    a = [f"10.244.99.{i}" for i in (2, 3)]
+    b = [f"10.244.99.{i}" for i in (4, 5)]
+    api.publish_slice(ns, "grid-a", [(ip, True) for ip in a], labels={"app": "grid"})
+    api.publish_slice(ns, "grid-b", [(ip, True) for ip in b], labels={"app": "grid"})
+    api.publish_slice(ns, "other", [("10.244.99.9", True)], labels={"app": "other"})
+    for ip in a + b:
+        members.append(Member(ip, ns, token, api.ca,
+                              extra=["--kubernetes-label-selector", "app=grid"]))
+    wait_one_cluster(members, timeout=30)
+    assert "endpoints labelled app=grid" in members[0].log()
+    assert "10.244.99.9" not in members[0].log()
+
+
 def test_endpoints_fallback_when_endpointslices_are_not_allowed(api, members):
     ns = api.namespace("legacy")
     # A Role from older manifests: core Endpoints only.
