@@ -16,8 +16,9 @@ CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
 CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
     cargo build --release --locked --target "$TARGET" -p ferrocast-server >&2
 BIN="target/$TARGET/release/ferrocast"
-if ldd "$BIN" >/dev/null 2>&1; then
-    echo "error: $BIN is dynamically linked" >&2
+if readelf -d "$BIN" | grep -q NEEDED; then
+    echo "error: $BIN needs shared libraries:" >&2
+    readelf -d "$BIN" | grep NEEDED >&2
     exit 1
 fi
 

@@ -508,4 +508,62 @@ mod tests {
         let err = resolve(&["--config", p]).unwrap_err().to_string();
         assert!(err.contains("grup"), "{err}");
     }
+
+    #[test]
+    fn discovery_mode_and_its_settings() {
+        let c = resolve(&[]).unwrap();
+        assert!(matches!(c.discovery, DiscoverySetting::Static(_)));
+        assert!(c.membership.listed_peer_patience.is_zero());
+
+        let c = resolve(&[
+            "--kubernetes-master",
+            "https://127.0.0.1:6443",
+            "--service",
+            "grid",
+            "--namespace",
+            "prod",
+        ])
+        .unwrap();
+        let DiscoverySetting::Kubernetes(k) = &c.discovery else {
+            panic!("{:?}", c.discovery)
+        };
+        assert_eq!(
+            k.selector,
+            ferrocast_discovery::MemberSelector::Service("grid".into())
+        );
+        assert_eq!(k.namespace.as_deref(), Some("prod"));
+        assert_eq!(c.membership.listed_peer_patience, Duration::from_secs(10));
+
+        let c = resolve(&[
+            "--discovery",
+            "dns",
+            "--namespace",
+            "prod",
+            "--dns-server",
+            "127.0.53.1:5353",
+            "--startup-patience",
+            "3s",
+        ])
+        .unwrap();
+        let DiscoverySetting::Dns(d) = &c.discovery else {
+            panic!("{:?}", c.discovery)
+        };
+        assert_eq!(d.name, "hazelcast.prod.svc.cluster.local");
+        assert_eq!(d.server, Some("127.0.53.1:5353".parse().unwrap()));
+        assert_eq!(c.membership.listed_peer_patience, Duration::from_secs(3));
+
+        for bad in [
+            &["--discovery", "kubernetes", "--members", "127.0.0.2"][..],
+            &["--discovery", "dns", "--dns-server", "nowhere"],
+            &["--discovery", "nonsense"],
+            &[
+                "--kubernetes-label-selector",
+                " ",
+                "--discovery",
+                "kubernetes",
+            ],
+        ] {
+            assert!(resolve(bad).is_err(), "{bad:?}");
+        }
+    }
 }
