@@ -213,7 +213,8 @@ current-context: test
 class Member:
     """A ferrocast process as a pod would run it, talking to the real API."""
 
-    def __init__(self, ip, ns, token, ca, service="hazelcast", extra=(), api=API_URL):
+    def __init__(self, ip, ns, token, ca, service="hazelcast", extra=(), api=API_URL,
+                 in_cluster=False):
         self.ip = ip
         self.address = f"{ip}:5701"
         self.log_file = tempfile.NamedTemporaryFile(prefix=f"ferrocast-k8s-{ip}-", suffix=".log",
@@ -222,10 +223,22 @@ class Member:
         env.update({"FERROCAST_LOG": os.environ.get("FERROCAST_TEST_LOG", "info"),
                     "POD_IP": ip, "POD_NAMESPACE": ns, "HAZELCAST_SERVICE": service,
                     "KUBERNETES_MASTER": api})
-        self.proc = subprocess.Popen(
-            [BINARY, "--bind", self.address, "--discovery", "kubernetes",
-             "--kubernetes-token-file", token, "--kubernetes-ca-file", ca, *FAST, *extra],
-            stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
+        argv = [BINARY, "--bind", self.address, "--discovery", "kubernetes", *FAST, *extra]
+        if in_cluster:
+            # As in a pod: the service account's files at their fixed path
+            # (in a private mount namespace, over a tmpfs on /run) and the
+            # KUBERNETES_SERVICE_* variables, no flags and no POD_NAMESPACE.
+            sa = "/run/secrets/kubernetes.io/serviceaccount"
+            del env["KUBERNETES_MASTER"], env["POD_NAMESPACE"]
+            env.update({"KUBERNETES_SERVICE_HOST": API_URL.split("//")[1].split(":")[0],
+                        "KUBERNETES_SERVICE_PORT": API_URL.rsplit(":", 1)[1]})
+            script = (f"mount -t tmpfs tmpfs /run && mkdir -p {sa} && cp {token} {sa}/token && "
+                      f"cp {ca} {sa}/ca.crt && printf %s {ns} > {sa}/namespace && "
+                      f"exec \"$@\"")
+            argv = ["unshare", "--mount", "sh", "-c", script, "sh", *argv]
+        else:
+            argv += ["--kubernetes-token-file", token, "--kubernetes-ca-file", ca]
+        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
 
     def log(self):
         with open(self.log_file.name, encoding="utf-8", errors="replace") as f:

@@ -100,6 +100,17 @@ def test_members_started_together_form_one_cluster_without_a_merge(api, members)
         "a higher member printed a cluster of its own"
 
 
+def test_in_cluster_configuration_from_the_service_account_files(api, members):
+    ns, token = setup_namespace(api, "incluster")
+    ips = [f"10.244.90.{i}" for i in (2, 3)]
+    api.publish_slice(ns, "hazelcast", [(ip, True) for ip in ips])
+    for ip in ips:
+        members.append(Member(ip, ns, token, api.ca, in_cluster=True))
+    wait_one_cluster(members, timeout=30)
+    # The namespace came from the service account's namespace file.
+    assert "service hazelcast in namespace incluster" in members[0].log()
+
+
 def test_a_not_ready_only_slice_still_forms_a_cluster(api, members):
     ns, token = setup_namespace(api, "notready")
     ips = [f"10.244.93.{i}" for i in range(2, 5)]
