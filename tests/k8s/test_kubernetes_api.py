@@ -207,17 +207,25 @@ def test_http_health_checks(api, members):
     import urllib.error
     import urllib.request
     ns, token = setup_namespace(api, "health")
-    api.publish_slice(ns, "hazelcast", [("10.244.98.2", True)])
-    m = Member("10.244.98.2", ns, token, api.ca)
+    # A lower-addressed pod is listed but never starts: the member waits
+    # for it (startup patience) and is live but not ready meanwhile.
+    api.publish_slice(ns, "hazelcast", [("10.244.98.1", True), ("10.244.98.2", True)])
+    m = Member("10.244.98.2", ns, token, api.ca, extra=["--startup-patience", "4s"])
     members.append(m)
-    wait_one_cluster([m])
 
     def get(path):
         try:
             with urllib.request.urlopen(f"http://10.244.98.2:5701{path}", timeout=5) as r:
                 return r.status, r.read().decode()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read().decode()
+        except (urllib.error.URLError, ConnectionError) as e:
+            if isinstance(e, urllib.error.HTTPError):
+                return e.code, e.read().decode()
+            return None, str(e)
+    wait_for(lambda: get("/hazelcast/health/live")[0] == 200, 10, "live", [m])
+    assert get("/hazelcast/health/ready") == (503, "not ready\n")
+    status, body = get("/hazelcast/health")
+    assert status == 503 and '"nodeState":"JOINING"' in body, body
+    wait_one_cluster([m])
     wait_for(lambda: get("/hazelcast/health/ready")[0] == 200, 10, "ready", [m])
     assert get("/hazelcast/health/live") == (200, "live\n")
     status, body = get("/hazelcast/health")
