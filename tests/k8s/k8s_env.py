@@ -214,7 +214,7 @@ class Member:
     """A ferrocast process as a pod would run it, talking to the real API."""
 
     def __init__(self, ip, ns, token, ca, service="hazelcast", extra=(), api=API_URL,
-                 in_cluster=False):
+                 in_cluster=False, kubeconfig=None):
         self.ip = ip
         self.address = f"{ip}:5701"
         self.log_file = tempfile.NamedTemporaryFile(prefix=f"ferrocast-k8s-{ip}-", suffix=".log",
@@ -236,6 +236,9 @@ class Member:
                       f"cp {ca} {sa}/ca.crt && printf %s {ns} > {sa}/namespace && "
                       f"exec \"$@\"")
             argv = ["unshare", "--mount", "sh", "-c", script, "sh", *argv]
+        elif kubeconfig:
+            del env["KUBERNETES_MASTER"]
+            argv += ["--kubeconfig", kubeconfig]
         else:
             argv += ["--kubernetes-token-file", token, "--kubernetes-ca-file", ca]
         self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)

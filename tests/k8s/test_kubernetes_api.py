@@ -111,6 +111,16 @@ def test_in_cluster_configuration_from_the_service_account_files(api, members):
     assert "service hazelcast in namespace incluster" in members[0].log()
 
 
+def test_out_of_cluster_through_a_kubeconfig(api, members):
+    # The admin kubeconfig: a client certificate instead of a token.
+    ns, _ = setup_namespace(api, "kubeconfig")
+    ips = [f"10.244.89.{i}" for i in (2, 3)]
+    api.publish_slice(ns, "hazelcast", [(ip, True) for ip in ips])
+    for ip in ips:
+        members.append(Member(ip, ns, None, None, kubeconfig=api.kubeconfig))
+    wait_one_cluster(members, timeout=30)
+
+
 def test_a_not_ready_only_slice_still_forms_a_cluster(api, members):
     ns, token = setup_namespace(api, "notready")
     ips = [f"10.244.93.{i}" for i in range(2, 5)]
