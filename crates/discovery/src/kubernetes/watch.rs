@@ -178,6 +178,12 @@ where
         };
         let event = match item {
             Ok(event) => event,
+            Err(e) if is_gone(&e) => {
+                // 410 Gone: the watch's resource version is too old (etcd
+                // compacted it); the watcher lists again by itself. Normal.
+                tracing::debug!("Kubernetes discovery: watch expired ({e}); listing again");
+                continue;
+            }
             Err(e) => {
                 let failure = Failure::classify(&e, source, target);
                 let mut switch = false;
@@ -256,6 +262,14 @@ where
             s.problem = None;
             s.failures = 0;
         });
+    }
+}
+
+fn is_gone(e: &watcher::Error) -> bool {
+    match e {
+        watcher::Error::WatchError(status) => status.code == 410,
+        watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 410,
+        _ => false,
     }
 }
 
