@@ -18,6 +18,14 @@ if [ -x "$BIN/kube-apiserver" ] && [ -x "$BIN/kubectl" ] && [ -x "$BIN/etcd" ]; 
     echo "$BIN"
     exit 0
 fi
+# Go comes with the machine (/usr/local/go); a non-login shell may lack it on PATH.
+if ! command -v go >/dev/null; then
+    export PATH="$PATH:/usr/local/go/bin"
+fi
+if ! command -v go >/dev/null; then
+    echo "error: Go is needed to build kube-apiserver and etcd (https://go.dev/dl/)" >&2
+    exit 1
+fi
 mkdir -p "$BIN"
 export GOFLAGS=-mod=mod
 export CGO_ENABLED=0

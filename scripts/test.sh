@@ -26,9 +26,11 @@ if [ ! -x "$VENV/bin/pytest" ] || ! "$VENV/bin/python" -c "import hazelcast" 2>/
 fi
 
 # Debian packages for the Kubernetes/DNS and container tests: dnsmasq (a
-# real DNS server on loopback), podman and runc (the image and containers).
+# real DNS server on loopback), podman and runc (the image and containers),
+# openssl (the test CA), iproute2 (the network namespace), util-linux
+# (unshare), binutils (readelf checks the static binary).
 missing=()
-for pkg in dnsmasq podman runc; do
+for pkg in dnsmasq podman runc openssl iproute2 util-linux binutils; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

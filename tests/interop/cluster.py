@@ -1,43 +1,19 @@
 """Starting real ferrocast members on loopback addresses for interop tests."""
 import os
-import re
 import signal
-import subprocess
-import tempfile
+import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("FERROCAST_BIN", os.path.join(ROOT, "target", "debug", "ferrocast"))
-BLOCK = re.compile(r"^Members \{size:(\d+), ver:(\d+)\} \[$", re.M)
-FAST = ["--heartbeat-interval", "250ms", "--failure-timeout", "2s", "--merge-interval", "1s"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "common"))
+from member_process import FAST, ROOT, BINARY, MemberProcess  # noqa: E402,F401
 
 
-class Member:
+class Member(MemberProcess):
     def __init__(self, ip, members, extra=()):
-        self.ip = ip
-        self.address = f"{ip}:5701"
-        self.log_file = tempfile.NamedTemporaryFile(prefix=f"ferrocast-{ip}-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            [BINARY, "--bind", self.address, "--members", members, *FAST, *extra],
-            stdout=self.log_file, stderr=subprocess.STDOUT,
-            env={**os.environ, "FERROCAST_LOG": os.environ.get("FERROCAST_TEST_LOG", "info")})
-
-    def log(self):
-        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def size(self):
-        sizes = BLOCK.findall(self.log())
-        return int(sizes[-1][0]) if sizes else 0
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        address = f"{ip}:5701"
+        super().__init__(ip, address,
+                         [BINARY, "--bind", address, "--members", members, *FAST, *extra])
 
 
 class Cluster:

@@ -8,18 +8,17 @@ CA, and publish the processes' addresses in EndpointSlices.
 """
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
+import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("FERROCAST_BIN", os.path.join(ROOT, "target", "debug", "ferrocast"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "common"))
+from member_process import BINARY, FAST, ROOT, MemberProcess  # noqa: E402,F401
+
 K8S_BIN = os.environ.get("FERROCAST_K8S_BIN", "")
-BLOCK = re.compile(r"^Members \{size:(\d+), ver:(\d+)\} \[\n((?:\t.*\n)*)\]", re.M)
-FAST = ["--heartbeat-interval", "250ms", "--failure-timeout", "2s", "--merge-interval", "1s"]
 API_IP = "127.0.90.1"
 API_URL = f"https://{API_IP}:6443"
 
@@ -210,20 +209,16 @@ current-context: test
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class Member:
+class Member(MemberProcess):
     """A ferrocast process as a pod would run it, talking to the real API."""
 
     def __init__(self, ip, ns, token, ca, service="hazelcast", extra=(), api=API_URL,
                  in_cluster=False, kubeconfig=None):
-        self.ip = ip
-        self.address = f"{ip}:5701"
-        self.log_file = tempfile.NamedTemporaryFile(prefix=f"ferrocast-k8s-{ip}-", suffix=".log",
-                                                    delete=False)
+        address = f"{ip}:5701"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-        env.update({"FERROCAST_LOG": os.environ.get("FERROCAST_TEST_LOG", "info"),
-                    "POD_IP": ip, "POD_NAMESPACE": ns, "HAZELCAST_SERVICE": service,
+        env.update({"POD_IP": ip, "POD_NAMESPACE": ns, "HAZELCAST_SERVICE": service,
                     "KUBERNETES_MASTER": api})
-        argv = [BINARY, "--bind", self.address, "--discovery", "kubernetes", *FAST, *extra]
+        argv = [BINARY, "--bind", address, "--discovery", "kubernetes", *FAST, *extra]
         if in_cluster:
             # As in a pod: the service account's files at their fixed path
             # (in a private mount namespace, over a tmpfs on /run) and the
@@ -241,29 +236,7 @@ class Member:
             argv += ["--kubeconfig", kubeconfig]
         else:
             argv += ["--kubernetes-token-file", token, "--kubernetes-ca-file", ca]
-        self.proc = subprocess.Popen(argv, stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
-
-    def log(self):
-        with open(self.log_file.name, encoding="utf-8", errors="replace") as f:
-            return f.read()
-
-    def blocks(self):
-        """Every Members block printed: (size, version, [addresses])."""
-        return [(int(s), int(v), re.findall(r"Member \[([\d.]+)\]:(\d+)", body))
-                for s, v, body in BLOCK.findall(self.log())]
-
-    def last_block(self):
-        b = self.blocks()
-        return b[-1] if b else None
-
-    def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        super().__init__(ip, address, argv, env, prefix="ferrocast-k8s")
 
 
 def wait_for(cond, timeout, what, members=()):

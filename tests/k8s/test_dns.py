@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from k8s_env import BINARY, FAST, Member, wait_for, wait_one_cluster
+from k8s_env import BINARY, FAST, MemberProcess, wait_for, wait_one_cluster
 
 DNS = "127.0.53.1:5353"
 NAME = "hazelcast.dnsns.svc.cluster.local"
@@ -53,27 +53,15 @@ class Dnsmasq:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class DnsMember(Member):
+class DnsMember(MemberProcess):
     def __init__(self, ip, port=5701, extra=()):
-        self.ip = ip
-        self.address = f"{ip}:{port}"
-        self.log_file = tempfile.NamedTemporaryFile(prefix=f"ferrocast-dns-{ip}-", suffix=".log",
-                                                    delete=False)
+        address = f"{ip}:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
-        env.update({"POD_NAMESPACE": "dnsns", "HAZELCAST_SERVICE": "hazelcast",
-                    "FERROCAST_LOG": os.environ.get("FERROCAST_TEST_LOG", "info")})
-        self.proc = subprocess.Popen(
-            [BINARY, "--bind", self.address, "--discovery", "dns", "--dns-server", DNS,
-             "--dns-timeout", "2s", *FAST, *extra],
-            stdout=self.log_file, stderr=subprocess.STDOUT, env=env)
-
-
-@pytest.fixture
-def members():
-    started = []
-    yield started
-    for m in started:
-        m.stop()
+        env.update({"POD_NAMESPACE": "dnsns", "HAZELCAST_SERVICE": "hazelcast"})
+        super().__init__(ip, address,
+                         [BINARY, "--bind", address, "--discovery", "dns", "--dns-server", DNS,
+                          "--dns-timeout", "2s", *FAST, *extra],
+                         env, prefix="ferrocast-dns")
 
 
 @pytest.fixture

@@ -16,14 +16,6 @@ def api():
     cp.close()
 
 
-@pytest.fixture
-def members():
-    started = []
-    yield started
-    for m in started:
-        m.stop()
-
-
 def setup_namespace(api, name):
     """The namespace with deploy/'s ServiceAccount, Role, RoleBinding and
     Services applied (server-side, so the API server validates them)."""

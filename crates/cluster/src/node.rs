@@ -29,6 +29,16 @@ impl ClusterSnapshot {
     pub fn is_master(&self) -> bool {
         self.joined && self.view.master().map(|m| m.uuid) == Some(self.me.uuid)
     }
+
+    /// The UUIDs of the other members in the view.
+    pub fn others(&self) -> Vec<uuid::Uuid> {
+        self.view
+            .members
+            .iter()
+            .map(|m| m.uuid)
+            .filter(|u| *u != self.me.uuid)
+            .collect()
+    }
 }
 
 /// Called with every new member list (to print the Members block).

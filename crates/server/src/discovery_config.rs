@@ -4,7 +4,7 @@
 
 use crate::config::parse_duration;
 use anyhow::{anyhow, bail, Result};
-use ferrocast_discovery::kubernetes::{AddressRules, ApiAccess, SERVICE_ACCOUNT_DIR};
+use ferrocast_discovery::kubernetes::{service_account_namespace, AddressRules, ApiAccess};
 use ferrocast_discovery::{Discovery, DiscoveryError};
 use ferrocast_discovery::{
     DnsConfig, DnsDiscovery, KubernetesConfig, KubernetesDiscovery, MemberSelector, StaticDiscovery,
@@ -93,16 +93,6 @@ pub struct SeedSettings {
     pub kubernetes_master: Option<String>,
 }
 
-/// The namespace of the pod: POD_NAMESPACE, else the service account's.
-fn pod_namespace(given: &Option<String>) -> Option<String> {
-    given.clone().or_else(|| {
-        std::fs::read_to_string(format!("{SERVICE_ACCOUNT_DIR}/namespace"))
-            .ok()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-    })
-}
-
 impl DiscoveryArgs {
     /// Picks the mode and checks its settings; `members` is the static list
     /// when one was given.
@@ -166,8 +156,12 @@ impl DiscoveryArgs {
                 })
             }
             DiscoveryMode::Dns => {
-                let namespace =
-                    pod_namespace(&seed.namespace).unwrap_or_else(|| "default".to_string());
+                // POD_NAMESPACE, else the service account's.
+                let namespace = seed
+                    .namespace
+                    .clone()
+                    .or_else(service_account_namespace)
+                    .unwrap_or_else(|| "default".to_string());
                 let domain = seed
                     .dns_domain
                     .clone()

@@ -28,16 +28,15 @@ use config::{Cli, Config};
 use data::DataPlane;
 use ferrocast_cluster::ClusterSnapshot;
 use ferrocast_net::{Credentials, MemberInfo, Transport, TransportConfig};
+use ferrocast_partition::PartitionService;
+use partitions::{hand_over, Coordinator};
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
 
 /// Upper bound on waiting for client connections to go quiet at shutdown.
 const CLIENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
-use ferrocast_partition::PartitionService;
-use partitions::{Coordinator, CoordinatorInput, HandOver};
-use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio_util::sync::CancellationToken;
 
 /// mimalloc's `mi_option_purge_delay` (its v2 option enum, which the
 /// bindings do not name).
@@ -230,68 +229,6 @@ async fn run(cfg: Config) -> Result<()> {
     transport_stop.cancel();
     tracing::info!("ferrocast stopped");
     Ok(())
-}
-
-/// Moves this member's partitions to the members that stay, so a graceful
-/// shutdown loses nothing; bounded by `limit`.
-async fn hand_over(
-    data: &DataPlane,
-    coordinator: &mpsc::Sender<CoordinatorInput>,
-    state: &HandOver,
-    limit: Duration,
-) {
-    let snap = data.cluster();
-    if !snap.joined || snap.view.members.len() < 2 {
-        return;
-    }
-    let start = Instant::now();
-    let owned_before = data.service.replicated_here().len();
-    let (tx, rx) = oneshot::channel();
-    if coordinator
-        .send(CoordinatorInput::LeaveSelf(tx))
-        .await
-        .is_err()
-    {
-        return;
-    }
-    let _ = rx.await;
-    while start.elapsed() < limit {
-        let snap = data.cluster();
-        let others: Vec<_> = snap
-            .view
-            .members
-            .iter()
-            .map(|m| m.uuid)
-            .filter(|u| *u != snap.me.uuid)
-            .collect();
-        if data.service.replicated_here().is_empty()
-            && state.done(&others, data.service.table_version())
-        {
-            tracing::info!(
-                "handed over {owned_before} partition(s) in {} ms",
-                start.elapsed().as_millis()
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let snap = data.cluster();
-    let others: Vec<_> = snap
-        .view
-        .members
-        .iter()
-        .map(|m| m.uuid)
-        .filter(|u| *u != snap.me.uuid)
-        .collect();
-    let lagging = state.lagging(&others, data.service.table_version());
-    tracing::warn!(
-        "shutdown timeout ({limit:?}) reached with {} partition(s) still here, {} member(s) not yet in sync with table version {} ({:?}), {} copies in flight",
-        data.service.replicated_here().len(),
-        lagging.len(),
-        data.service.table_version(),
-        lagging,
-        state.copies_in_flight.load(std::sync::atomic::Ordering::SeqCst)
-    );
 }
 
 async fn wait_for_signal() -> Result<()> {

@@ -13,6 +13,14 @@ use std::time::Duration;
 /// The service account's files in every pod.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/// The pod's namespace from the service account's namespace file, if any.
+pub fn service_account_namespace() -> Option<String> {
+    std::fs::read_to_string(Path::new(SERVICE_ACCOUNT_DIR).join("namespace"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApiAccess {
     /// In a pod: `KUBERNETES_SERVICE_HOST`/`PORT`, and the token, CA and
@@ -99,9 +107,8 @@ impl ApiAccess {
                 c.root_cert_file = Some(ca);
                 // Re-read too: projected tokens are rotated by the kubelet.
                 c.auth_info.token_file = Some(token.to_string_lossy().into_owned());
-                c.default_namespace = std::fs::read_to_string(sa.join("namespace"))
-                    .map(|ns| ns.trim().to_string())
-                    .unwrap_or_else(|_| "default".into());
+                c.default_namespace =
+                    service_account_namespace().unwrap_or_else(|| "default".into());
                 c
             }
             ApiAccess::Kubeconfig(path) => {

@@ -12,7 +12,7 @@ mod access;
 pub mod addresses;
 mod watch;
 
-pub use access::{ApiAccess, SERVICE_ACCOUNT_DIR};
+pub use access::{service_account_namespace, ApiAccess, SERVICE_ACCOUNT_DIR};
 pub use addresses::AddressRules;
 
 use crate::{Discovery, DiscoveryError};
@@ -31,6 +31,15 @@ pub enum MemberSelector {
     /// copies a Service's labels onto its EndpointSlices and Endpoints, so
     /// `app=hazelcast` finds every Service labelled so.
     Labels(String),
+}
+
+impl std::fmt::Display for MemberSelector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemberSelector::Service(name) => write!(f, "service {name}"),
+            MemberSelector::Labels(l) => write!(f, "endpoints labelled {l}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -65,10 +74,7 @@ impl KubernetesDiscovery {
         let namespace = cfg.namespace.clone().unwrap_or(default_ns);
         let description = format!(
             "Kubernetes API {server}, {} in namespace {namespace}",
-            match &cfg.selector {
-                MemberSelector::Service(s) => format!("service {s}"),
-                MemberSelector::Labels(l) => format!("endpoints labelled {l}"),
-            }
+            cfg.selector
         );
         let (tx, rx) = tokio::sync::watch::channel(watch::Snapshot::default());
         let target = watch::Target {

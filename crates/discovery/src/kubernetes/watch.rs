@@ -53,6 +53,21 @@ enum Source {
 }
 
 impl Source {
+    /// How this source's objects for the members are selected: a Service's
+    /// EndpointSlices carry its name as a label, its Endpoints bear its name.
+    fn watch_config(self, selector: &MemberSelector) -> watcher::Config {
+        let config = watcher::Config::default();
+        match (self, selector) {
+            (_, MemberSelector::Labels(l)) => config.labels(l),
+            (Source::EndpointSlices, MemberSelector::Service(name)) => {
+                config.labels(&format!("kubernetes.io/service-name={name}"))
+            }
+            (Source::Endpoints, MemberSelector::Service(name)) => {
+                config.fields(&format!("metadata.name={name}"))
+            }
+        }
+    }
+
     fn resource(self) -> &'static str {
         match self {
             Source::EndpointSlices => "endpointslices (discovery.k8s.io)",
@@ -77,45 +92,27 @@ pub(crate) async fn run(
     let mut source = Source::EndpointSlices;
     let mut backoff = Backoff::default();
     loop {
+        let config = source.watch_config(&target.selector);
+        let mut follower = Follower {
+            source,
+            target: &target,
+            tx: &tx,
+            cancel: &cancel,
+            backoff: &mut backoff,
+        };
+        let ns = target.namespace.as_str();
         let stop = match source {
             Source::EndpointSlices => {
-                let api: Api<EndpointSlice> = Api::namespaced(client.clone(), &target.namespace);
-                let config = match &target.selector {
-                    MemberSelector::Service(name) => watcher::Config::default()
-                        .labels(&format!("kubernetes.io/service-name={name}")),
-                    MemberSelector::Labels(l) => watcher::Config::default().labels(l),
-                };
-                follow(
-                    api,
-                    config,
-                    source,
-                    &target,
-                    &tx,
-                    &cancel,
-                    &mut backoff,
-                    |objs, r| from_endpoint_slices(objs, r),
-                )
-                .await
+                let api: Api<EndpointSlice> = Api::namespaced(client.clone(), ns);
+                follower
+                    .follow(api, config, |objs, r| from_endpoint_slices(objs, r))
+                    .await
             }
             Source::Endpoints => {
-                let api: Api<Endpoints> = Api::namespaced(client.clone(), &target.namespace);
-                let config = match &target.selector {
-                    MemberSelector::Service(name) => {
-                        watcher::Config::default().fields(&format!("metadata.name={name}"))
-                    }
-                    MemberSelector::Labels(l) => watcher::Config::default().labels(l),
-                };
-                follow(
-                    api,
-                    config,
-                    source,
-                    &target,
-                    &tx,
-                    &cancel,
-                    &mut backoff,
-                    |objs, r| from_endpoints(objs, r),
-                )
-                .await
+                let api: Api<Endpoints> = Api::namespaced(client.clone(), ns);
+                follower
+                    .follow(api, config, |objs, r| from_endpoints(objs, r))
+                    .await
             }
         };
         match stop {
@@ -150,118 +147,125 @@ impl Backoff {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn follow<K>(
-    api: Api<K>,
-    config: watcher::Config,
+/// Follows one source until it is cancelled or must switch to the other.
+struct Follower<'a> {
     source: Source,
-    target: &Target,
-    tx: &Sender<Snapshot>,
-    cancel: &CancellationToken,
-    backoff: &mut Backoff,
-    to_addresses: fn(Vec<&K>, &AddressRules) -> Vec<SocketAddr>,
-) -> Stop
-where
-    K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let mut stream = watcher(api, config).boxed();
-    let mut objects: BTreeMap<String, K> = BTreeMap::new();
-    let mut listing: BTreeMap<String, K> = BTreeMap::new();
-    let mut empty_warned = false;
-    loop {
-        let item = tokio::select! {
-            _ = cancel.cancelled() => return Stop::Cancelled,
-            item = stream.next() => item,
-        };
-        let Some(item) = item else {
-            return Stop::Cancelled;
-        };
-        let event = match item {
-            Ok(event) => event,
-            Err(e) if is_gone(&e) => {
-                // 410 Gone: the watch's resource version is too old (etcd
-                // compacted it); the watcher lists again by itself. Normal.
-                tracing::debug!("Kubernetes discovery: watch expired ({e}); listing again");
-                continue;
-            }
-            Err(e) => {
-                let failure = Failure::classify(&e, source, target);
-                let mut switch = false;
-                tx.send_modify(|s| {
-                    s.failures += 1;
-                    if s.problem.as_deref() != Some(&failure.message) {
-                        tracing::error!("Kubernetes discovery: {}", failure.message);
+    target: &'a Target,
+    tx: &'a Sender<Snapshot>,
+    cancel: &'a CancellationToken,
+    backoff: &'a mut Backoff,
+}
+
+impl Follower<'_> {
+    async fn follow<K>(
+        &mut self,
+        api: Api<K>,
+        config: watcher::Config,
+        to_addresses: fn(Vec<&K>, &AddressRules) -> Vec<SocketAddr>,
+    ) -> Stop
+    where
+        K: Resource + Clone + Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    {
+        let (source, target, tx, cancel) = (self.source, self.target, self.tx, self.cancel);
+        let mut stream = watcher(api, config).boxed();
+        let mut objects: BTreeMap<String, K> = BTreeMap::new();
+        let mut listing: BTreeMap<String, K> = BTreeMap::new();
+        let mut empty_warned = false;
+        loop {
+            let item = tokio::select! {
+                _ = cancel.cancelled() => return Stop::Cancelled,
+                item = stream.next() => item,
+            };
+            let Some(item) = item else {
+                return Stop::Cancelled;
+            };
+            let event = match item {
+                Ok(event) => event,
+                Err(e) if is_gone(&e) => {
+                    // 410 Gone: the watch's resource version is too old (etcd
+                    // compacted it); the watcher lists again by itself. Normal.
+                    tracing::debug!("Kubernetes discovery: watch expired ({e}); listing again");
+                    continue;
+                }
+                Err(e) => {
+                    let failure = Failure::classify(&e, source, target);
+                    let mut switch = false;
+                    tx.send_modify(|s| {
+                        s.failures += 1;
+                        if s.problem.as_deref() != Some(&failure.message) {
+                            tracing::error!("Kubernetes discovery: {}", failure.message);
+                        }
+                        s.problem = Some(failure.message.clone());
+                        // Slices not served or not allowed: try Endpoints; and
+                        // back, so a Role fixed later is picked up.
+                        switch = failure.try_other_source;
+                    });
+                    let pause = self.backoff.step();
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Stop::Cancelled,
+                        _ = tokio::time::sleep(pause) => {}
                     }
-                    s.problem = Some(failure.message.clone());
-                    // Slices not served or not allowed: try Endpoints; and
-                    // back, so a Role fixed later is picked up.
-                    switch = failure.try_other_source;
-                });
-                let pause = backoff.step();
-                tokio::select! {
-                    _ = cancel.cancelled() => return Stop::Cancelled,
-                    _ = tokio::time::sleep(pause) => {}
+                    if switch {
+                        return Stop::Switch;
+                    }
+                    continue;
                 }
-                if switch {
-                    return Stop::Switch;
+            };
+            let changed = match event {
+                Event::Init => {
+                    listing.clear();
+                    false
                 }
+                Event::InitApply(o) => {
+                    listing.insert(o.name_any(), o);
+                    false
+                }
+                Event::InitDone => {
+                    objects = std::mem::take(&mut listing);
+                    true
+                }
+                Event::Apply(o) => {
+                    objects.insert(o.name_any(), o);
+                    true
+                }
+                Event::Delete(o) => {
+                    objects.remove(&o.name_any());
+                    true
+                }
+            };
+            if !changed {
                 continue;
             }
-        };
-        let changed = match event {
-            Event::Init => {
-                listing.clear();
-                false
-            }
-            Event::InitApply(o) => {
-                listing.insert(key(&o), o);
-                false
-            }
-            Event::InitDone => {
-                objects = std::mem::take(&mut listing);
-                true
-            }
-            Event::Apply(o) => {
-                objects.insert(key(&o), o);
-                true
-            }
-            Event::Delete(o) => {
-                objects.remove(&key(&o));
-                true
-            }
-        };
-        if !changed {
-            continue;
-        }
-        backoff.reset();
-        let addresses = to_addresses(objects.values().collect(), &target.rules);
-        if objects.is_empty() && !empty_warned {
-            empty_warned = true;
-            tracing::warn!(
+            self.backoff.reset();
+            let addresses = to_addresses(objects.values().collect(), &target.rules);
+            if objects.is_empty() && !empty_warned {
+                empty_warned = true;
+                tracing::warn!(
                 "Kubernetes discovery: no {} for {} in namespace {} yet (a missing service, or \
                  one without pods)",
                 source.resource(),
-                describe_selector(&target.selector),
+                target.selector,
                 target.namespace
             );
+            }
+            tx.send_modify(|s| {
+                if !s.synced || s.addresses != addresses {
+                    tracing::info!(
+                        "Kubernetes discovery: {} member address(es) from {}: {:?}",
+                        addresses.len(),
+                        source.resource(),
+                        addresses
+                    );
+                }
+                if s.problem.is_some() {
+                    tracing::info!("Kubernetes discovery: reading {} works", source.resource());
+                }
+                s.synced = true;
+                s.addresses = addresses;
+                s.problem = None;
+                s.failures = 0;
+            });
         }
-        tx.send_modify(|s| {
-            if !s.synced || s.addresses != addresses {
-                tracing::info!(
-                    "Kubernetes discovery: {} member address(es) from {}: {:?}",
-                    addresses.len(),
-                    source.resource(),
-                    addresses
-                );
-            }
-            if s.problem.is_some() {
-                tracing::info!("Kubernetes discovery: reading {} works", source.resource());
-            }
-            s.synced = true;
-            s.addresses = addresses;
-            s.problem = None;
-            s.failures = 0;
-        });
     }
 }
 
@@ -270,17 +274,6 @@ fn is_gone(e: &watcher::Error) -> bool {
         watcher::Error::WatchError(status) => status.code == 410,
         watcher::Error::WatchFailed(kube::Error::Api(status)) => status.code == 410,
         _ => false,
-    }
-}
-
-fn key<K: Resource>(o: &K) -> String {
-    o.name_any()
-}
-
-fn describe_selector(s: &MemberSelector) -> String {
-    match s {
-        MemberSelector::Service(name) => format!("service {name}"),
-        MemberSelector::Labels(l) => format!("labels {l}"),
     }
 }
 

@@ -1,0 +1,175 @@
+//! Copying a partition's data to the member that needs it: the new replica
+//! asks the previous holders in turn, and the holder answers once its
+//! table is at least as new as the requester's.
+
+use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
+use crate::service_msg::ServiceMessage;
+use ferrocast_net::Responder;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+impl Coordinator {
+    /// Copies partition `p`, from `source` first; when a source is gone or
+    /// cannot serve, from the next member that held the partition.
+    pub(super) fn spawn_copy(&self, p: u32, owner: bool, source: Uuid, table_version: u64) {
+        let data = self.data.clone();
+        let inputs = self.inputs.clone();
+        let copied = self.copied.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let mut tried_first = false;
+            loop {
+                let me = data.service.me();
+                if !data.service.table().is_replica(p, me) {
+                    // A newer table took the partition away again: nothing to
+                    // copy, and our incomplete data must not be served.
+                    data.service.abandon_copy(p);
+                    let _ = inputs
+                        .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                        .await;
+                    return;
+                }
+                let alive: Vec<Uuid> = data.cluster().view.members.iter().map(|m| m.uuid).collect();
+                let mut candidates = data.service.copy_candidates(p, &alive);
+                if !tried_first && alive.contains(&source) {
+                    candidates.retain(|c| *c != source);
+                    candidates.insert(0, source);
+                }
+                // Those holders are alive but may lack the data themselves
+                // (a partition that moved on before its copy arrived): then
+                // whoever still holds it complete (a member it was moved
+                // away from, within the release grace) is asked too. Members
+                // that do not hold it complete decline.
+                if tried_first && !candidates.is_empty() {
+                    for m in alive.iter().filter(|m| **m != me) {
+                        if !candidates.contains(m) {
+                            candidates.push(*m);
+                        }
+                    }
+                }
+                tried_first = true;
+                if candidates.is_empty() {
+                    tracing::error!(
+                        "partition {p}: every member that held it is gone; it starts empty"
+                    );
+                    data.service.stop_awaiting(p);
+                    return;
+                }
+                for candidate in candidates {
+                    let Some(addr) = data.address_of(candidate) else {
+                        continue;
+                    };
+                    let version = table_version.max(data.service.table_version());
+                    let request = ServiceMessage::CopyRequest {
+                        partition: p,
+                        table_version: version,
+                        // After a second of nobody having it complete.
+                        last_resort: start.elapsed() > Duration::from_secs(1),
+                    };
+                    let answer = match request.wrap() {
+                        Ok(m) => {
+                            data.transport()
+                                .request(addr, m, Duration::from_secs(30))
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    if let Ok(Some(Ok(ServiceMessage::Copy {
+                        partition,
+                        seq,
+                        data: records,
+                    }))) = answer.as_ref().map(ServiceMessage::unwrap)
+                    {
+                        if partition == p {
+                            let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                            let bytes: usize = records
+                                .iter()
+                                .flat_map(|(_, r)| r.iter())
+                                .map(|(k, v)| k.len() + v.value.len())
+                                .sum();
+                            copied.0.fetch_add(n, Ordering::SeqCst);
+                            copied.1.fetch_add(bytes, Ordering::SeqCst);
+                            data.service.install_copy(p, seq, records);
+                            tracing::debug!(
+                                "partition {p}: copied {n} entries from {addr} in {} ms ({})",
+                                start.elapsed().as_millis(),
+                                if owner { "owner" } else { "backup" }
+                            );
+                            let _ = inputs
+                                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                                .await;
+                            return;
+                        }
+                    }
+                    tracing::debug!("partition {p}: no copy from {addr}; trying the next member");
+                }
+                if start.elapsed() > COPY_LIMIT {
+                    tracing::error!(
+                        "partition {p}: no copy after {COPY_LIMIT:?}; serving it as it is"
+                    );
+                    data.service.stop_awaiting(p);
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+    }
+
+    /// Serves a copy once our table is at least as new as the requester's,
+    /// so no write we accept as owner after the copy is missing from it.
+    pub(super) fn serve_copy(
+        &self,
+        partition: u32,
+        table_version: u64,
+        last_resort: bool,
+        responder: Responder,
+    ) {
+        let data = self.data.clone();
+        let hand_over = self.hand_over.clone();
+        hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            // First our table must be as new as the requester's.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while data.service.table_version() < table_version && Instant::now() < deadline {
+                data.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+            }
+            // Our copy must be complete too: we may be a new replica still
+            // copying it, possibly from the requester itself (a partition
+            // that moved away and back). Waiting long could deadlock the
+            // two, so after a short while we say no (`Ack`) and the
+            // requester asks the partition's other holders.
+            let deadline = Instant::now() + Duration::from_millis(300);
+            while !data.service.replica_status(partition).1 && Instant::now() < deadline {
+                data.service
+                    .wait_for_change(Duration::from_millis(20))
+                    .await;
+            }
+            let synced = data.service.replica_status(partition).1
+                || (last_resort && data.service.is_retained(partition));
+            if !synced || data.service.table_version() < table_version {
+                tracing::debug!(
+                    "partition {partition}: copy asked for at table version {table_version}; ours is {}, data {}: declined",
+                    data.service.table_version(),
+                    if synced { "complete" } else { "still arriving" }
+                );
+            }
+            let answer = if synced && data.service.table_version() >= table_version {
+                let (seq, records) = data.service.snapshot(partition);
+                ServiceMessage::Copy {
+                    partition,
+                    seq,
+                    data: records,
+                }
+            } else {
+                ServiceMessage::Ack
+            };
+            if let Ok(m) = answer.wrap() {
+                let _ = responder.respond(m).await;
+            }
+            hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
