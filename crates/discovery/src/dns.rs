@@ -71,14 +71,25 @@ impl DnsDiscovery {
         }
     }
 
+    fn no_answer(&self) -> DiscoveryError {
+        DiscoveryError::Resolve {
+            host: self.cfg.name.clone(),
+            reason: format!("no answer within {:?}", self.cfg.timeout),
+        }
+    }
+
     /// SRV records for the `hazelcast` port, resolved to addresses; empty
-    /// when the service has no such named port.
-    async fn srv_addresses(&self) -> Vec<SocketAddr> {
+    /// when the service has no such named port. A server that does not
+    /// answer at all is an error here, not a reason to ask it again for A
+    /// records (which would double the wait of every round).
+    async fn srv_addresses(&self) -> Result<Vec<SocketAddr>, DiscoveryError> {
         let name = Self::absolute(&format!("_hazelcast._tcp.{}", self.cfg.name));
-        let Ok(Ok(lookup)) =
-            tokio::time::timeout(self.cfg.timeout, self.resolver.srv_lookup(name.as_str())).await
+        let Ok(lookup) =
+            tokio::time::timeout(self.cfg.timeout, self.resolver.srv_lookup(name.as_str()))
+                .await
+                .map_err(|_| self.no_answer())?
         else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for record in lookup.answers() {
@@ -107,22 +118,19 @@ impl DnsDiscovery {
             };
             out.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, srv.port)));
         }
-        out
+        Ok(out)
     }
 }
 
 #[async_trait::async_trait]
 impl Discovery for DnsDiscovery {
     async fn discover(&self) -> Result<Vec<SocketAddr>, DiscoveryError> {
-        let mut found = self.srv_addresses().await;
+        let mut found = self.srv_addresses().await?;
         if found.is_empty() {
             let name = Self::absolute(&self.cfg.name);
             let lookup = tokio::time::timeout(self.cfg.timeout, self.resolver.lookup_ip(name))
                 .await
-                .map_err(|_| DiscoveryError::Resolve {
-                    host: self.cfg.name.clone(),
-                    reason: format!("no answer within {:?}", self.cfg.timeout),
-                })?
+                .map_err(|_| self.no_answer())?
                 .map_err(|e| DiscoveryError::Resolve {
                     host: self.cfg.name.clone(),
                     reason: e.to_string(),
