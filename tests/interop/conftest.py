@@ -11,7 +11,8 @@ PASSWORD = "interop-secret"
 
 @pytest.fixture(scope="module")
 def cluster3():
-    c = Cluster(71, 3, extra=["--password", PASSWORD])
+    # Per-entry statistics on, so entry views report hits (off by default).
+    c = Cluster(71, 3, extra=["--password", PASSWORD, "--per-entry-stats"])
     yield c
     c.close()
 

@@ -1,65 +1,88 @@
-//! One map entry in a single allocation: a fixed header with the
-//! statistics Hazelcast's entry view reports, then the key, then the value
-//! (both the client's serialized bytes). One allocation instead of three
-//! (record, key, value), and a thin pointer (8 bytes) in the table instead
-//! of the whole record or a fat slice pointer, is what keeps a large map's
-//! overhead per entry small: the lengths live in the header.
+//! One map entry in a single allocation: a small header, then the key,
+//! then the value (both the client's serialized bytes). One allocation
+//! instead of three (record, key, value), a thin pointer (8 bytes) in the
+//! table, and a header that only holds what this entry needs keep a large
+//! map's overhead per entry small.
 //!
-//! Header layout (little-endian):
+//! Header layout (little-endian), in order:
 //!
-//! | offset | size | field |
+//! | size | field | present |
 //! |---|---|---|
-//! | 0 | 4 | key length |
-//! | 4 | 4 | value length |
-//! | 8 | 4 | hits (saturating) |
-//! | 12 | 4 | version (saturating) |
-//! | 16 | 8 | creation time, epoch ms |
-//! | 24 | 8 | last update time, epoch ms |
-//! | 32 | 8 | last access time, epoch ms |
-//! | 40 | 4 | TTL: ms below 2^31, else seconds with the top bit set; `u32::MAX` for none |
-//! | 44 | 8 | expiry, ms after [`base`], `u64::MAX` for never |
+//! | 1 | flags: [`WITH_STATS`], [`WITH_TTL`] | always |
+//! | 1-5 | key length, LEB128 | always |
+//! | 1-5 | value length, LEB128 | always |
+//! | 4 | version (saturating) | always |
+//! | 6 | creation time, epoch ms | always |
+//! | 6 | last update time, epoch ms | always |
+//! | 4 | hits (saturating) | with per-entry statistics |
+//! | 6 | last access time, epoch ms | with per-entry statistics |
+//! | 4 | TTL: ms below 2^31, else seconds with the top bit set | with a TTL |
+//! | 6 | expiry, ms after [`base`] | with a TTL |
 //!
-//! 52 bytes: with a 16-byte key and a 100-byte value as the clients
-//! serialize them (28 and 112 bytes) an entry is exactly 192 bytes, one of
-//! the allocator's size classes.
+//! Why this shape: the allocator rounds every block up to a size class
+//! (..., 128, 160, 192, ...). A 16-byte key and a 100-byte value as the
+//! clients serialize them are 28 + 112 bytes; with the 19-byte header of an
+//! entry without statistics or TTL that is 159 bytes, inside the 160 class,
+//! where a fixed header with every field (52 bytes) took a 192 block. So,
+//! like Hazelcast 5 (`per-entry-stats-enabled`, off by default), hits and
+//! last access time are kept only when per-entry statistics are switched
+//! on ([`set_per_entry_stats`]); versions, creation and update times always
+//! are (entry views and the latest-update merge policy need them). An
+//! entry's layout is fixed when it is built: a read never grows it, so
+//! entries do not move between size classes (which leaves pages resident).
+//! 48-bit times last until the year 10889.
 
 use crate::store::{epoch_millis, Record};
 use bytes::Bytes;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const KEY_LEN: usize = 0;
-const VALUE_LEN: usize = 4;
-const HITS: usize = 8;
-const VERSION: usize = 12;
-const CREATED: usize = 16;
-const UPDATED: usize = 24;
-const ACCESSED: usize = 32;
-const TTL: usize = 40;
-const EXPIRES: usize = 44;
-const HEADER: usize = 52;
-const NONE: u64 = u64::MAX;
-const NO_TTL: u32 = u32::MAX;
+/// Flag: the header holds hits and last access time.
+const WITH_STATS: u8 = 1;
+/// Flag: the header holds a TTL and an expiry.
+const WITH_TTL: u8 = 2;
+/// Version, creation and update time.
+const FIXED: usize = 4 + 6 + 6;
+/// Hits and last access time.
+const STATS: usize = 4 + 6;
+/// TTL and expiry.
+const TTL: usize = 4 + 6;
+/// Largest value a 48-bit field holds.
+const MAX_48: u64 = (1 << 48) - 1;
 /// Top bit of the TTL field: the rest counts seconds, not milliseconds.
 const TTL_IN_SECONDS: u32 = 1 << 31;
 
+static PER_ENTRY_STATS: AtomicBool = AtomicBool::new(false);
+
+/// Whether entries built from now on keep hits and last access time
+/// (`--per-entry-stats`). Set once at start-up; entries already built keep
+/// their layout, and each entry says in its header which one it has.
+pub fn set_per_entry_stats(on: bool) {
+    PER_ENTRY_STATS.store(on, Ordering::Relaxed);
+}
+
+pub(crate) fn per_entry_stats() -> bool {
+    PER_ENTRY_STATS.load(Ordering::Relaxed)
+}
+
 /// A TTL in 4 bytes: exact to the millisecond up to 24 days, to the second
 /// beyond (up to 68 years, then capped).
-fn encode_ttl(ttl: Option<Duration>) -> u32 {
-    match ttl {
-        None => NO_TTL,
-        Some(d) if d.as_millis() < u128::from(TTL_IN_SECONDS) => d.as_millis() as u32,
-        Some(d) => TTL_IN_SECONDS | d.as_secs().min(u64::from(NO_TTL - 1 - TTL_IN_SECONDS)) as u32,
+fn encode_ttl(ttl: Duration) -> u32 {
+    if ttl.as_millis() < u128::from(TTL_IN_SECONDS) {
+        ttl.as_millis() as u32
+    } else {
+        TTL_IN_SECONDS | ttl.as_secs().min(u64::from(!TTL_IN_SECONDS)) as u32
     }
 }
 
-fn decode_ttl(v: u32) -> Option<Duration> {
-    match v {
-        NO_TTL => None,
-        v if v & TTL_IN_SECONDS != 0 => Some(Duration::from_secs(u64::from(v & !TTL_IN_SECONDS))),
-        v => Some(Duration::from_millis(u64::from(v))),
+fn decode_ttl(v: u32) -> Duration {
+    if v & TTL_IN_SECONDS != 0 {
+        Duration::from_secs(u64::from(v & !TTL_IN_SECONDS))
+    } else {
+        Duration::from_millis(u64::from(v))
     }
 }
 
@@ -75,10 +98,71 @@ fn base() -> Instant {
 }
 
 fn to_offset(t: Instant) -> u64 {
-    t.saturating_duration_since(base()).as_millis() as u64
+    (t.saturating_duration_since(base()).as_millis() as u64).min(MAX_48)
 }
 
-/// An entry: a thin pointer to `HEADER + key + value` bytes it owns alone.
+/// An epoch-ms time in 48 bits (negative times, which clocks do not give,
+/// become 0).
+fn time_48(t: i64) -> u64 {
+    (t.max(0) as u64).min(MAX_48)
+}
+
+fn saturating_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Appends `v` as LEB128: 7 bits per byte, low first, high bit = more.
+fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 `u32` at `*at`, moving `*at` past it.
+///
+/// # Safety
+/// `p` points to a header written by [`put_varint`] with a varint at `*at`.
+unsafe fn read_varint(p: *const u8, at: &mut usize) -> usize {
+    let mut v = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = *p.add(*at);
+        *at += 1;
+        v |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Where things are in one entry, read from its header.
+struct Shape {
+    flags: u8,
+    key_len: usize,
+    value_len: usize,
+    /// Offset of the version (after the lengths).
+    fixed: usize,
+    header: usize,
+}
+
+impl Shape {
+    fn stats(&self) -> Option<usize> {
+        (self.flags & WITH_STATS != 0).then_some(self.fixed + FIXED)
+    }
+
+    fn ttl(&self) -> Option<usize> {
+        (self.flags & WITH_TTL != 0).then(|| self.header - TTL)
+    }
+
+    fn len(&self) -> usize {
+        self.header + self.key_len + self.value_len
+    }
+}
+
+/// An entry: a thin pointer to `header + key + value` bytes it owns alone.
 pub(crate) struct Entry(NonNull<u8>);
 
 // SAFETY: an Entry owns its allocation exclusively, like a Box<[u8]>; it
@@ -114,78 +198,107 @@ impl Entry {
         Entry(ptr)
     }
 
-    fn len(&self) -> usize {
-        let header = self.header();
-        let word = |at: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&header[at..at + 4]);
-            u32::from_le_bytes(b) as usize
+    fn shape(&self) -> Shape {
+        let p = self.0.as_ptr();
+        let mut at = 1;
+        // SAFETY: every Entry starts with a complete header written by
+        // `new`: the flags byte, then the two lengths.
+        let (flags, key_len, value_len) = unsafe {
+            let flags = *p;
+            let k = read_varint(p, &mut at);
+            let v = read_varint(p, &mut at);
+            (flags, k, v)
         };
-        HEADER + word(KEY_LEN) + word(VALUE_LEN)
+        let mut header = at + FIXED;
+        if flags & WITH_STATS != 0 {
+            header += STATS;
+        }
+        if flags & WITH_TTL != 0 {
+            header += TTL;
+        }
+        Shape {
+            flags,
+            key_len,
+            value_len,
+            fixed: at,
+            header,
+        }
     }
 
-    fn header(&self) -> &[u8] {
-        // SAFETY: every Entry starts with a complete, initialised header.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), HEADER) }
-    }
-
-    fn header_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in `header`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), HEADER) }
+    /// `len` bytes from offset `at`; callers take both from [`Shape`], so
+    /// they lie inside the allocation.
+    fn raw(&self, at: usize, len: usize) -> &[u8] {
+        debug_assert!(at + len <= self.shape().len());
+        // SAFETY: the allocation holds `shape().len()` initialised bytes
+        // and `at + len` is within them.
+        unsafe { std::slice::from_raw_parts(self.0.as_ptr().add(at), len) }
     }
 
     fn bytes(&self) -> &[u8] {
-        // SAFETY: the allocation holds `len()` initialised bytes.
-        unsafe { std::slice::from_raw_parts(self.0.as_ptr(), self.len()) }
+        self.raw(0, self.shape().len())
     }
 
-    pub fn new(key: &[u8], r: &Record) -> Entry {
-        let mut h = [0u8; HEADER];
-        h[KEY_LEN..KEY_LEN + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
-        h[VALUE_LEN..VALUE_LEN + 4].copy_from_slice(&(r.value.len() as u32).to_le_bytes());
-        let hits = u32::try_from(r.hits.max(0)).unwrap_or(u32::MAX);
-        h[HITS..HITS + 4].copy_from_slice(&hits.to_le_bytes());
-        let version = u32::try_from(r.version.max(0)).unwrap_or(u32::MAX);
-        h[VERSION..VERSION + 4].copy_from_slice(&version.to_le_bytes());
-        h[CREATED..CREATED + 8].copy_from_slice(&r.creation_time.to_le_bytes());
-        h[UPDATED..UPDATED + 8].copy_from_slice(&r.last_update_time.to_le_bytes());
-        h[ACCESSED..ACCESSED + 8].copy_from_slice(&r.last_access_time.to_le_bytes());
-        h[TTL..TTL + 4].copy_from_slice(&encode_ttl(r.ttl).to_le_bytes());
-        let expires = r.expires_at.map(to_offset).unwrap_or(NONE);
-        h[EXPIRES..EXPIRES + 8].copy_from_slice(&expires.to_le_bytes());
-        Entry::from_parts(HEADER + key.len() + r.value.len(), &[&h, key, &r.value])
+    fn header_mut(&mut self, len: usize) -> &mut [u8] {
+        // SAFETY: `len` is at most the header's length; `&mut self` makes
+        // the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_ptr(), len) }
+    }
+
+    /// An entry for `key` holding `r`, with hits and last access time if
+    /// `stats`.
+    pub fn new(key: &[u8], r: &Record, stats: bool) -> Entry {
+        let mut h = Vec::with_capacity(1 + 10 + FIXED + STATS + TTL);
+        // An expiry without a TTL (not built here, but representable in a
+        // record) keeps its expiry with the longest TTL.
+        let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
+        let flags = if stats { WITH_STATS } else { 0 } | if ttl.is_some() { WITH_TTL } else { 0 };
+        h.push(flags);
+        put_varint(&mut h, key.len() as u32);
+        put_varint(&mut h, r.value.len() as u32);
+        h.extend_from_slice(&saturating_u32(r.version).to_le_bytes());
+        h.extend_from_slice(&time_48(r.creation_time).to_le_bytes()[..6]);
+        h.extend_from_slice(&time_48(r.last_update_time).to_le_bytes()[..6]);
+        if stats {
+            h.extend_from_slice(&saturating_u32(r.hits).to_le_bytes());
+            h.extend_from_slice(&time_48(r.last_access_time).to_le_bytes()[..6]);
+        }
+        if let Some(ttl) = ttl {
+            h.extend_from_slice(&encode_ttl(ttl).to_le_bytes());
+            let expires = r.expires_at.map(to_offset).unwrap_or(MAX_48);
+            h.extend_from_slice(&expires.to_le_bytes()[..6]);
+        }
+        let len = h.len() + key.len() + r.value.len();
+        Entry::from_parts(len, &[&h, key, &r.value])
     }
 
     fn u32_at(&self, at: usize) -> u32 {
         let mut b = [0u8; 4];
-        b.copy_from_slice(&self.header()[at..at + 4]);
+        b.copy_from_slice(self.raw(at, 4));
         u32::from_le_bytes(b)
     }
 
-    fn u64_at(&self, at: usize) -> u64 {
+    fn u48_at(&self, at: usize) -> u64 {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&self.header()[at..at + 8]);
+        b[..6].copy_from_slice(self.raw(at, 6));
         u64::from_le_bytes(b)
     }
 
-    fn i64_at(&self, at: usize) -> i64 {
-        self.u64_at(at) as i64
+    fn put_u32(&mut self, at: usize, v: u32) {
+        self.header_mut(at + 4)[at..].copy_from_slice(&v.to_le_bytes());
     }
 
-    fn put_u64(&mut self, at: usize, v: u64) {
-        self.header_mut()[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    }
-
-    fn key_len(&self) -> usize {
-        self.u32_at(KEY_LEN) as usize
+    fn put_u48(&mut self, at: usize, v: u64) {
+        self.header_mut(at + 6)[at..].copy_from_slice(&v.min(MAX_48).to_le_bytes()[..6]);
     }
 
     pub fn key(&self) -> &[u8] {
-        &self.bytes()[HEADER..HEADER + self.key_len()]
+        let s = self.shape();
+        self.raw(s.header, s.key_len)
     }
 
     pub fn value(&self) -> &[u8] {
-        &self.bytes()[HEADER + self.key_len()..]
+        let s = self.shape();
+        self.raw(s.header + s.key_len, s.value_len)
     }
 
     pub fn value_bytes(&self) -> Bytes {
@@ -193,45 +306,77 @@ impl Entry {
     }
 
     pub fn is_expired(&self, now: Instant) -> bool {
-        let e = self.u64_at(EXPIRES);
-        e != NONE && e <= to_offset(now)
+        match self.shape().ttl() {
+            Some(at) => self.u48_at(at + 4) <= to_offset(now),
+            None => false,
+        }
     }
 
-    /// A read: one more hit, accessed now.
+    /// A read: one more hit, accessed now (kept only with statistics).
     pub fn touch(&mut self) {
-        let hits = self.u32_at(HITS).saturating_add(1);
-        self.header_mut()[HITS..HITS + 4].copy_from_slice(&hits.to_le_bytes());
-        self.put_u64(ACCESSED, epoch_millis() as u64);
+        if let Some(at) = self.shape().stats() {
+            let hits = self.u32_at(at).saturating_add(1);
+            self.put_u32(at, hits);
+            self.put_u48(at + 4, time_48(epoch_millis()));
+        }
     }
 
+    /// A new TTL counted from `now`; `wall` is now in epoch ms.
     pub fn set_ttl(&mut self, ttl: Option<Duration>, now: Instant, wall: i64) {
-        self.header_mut()[TTL..TTL + 4].copy_from_slice(&encode_ttl(ttl).to_le_bytes());
-        self.put_u64(EXPIRES, ttl.map(|d| to_offset(now + d)).unwrap_or(NONE));
-        self.put_u64(UPDATED, wall as u64);
+        let s = self.shape();
+        match (s.ttl(), ttl) {
+            (Some(at), Some(ttl)) => {
+                self.put_u32(at, encode_ttl(ttl));
+                self.put_u48(at + 4, to_offset(now + ttl));
+                self.put_u48(s.fixed + 10, time_48(wall));
+            }
+            // The header gains or loses its TTL fields: build it anew.
+            _ => {
+                let mut r = self.record();
+                r.ttl = ttl;
+                r.expires_at = ttl.map(|d| now + d);
+                r.last_update_time = wall;
+                let rebuilt = Entry::new(self.key(), &r, s.stats().is_some());
+                *self = rebuilt;
+            }
+        }
     }
 
-    /// The entry as a [`Record`] (its value copied out).
+    /// The entry as a [`Record`] (its value copied out). Without
+    /// statistics, hits and last access time are -1, "not tracked", as
+    /// Hazelcast's entry view reports them.
     pub fn record(&self) -> Record {
-        let ttl = decode_ttl(self.u32_at(TTL));
-        let expires = self.u64_at(EXPIRES);
+        let s = self.shape();
+        let (hits, last_access_time) = match s.stats() {
+            Some(at) => (i64::from(self.u32_at(at)), self.u48_at(at + 4) as i64),
+            None => (-1, -1),
+        };
+        let (ttl, expires_at) = match s.ttl() {
+            Some(at) => {
+                let ttl = decode_ttl(self.u32_at(at));
+                let expires = self.u48_at(at + 4);
+                (Some(ttl), Some(base() + Duration::from_millis(expires)))
+            }
+            None => (None, None),
+        };
         Record {
             value: self.value_bytes(),
             ttl,
-            expires_at: (expires != NONE).then(|| base() + Duration::from_millis(expires)),
-            creation_time: self.i64_at(CREATED),
-            last_update_time: self.i64_at(UPDATED),
-            last_access_time: self.i64_at(ACCESSED),
-            hits: i64::from(self.u32_at(HITS)),
-            version: i64::from(self.u32_at(VERSION)),
+            expires_at,
+            creation_time: self.u48_at(s.fixed + 4) as i64,
+            last_update_time: self.u48_at(s.fixed + 10) as i64,
+            last_access_time,
+            hits,
+            version: i64::from(self.u32_at(s.fixed)),
         }
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let layout = layout(self.len());
+        let layout = layout(self.shape().len());
         // SAFETY: allocated in `from_parts` with this very layout (the
-        // lengths in the header never change after construction).
+        // header never changes its lengths or flags after construction).
         unsafe { dealloc(self.0.as_ptr(), layout) }
     }
 }
@@ -247,75 +392,132 @@ impl Clone for Entry {
 mod tests {
     use super::*;
 
-    #[test]
-    fn an_entry_gives_back_what_it_was_built_from() {
-        let now = Instant::now();
-        let r = Record {
+    fn record(now: Instant, ttl: Option<Duration>) -> Record {
+        Record {
             value: Bytes::from_static(b"value bytes"),
-            ttl: Some(Duration::from_millis(1500)),
-            expires_at: Some(now + Duration::from_millis(1500)),
+            ttl,
+            expires_at: ttl.map(|d| now + d),
             creation_time: 1_700_000_000_000,
             last_update_time: 1_700_000_000_500,
             last_access_time: 1_700_000_000_900,
             hits: 7,
             version: 3,
-        };
-        let e = Entry::new(b"the key", &r);
+        }
+    }
+
+    #[test]
+    fn an_entry_gives_back_what_it_was_built_from() {
+        let now = Instant::now();
+        let r = record(now, Some(Duration::from_millis(1500)));
+        let e = Entry::new(b"the key", &r, true);
         assert_eq!(e.key(), b"the key");
         assert_eq!(e.value(), b"value bytes");
-        let back = e.record();
-        assert_eq!(back.ttl, r.ttl);
-        assert_eq!(
-            (
-                back.creation_time,
-                back.last_update_time,
-                back.last_access_time
-            ),
-            (r.creation_time, r.last_update_time, r.last_access_time)
-        );
-        assert_eq!((back.hits, back.version), (7, 3));
+        assert_eq!(e.record(), r_with_ms_expiry(&r));
         assert!(!e.is_expired(now + Duration::from_millis(1400)));
         assert!(e.is_expired(now + Duration::from_millis(1600)));
-        let never = Entry::new(
-            b"k",
-            &Record {
-                ttl: None,
-                expires_at: None,
-                ..r
-            },
-        );
+        let never = Entry::new(b"k", &record(now, None), true);
         assert!(!never.is_expired(now + Duration::from_secs(1 << 30)));
-        assert_eq!(never.record().ttl, None);
+        assert_eq!(never.record(), record(now, None));
+    }
+
+    /// Expiry instants are kept to the millisecond.
+    fn r_with_ms_expiry(r: &Record) -> Record {
+        let mut r = r.clone();
+        r.expires_at = r
+            .expires_at
+            .map(|e| base() + Duration::from_millis(to_offset(e)));
+        r
+    }
+
+    #[test]
+    fn without_statistics_hits_and_access_are_not_tracked() {
+        let now = Instant::now();
+        let mut e = Entry::new(b"k", &record(now, None), false);
+        e.touch();
+        let back = e.record();
+        assert_eq!((back.hits, back.last_access_time), (-1, -1));
+        assert_eq!(
+            (back.version, back.creation_time, back.last_update_time),
+            (3, 1_700_000_000_000, 1_700_000_000_500)
+        );
+        let mut with = Entry::new(b"k", &record(now, None), true);
+        with.touch();
+        assert_eq!(with.record().hits, 8);
+        assert!(with.record().last_access_time > 1_700_000_000_900);
+    }
+
+    #[test]
+    fn a_16_byte_key_and_100_byte_value_fit_the_160_byte_class() {
+        let now = Instant::now();
+        let mut r = record(now, None);
+        r.value = Bytes::from(vec![1u8; 112]);
+        let e = Entry::new(&[2u8; 28], &r, false);
+        assert_eq!(e.bytes().len(), 159);
+        assert_eq!(Entry::new(&[2u8; 28], &r, true).bytes().len(), 169);
+    }
+
+    #[test]
+    fn set_ttl_adds_changes_and_drops_the_ttl_fields() {
+        let now = Instant::now();
+        for stats in [false, true] {
+            let mut e = Entry::new(b"key", &record(now, None), stats);
+            e.set_ttl(Some(Duration::from_secs(2)), now, 1_800_000_000_000);
+            assert!(e.is_expired(now + Duration::from_millis(2001)));
+            assert!(!e.is_expired(now + Duration::from_millis(1999)));
+            e.set_ttl(Some(Duration::from_secs(5)), now, 1_800_000_000_001);
+            assert!(!e.is_expired(now + Duration::from_millis(4999)));
+            assert_eq!(e.record().ttl, Some(Duration::from_secs(5)));
+            assert_eq!(e.record().last_update_time, 1_800_000_000_001);
+            e.set_ttl(None, now, 1_800_000_000_002);
+            assert!(!e.is_expired(now + Duration::from_secs(1 << 20)));
+            let back = e.record();
+            assert_eq!((back.ttl, back.last_update_time), (None, 1_800_000_000_002));
+            assert_eq!((e.key(), e.value()), (&b"key"[..], &b"value bytes"[..]));
+            assert_eq!(e.shape().stats().is_some(), stats);
+        }
+    }
+
+    #[test]
+    fn lengths_of_every_width_round_trip() {
+        let now = Instant::now();
+        for len in [0usize, 1, 127, 128, 16_383, 16_384, 2_097_152] {
+            let mut r = record(now, None);
+            r.value = Bytes::from(vec![9u8; len]);
+            let key = vec![3u8; len.min(200_000)];
+            let e = Entry::new(&key, &r, false);
+            assert_eq!((e.key().len(), e.value().len()), (key.len(), len));
+            assert!(e.value().iter().all(|b| *b == 9));
+            assert_eq!(e.clone().record().value.len(), len);
+        }
     }
 
     #[test]
     fn ttls_are_exact_to_the_millisecond_below_24_days() {
         for ms in [0u64, 1, 500, 1500, 86_400_000, (1 << 31) - 1] {
             let d = Duration::from_millis(ms);
-            assert_eq!(decode_ttl(encode_ttl(Some(d))), Some(d), "{ms} ms");
+            assert_eq!(decode_ttl(encode_ttl(d)), d, "{ms} ms");
         }
         let long = Duration::from_secs(90 * 86_400) + Duration::from_millis(250);
         assert_eq!(
-            decode_ttl(encode_ttl(Some(long))),
-            Some(Duration::from_secs(90 * 86_400))
+            decode_ttl(encode_ttl(long)),
+            Duration::from_secs(90 * 86_400)
         );
-        let huge = decode_ttl(encode_ttl(Some(Duration::from_secs(u64::MAX / 2))));
-        assert!(huge.is_some_and(|d| d > Duration::from_secs(60 * 365 * 86_400)));
-        assert_eq!(decode_ttl(encode_ttl(None)), None);
+        let huge = decode_ttl(encode_ttl(Duration::from_secs(u64::MAX / 2)));
+        assert!(huge > Duration::from_secs(60 * 365 * 86_400));
     }
 
     #[test]
     fn clones_and_big_values_are_independent_copies() {
         let now = Instant::now();
         let big = Bytes::from(vec![7u8; 1 << 20]);
-        let mut a = Entry::new(b"k", &Record::new(big.clone(), None, now));
+        let mut a = Entry::new(b"k", &Record::new(big.clone(), None, now), true);
         let b = a.clone();
         a.touch();
         assert_eq!(a.value(), &big[..]);
         assert_eq!(b.value(), &big[..]);
         assert_eq!((a.record().hits, b.record().hits), (1, 0));
         assert_eq!(b.key(), b"k");
-        let empty = Entry::new(b"", &Record::new(Bytes::new(), None, now));
+        let empty = Entry::new(b"", &Record::new(Bytes::new(), None, now), false);
         assert_eq!((empty.key(), empty.value()), (&b""[..], &b""[..]));
         drop(a);
         assert_eq!(b.value().len(), 1 << 20);

@@ -11,6 +11,7 @@ mod service;
 mod store;
 mod table;
 
+pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
 pub use merge::{MergeEntry, MergePolicy};
 pub use replica::{BackupBatch, Change, PartitionState};

@@ -61,15 +61,23 @@ impl Record {
 
 /// The entries of one map in one partition, compact: each entry is one
 /// allocation holding its statistics, key and value (see [`Entry`]), and
-/// the table holds only pointers to them. A million 16-byte keys with
-/// 100-byte values cost about 90 bytes each above the data this way, where
-/// a `HashMap<Bytes, Record>` cost about 400 (its buckets, sized to powers
+/// the table holds only pointers to them. A `HashMap<Bytes, Record>` cost
+/// about 400 bytes per entry above the data (its buckets, sized to powers
 /// of two, held the whole record, and key and value were two allocations
-/// more).
-#[derive(Default)]
+/// more); docs/performance.md has the figures of this layout.
 pub struct MapPartition {
     entries: HashTable<Entry>,
     hasher: RandomState,
+    /// Entries built here keep hits and last access time.
+    stats: bool,
+}
+
+impl Default for MapPartition {
+    /// A map partition keeping per-entry statistics if the member does
+    /// (`--per-entry-stats`).
+    fn default() -> Self {
+        Self::with_entry_stats(crate::entry::per_entry_stats())
+    }
 }
 
 impl Clone for MapPartition {
@@ -77,6 +85,7 @@ impl Clone for MapPartition {
         Self {
             entries: self.entries.clone(),
             hasher: self.hasher.clone(),
+            stats: self.stats,
         }
     }
 }
@@ -88,6 +97,15 @@ impl std::fmt::Debug for MapPartition {
 }
 
 impl MapPartition {
+    /// A map partition whose entries keep hits and last access time, or not.
+    pub fn with_entry_stats(stats: bool) -> Self {
+        Self {
+            entries: HashTable::new(),
+            hasher: RandomState::new(),
+            stats,
+        }
+    }
+
     fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
     }
@@ -165,11 +183,11 @@ impl MapPartition {
                 r.expires_at = ttl.map(|d| now + d);
                 r.last_update_time = t;
                 r.version += 1;
-                self.insert(Entry::new(&key, &r));
+                self.insert(Entry::new(&key, &r, self.stats));
                 Some(previous)
             }
             None => {
-                self.insert(Entry::new(&key, &Record::new(value, ttl, now)));
+                self.insert(Entry::new(&key, &Record::new(value, ttl, now), self.stats));
                 None
             }
         }
@@ -250,7 +268,7 @@ impl MapPartition {
     }
 
     pub fn install(&mut self, key: Bytes, record: Record) {
-        self.insert(Entry::new(&key, &record));
+        self.insert(Entry::new(&key, &record, self.stats));
     }
 }
 
@@ -305,7 +323,7 @@ mod tests {
     #[test]
     fn put_get_remove() {
         let now = Instant::now();
-        let mut m = MapPartition::default();
+        let mut m = MapPartition::with_entry_stats(true);
         assert_eq!(m.put(b("k"), b("v1"), None, now), None);
         assert_eq!(m.put(b("k"), b("v2"), None, now), Some(b("v1")));
         assert_eq!(m.get(b"k", now), Some(b("v2")));

@@ -108,6 +108,11 @@ pub struct Cli {
     /// (/hazelcast/health/ready, /live) are always served on the member port.
     #[arg(long, value_name = "BOOL", env = "HC_REST_ENABLED")]
     pub rest_enabled: Option<bool>,
+    /// Keep hits and last access time of every entry, for entry views
+    /// (Hazelcast's per-entry-stats-enabled). Off, entries are smaller and
+    /// entry views report -1 for both [default: false].
+    #[arg(long, value_name = "BOOL", env = "FERROCAST_PER_ENTRY_STATS", num_args = 0..=1, default_missing_value = "true")]
+    pub per_entry_stats: Option<bool>,
     /// Also serve the health checks on this port (plain HTTP).
     #[arg(long, value_name = "PORT", env = "FERROCAST_HEALTH_PORT")]
     pub health_port: Option<u16>,
@@ -170,6 +175,8 @@ struct FileConfig {
     log: Option<String>,
     #[serde(alias = "rest_enabled")]
     rest_enabled: Option<bool>,
+    #[serde(alias = "per_entry_stats")]
+    per_entry_stats: Option<bool>,
     service: Option<String>,
     namespace: Option<String>,
     #[serde(alias = "dns_domain")]
@@ -208,6 +215,7 @@ pub struct Config {
     pub discovery: DiscoverySetting,
     pub health_port: Option<u16>,
     pub rest_enabled: bool,
+    pub per_entry_stats: bool,
     pub membership: MembershipConfig,
     pub max_frame: usize,
     pub partition_count: u32,
@@ -431,6 +439,10 @@ impl Config {
             log: cli.log.or(file.log).unwrap_or_else(|| "info".into()),
             health_port: cli.health_port,
             rest_enabled: cli.rest_enabled.or(file.rest_enabled).unwrap_or(false),
+            per_entry_stats: cli
+                .per_entry_stats
+                .or(file.per_entry_stats)
+                .unwrap_or(false),
         })
     }
 }

@@ -150,6 +150,7 @@ async fn run(cfg: Config) -> Result<()> {
         cluster_stop.clone(),
     );
 
+    ferrocast_partition::set_per_entry_stats(cfg.per_entry_stats);
     let service = Arc::new(PartitionService::new(me.uuid, cfg.partition_count));
     let listeners = Arc::new(Listeners::new(me.uuid));
     let data = Arc::new(DataPlane::new(
