@@ -12,6 +12,9 @@ use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+
+/// Most yields a connection's writer makes to gather requests before one write.
+const GATHER_YIELDS: usize = 8;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -129,12 +132,26 @@ impl Connection {
                 if writer.feed(first).await.is_err() {
                     break;
                 }
-                while let Ok(more) = out_rx.try_recv() {
-                    if writer.feed(more).await.is_err() {
+                // Gather the requests other tasks are about to send before
+                // writing: a write system call costs far more than a
+                // request, and on loopback it also runs the member's
+                // receive path. The task that queued `first` woke this one
+                // and tokio runs the woken task next, before the other
+                // tasks woken by the same batch of responses; yielding
+                // lets them queue theirs. Stop when a yield brings nothing.
+                let mut failed = false;
+                for _ in 0..GATHER_YIELDS {
+                    tokio::task::yield_now().await;
+                    let mut gathered = false;
+                    while let Ok(more) = out_rx.try_recv() {
+                        gathered = true;
+                        failed |= writer.feed(more).await.is_err();
+                    }
+                    if !gathered || failed {
                         break;
                     }
                 }
-                if writer.flush().await.is_err() {
+                if failed || writer.flush().await.is_err() {
                     break;
                 }
             }
