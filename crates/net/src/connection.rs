@@ -182,9 +182,13 @@ impl Connection {
 }
 
 type Sink = futures::stream::SplitSink<FramedStream, Bytes>;
+
+/// Most yields a writer makes to gather messages before one write.
+const GATHER_YIELDS: usize = 8;
 type Stream = futures::stream::SplitStream<FramedStream>;
 
-/// Drains the outbound queue; everything already queued goes out in one flush.
+/// Drains the outbound queue; what is queued, and what other tasks queue
+/// while this one yields, goes out in one flush.
 async fn write_loop(
     mut sink: Sink,
     mut rx: mpsc::Receiver<Bytes>,
@@ -200,10 +204,19 @@ async fn write_loop(
             tracing::debug!("write to {peer} failed: {e}");
             break;
         }
+        // Gather what other tasks are about to queue before writing: the
+        // task that queued `first` woke this one, and tokio runs a woken
+        // task next, before the others woken with it (backups of one batch
+        // of client requests). Yield until a yield brings nothing.
         let mut failed = false;
-        while let Ok(more) = rx.try_recv() {
-            if sink.feed(more).await.is_err() {
-                failed = true;
+        for _ in 0..GATHER_YIELDS {
+            tokio::task::yield_now().await;
+            let mut gathered = false;
+            while let Ok(more) = rx.try_recv() {
+                gathered = true;
+                failed |= sink.feed(more).await.is_err();
+            }
+            if !gathered || failed {
                 break;
             }
         }

@@ -78,9 +78,7 @@ pub enum ServiceMessage {
 
 impl ServiceMessage {
     pub fn wrap(&self) -> Result<MemberMessage, NetError> {
-        Ok(MemberMessage::Service(
-            ferrocast_net::encode(self)?.to_vec(),
-        ))
+        Ok(MemberMessage::Service(ferrocast_net::encode(self)?))
     }
 
     pub fn unwrap(msg: &MemberMessage) -> Option<Result<ServiceMessage, NetError>> {
