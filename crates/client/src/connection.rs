@@ -12,9 +12,6 @@ use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-
-/// Most yields a connection's writer makes to gather requests before one write.
-const GATHER_YIELDS: usize = 8;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -137,18 +134,16 @@ impl Connection {
                 // request, and on loopback it also runs the member's
                 // receive path. The task that queued `first` woke this one
                 // and tokio runs the woken task next, before the other
-                // tasks woken by the same batch of responses; yielding
-                // lets them queue theirs. Stop when a yield brings nothing.
+                // tasks woken by the same batch of responses: drain, let
+                // them run once, drain again. Without the yield every
+                // request went out in a write of its own.
                 let mut failed = false;
-                for _ in 0..GATHER_YIELDS {
-                    tokio::task::yield_now().await;
-                    let mut gathered = false;
-                    while let Ok(more) = out_rx.try_recv() {
-                        gathered = true;
-                        failed |= writer.feed(more).await.is_err();
+                for round in 0..2 {
+                    if round == 1 {
+                        tokio::task::yield_now().await;
                     }
-                    if !gathered || failed {
-                        break;
+                    while let Ok(more) = out_rx.try_recv() {
+                        failed |= writer.feed(more).await.is_err();
                     }
                 }
                 if failed || writer.flush().await.is_err() {

@@ -182,9 +182,6 @@ impl Connection {
 }
 
 type Sink = futures::stream::SplitSink<FramedStream, Bytes>;
-
-/// Most yields a writer makes to gather messages before one write.
-const GATHER_YIELDS: usize = 8;
 type Stream = futures::stream::SplitStream<FramedStream>;
 
 /// Drains the outbound queue; what is queued, and what other tasks queue
@@ -204,20 +201,18 @@ async fn write_loop(
             tracing::debug!("write to {peer} failed: {e}");
             break;
         }
-        // Gather what other tasks are about to queue before writing: the
-        // task that queued `first` woke this one, and tokio runs a woken
-        // task next, before the others woken with it (backups of one batch
-        // of client requests). Yield until a yield brings nothing.
+        // Gather what other tasks queue meanwhile before writing: the task
+        // that queued `first` woke this one, and tokio runs a woken task
+        // next, before the others woken with it (backups of one batch of
+        // client requests). Drain, let them run once, drain again. (More
+        // yields gathered no more: docs/performance.md.)
         let mut failed = false;
-        for _ in 0..GATHER_YIELDS {
-            tokio::task::yield_now().await;
-            let mut gathered = false;
-            while let Ok(more) = rx.try_recv() {
-                gathered = true;
-                failed |= sink.feed(more).await.is_err();
+        for round in 0..2 {
+            if round == 1 {
+                tokio::task::yield_now().await;
             }
-            if !gathered || failed {
-                break;
+            while let Ok(more) = rx.try_recv() {
+                failed |= sink.feed(more).await.is_err();
             }
         }
         if failed || sink.flush().await.is_err() {
