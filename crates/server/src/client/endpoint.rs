@@ -20,9 +20,11 @@ use ferrocast_protocol::messages::responses::{self, auth_status, AuthenticationR
 use ferrocast_protocol::messages::types::CLIENT_AUTHENTICATION;
 use ferrocast_protocol::{ClientMessage, Request};
 use futures::StreamExt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Waker};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
@@ -152,11 +154,22 @@ impl ClientEndpoint {
                     Some(Ok(msg)) => {
                         let me = self.clone();
                         let tx = tx.clone();
-                        tokio::spawn(async move {
+                        let mut request = Box::pin(async move {
                             if let Some(resp) = me.handle(id, msg, &tx).await {
                                 let _ = tx.send(resp).await;
                             }
                         });
+                        // Most requests finish without waiting (a read, a
+                        // write with no backup to wait for): run them right
+                        // here, and make tasks only of those that wait (a
+                        // task per request cost a spawn, a schedule and a
+                        // wake-up). Polled once with a waker that does
+                        // nothing: a future registers the waker of every
+                        // poll, and the task polls it again at once.
+                        let mut cx = Context::from_waker(Waker::noop());
+                        if request.as_mut().poll(&mut cx).is_pending() {
+                            tokio::spawn(request);
+                        }
                     }
                     Some(Err(e)) => {
                         tracing::warn!("closing client connection from {remote}: {e}");
