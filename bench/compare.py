@@ -189,10 +189,15 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def bench(addresses, args, label, client_cpus):
-    """One ferrocast-bench run; returns its JSON."""
+def bench(addresses, args, label, client_cpus, servers=None):
+    """One ferrocast-bench run; returns its JSON. With `servers` (their
+    pids) the JSON also says how busy the load generator and the servers
+    were over the measured part (CPU seconds per second: 1.0 is one core)
+    and the servers' CPU time per operation."""
     out = Path(tempfile.mktemp(suffix=".json"))
     cmd = [str(BENCH), "--addresses", addresses, "--json", str(out), "--label", label, *args]
+    if servers:
+        cmd += ["--server-pids", ",".join(str(p) for p in servers)]
     if client_cpus:
         cmd = ["taskset", "-c", client_cpus, *cmd]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -299,7 +304,8 @@ def main():
                     r = bench(c.addresses, ["--keys", keys, "--value-size", str(size),
                                             "--get-percent", str(get_pct), "--connections", str(conns),
                                             "--in-flight", str(inflight), "--warmup", warm,
-                                            "--duration", dur, "--preload"], kind, a.client_cpus)
+                                            "--duration", dur, "--preload"], kind, a.client_cpus,
+                              [p.pid for p in c.procs])
                     runs[(kind, name, size)] = r
                 runs[(kind, "max")] = runs[(kind, "get-heavy 90/10", 100)]["ops_per_sec"]
             finally:
@@ -308,7 +314,17 @@ def main():
             fc, hz = runs[("ferrocast", name, size)], runs[("hazelcast", name, size)]
             label = f"{n} member(s), {name}, {size if size < 1024 else size // 1024}{'' if size < 1024 else ' K'}B values"
             row(label + ", ops/s", "ops/s", fc["ops_per_sec"], hz["ops_per_sec"], "higher", 3.0,
-                {"ferrocast_p99_us": fc["p99_us"], "hazelcast_p99_us": hz["p99_us"]})
+                {"ferrocast_p99_us": fc["p99_us"], "hazelcast_p99_us": hz["p99_us"],
+                 "ferrocast_client_cores_busy": fc["client_cores_busy"],
+                 "hazelcast_client_cores_busy": hz["client_cores_busy"],
+                 "ferrocast_server_cores_busy": fc["server_cores_busy"],
+                 "hazelcast_server_cores_busy": hz["server_cores_busy"]})
+            # Work per operation: the servers' CPU time per op at the rate
+            # they reached. When the load generator's core is saturated
+            # (see the table under the main one) this, not ops/s, is what
+            # tells how much each server could serve per core.
+            row(label + ", server CPU per op", "us", fc["server_us_per_op"], hz["server_us_per_op"],
+                "lower")
         # p99 at a rate both can hold: half of the slower one's maximum.
         rate = int(min(runs[("ferrocast", "max")], runs[("hazelcast", "max")]) * 0.5)
         fixed = {}
@@ -397,6 +413,11 @@ def main():
     log(f"raw figures in {a.out}")
 
 
+def v_big(r):
+    """Microsecond figures of 100 and more print without decimals."""
+    return min(r["ferrocast"], r.get("hazelcast", r.get("redis", 0)) or 0) >= 100
+
+
 def print_table(results):
     print(f"| row | ferrocast | peer | ratio | target |")
     print("|---|---:|---:|---:|---|")
@@ -409,9 +430,18 @@ def print_table(results):
         else:
             ratio = peer / fc if fc else float("inf")
             tgt = f"≥ {1 / r['target']:.0f}x better" if r.get("target") else ""
-        fmt = (lambda v: f"{v:,.0f}") if r["unit"] in ("ops/s", "us") else (lambda v: f"{v:,.1f}")
+        fmt = (lambda v: f"{v:,.0f}") if r["unit"] == "ops/s" or (r["unit"] == "us" and v_big(r)) \
+            else (lambda v: f"{v:,.2f}") if r["unit"] == "us" else (lambda v: f"{v:,.1f}")
         print(f"| {r['row']} | {fmt(fc)} {r['unit']} | {fmt(peer)} {r['unit']} ({peer_name}) | "
               f"{ratio:.2f}x | {tgt} |")
+    busy = [r for r in results["rows"] if "ferrocast_client_cores_busy" in r]
+    if busy:
+        print("\nCores busy during the throughput rows (1.00 = one core; the load generator has one):\n")
+        print("| row | load generator vs ferrocast | ferrocast | load generator vs hazelcast | hazelcast |")
+        print("|---|---:|---:|---:|---:|")
+        for r in busy:
+            print(f"| {r['row']} | {r['ferrocast_client_cores_busy']:.2f} | {r['ferrocast_server_cores_busy']:.2f} "
+                  f"| {r['hazelcast_client_cores_busy']:.2f} | {r['hazelcast_server_cores_busy']:.2f} |")
     print(f"\nmachine: {results['machine']}")
 
 

@@ -6,6 +6,8 @@
 //! Latency is measured from when a request was due, not when it was sent,
 //! so a fixed-rate run does not hide queueing (no coordinated omission).
 
+mod cpu;
+
 use anyhow::{bail, Context, Result};
 
 /// The load generator shares the machine with the members it measures:
@@ -72,6 +74,11 @@ struct Args {
     /// Put every key once before the run.
     #[arg(long)]
     preload: bool,
+    /// Process ids of the servers, comma-separated: the JSON then also
+    /// tells how busy they and this generator were (cores) and the
+    /// servers' CPU time per operation, over the measured part (--duration).
+    #[arg(long, value_delimiter = ',')]
+    server_pids: Vec<u32>,
     /// Write the results here as JSON.
     #[arg(long)]
     json: Option<String>,
@@ -193,6 +200,17 @@ async fn main() -> Result<()> {
         args.ops.map(|o| o as i64).unwrap_or(i64::MAX),
     ));
     let started = Instant::now();
+    // CPU of this generator and of the servers over the measured part.
+    let cpu_window = (args.ops.is_none() && !args.server_pids.is_empty()).then(|| {
+        let pids = args.server_pids.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(warmup_end.into()).await;
+            let first = (Instant::now(), cpu::sample(&pids)?);
+            tokio::time::sleep_until(end.into()).await;
+            let last = (Instant::now(), cpu::sample(&pids)?);
+            anyhow::Ok((first, last))
+        })
+    });
     let mut tasks = Vec::new();
     for (c, client) in clients.iter().enumerate() {
         for w in 0..args.in_flight {
@@ -254,7 +272,7 @@ async fn main() -> Result<()> {
     } else {
         args.duration
     };
-    let result = serde_json::json!({
+    let mut result = serde_json::json!({
         "label": args.label,
         "value_size": args.value_size,
         "get_percent": args.get_percent,
@@ -272,6 +290,21 @@ async fn main() -> Result<()> {
         "p99_us": total.value_at_quantile(0.99),
         "p999_us": total.value_at_quantile(0.999),
     });
+    if let Some(window) = cpu_window {
+        let ((t0, a), (t1, b)) = window.await??;
+        let wall = (t1 - t0).as_secs_f64().max(1e-6);
+        let per_sec = ops as f64 / secs;
+        let client = (b.client - a.client) / wall;
+        let servers = (b.servers - a.servers) / wall;
+        result["client_cores_busy"] = client.into();
+        result["server_cores_busy"] = servers.into();
+        result["client_us_per_op"] = (client * 1e6 / per_sec.max(1e-9)).into();
+        result["server_us_per_op"] = (servers * 1e6 / per_sec.max(1e-9)).into();
+        eprintln!(
+            "cores busy: generator {client:.2}, servers {servers:.2}; servers' CPU per op {:.2} us",
+            servers * 1e6 / per_sec.max(1e-9)
+        );
+    }
     println!(
         "{} ops/s  p50 {} us  p99 {} us  p99.9 {} us  ({} ops, {} errors, {} workers)",
         result["ops_per_sec"],

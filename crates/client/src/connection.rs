@@ -7,7 +7,9 @@ use bytes::BytesMut;
 use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
 use ferrocast_protocol::messages::types::EXCEPTION;
 use ferrocast_protocol::messages::AuthenticationRequest;
-use ferrocast_protocol::{ClientMessage, MessageDecoder, ProtocolError, CLIENT_PREAMBLE};
+use ferrocast_protocol::{
+    ClientMessage, MessageDecoder, ProtocolError, CLIENT_PREAMBLE, READ_AHEAD,
+};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -90,7 +92,7 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         stream.write_all(CLIENT_PREAMBLE).await?;
         let (r, w) = stream.into_split();
-        let mut reader = FramedRead::new(r, Codec(MessageDecoder::default()));
+        let mut reader = FramedRead::with_capacity(r, Codec(MessageDecoder::default()), READ_AHEAD);
         let mut writer = FramedWrite::new(w, Codec(MessageDecoder::default()));
         let mut request = client_side::authentication(auth);
         request.set_correlation_id(correlation)?;

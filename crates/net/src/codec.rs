@@ -35,6 +35,10 @@ pub enum EnvelopeKind {
 }
 
 /// The length-delimited framing both sides use, with the given frame limit.
+/// Initial read buffer of a member connection: reads take what has
+/// arrived, up to this much, rather than a small default at a time.
+pub const READ_BUFFER: usize = 64 * 1024;
+
 pub fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)

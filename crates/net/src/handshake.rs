@@ -137,7 +137,8 @@ pub(crate) async fn dial(
     let peer_addr = stream.peer_addr()?;
     let mut stream = stream;
     stream.write_all(PREAMBLE_MEMBER).await?;
-    let mut framed = Framed::new(stream, codec::frame_codec(max_frame));
+    let mut framed =
+        Framed::with_capacity(stream, codec::frame_codec(max_frame), codec::READ_BUFFER);
     let my_nonce = fresh_nonce();
     send(
         &mut framed,

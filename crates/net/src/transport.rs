@@ -315,7 +315,11 @@ async fn serve_inbound(
         });
     }
     let _ = stream.set_nodelay(true);
-    let framed = Framed::new(stream, codec::frame_codec(cfg.max_frame));
+    let framed = Framed::with_capacity(
+        stream,
+        codec::frame_codec(cfg.max_frame),
+        codec::READ_BUFFER,
+    );
     let (framed, peer) = tokio::time::timeout(
         cfg.handshake_timeout,
         handshake::accept(framed, &cfg.credentials, transport.inner.me),

@@ -9,6 +9,11 @@ use std::collections::HashMap;
 /// Default limits: a frame of 16 MiB, a (reassembled) message of 64 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
 pub const DEFAULT_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Room a connection's read buffer keeps for the next read (and its
+/// initial size). Reserving just what the current frame lacked made every
+/// read stop at that frame's end: two `recvfrom` per 10 KB request, and on
+/// loopback each read also sends the peer a window update.
+pub const READ_AHEAD: usize = 64 * 1024;
 
 #[derive(Debug)]
 pub struct MessageDecoder {
@@ -55,7 +60,7 @@ impl MessageDecoder {
                 });
             }
             if buf.len() < len {
-                buf.reserve(len - buf.len());
+                buf.reserve((len - buf.len()).max(READ_AHEAD));
                 return Ok(None);
             }
             let mut raw = buf.split_to(len);

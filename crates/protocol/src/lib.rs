@@ -12,7 +12,7 @@ pub mod frame;
 pub mod hash;
 pub mod messages;
 
-pub use decoder::MessageDecoder;
+pub use decoder::{MessageDecoder, READ_AHEAD};
 pub use error::ProtocolError;
 pub use frame::{ClientMessage, Frame};
 pub use messages::{MapOp, MapRequest, Request};

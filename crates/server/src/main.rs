@@ -48,8 +48,11 @@ fn main() -> ExitCode {
     // bulk load (or after a table grew, freeing the old one) would keep
     // ~20 bytes per entry it no longer uses in its resident set. Purging at
     // once cost no measurable CPU per operation (docs/performance.md).
-    // SAFETY: sets a process-wide option; called before any other thread.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    // An operator's MIMALLOC_PURGE_DELAY (read by mimalloc itself) wins.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a process-wide option; called before any other thread.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
     // clap prints its own one-line error and exits with 2 for bad flags.
     let cli = Cli::parse();
     let cfg = match Config::resolve(cli) {

@@ -18,7 +18,7 @@ use bytes::{Bytes, BytesMut};
 use ferrocast_net::ClientStream;
 use ferrocast_protocol::messages::responses::{self, auth_status, AuthenticationResponse};
 use ferrocast_protocol::messages::types::CLIENT_AUTHENTICATION;
-use ferrocast_protocol::{ClientMessage, Request};
+use ferrocast_protocol::{ClientMessage, Request, READ_AHEAD};
 use futures::StreamExt;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -112,7 +112,7 @@ impl ClientEndpoint {
     ) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (r, w) = stream.into_split();
-        let mut reader = FramedRead::new(r, ClientCodec::new(self.max_frame));
+        let mut reader = FramedRead::with_capacity(r, ClientCodec::new(self.max_frame), READ_AHEAD);
         let (tx, rx) = mpsc::channel::<ClientMessage>(65_536);
         let write_task = tokio::spawn(write_responses(w, rx));
 
