@@ -44,6 +44,17 @@ use std::time::{Duration, Instant};
 const WITH_STATS: u8 = 1;
 /// Flag: the header holds a TTL and an expiry.
 const WITH_TTL: u8 = 2;
+/// Flag: after the key comes a pointer to a boxed `Bytes` holding the
+/// value, not the value.
+const SHARED_VALUE: u8 = 4;
+/// Values from this size on live in a buffer of their own that reads
+/// share (a reference count, not a copy of the value per get, per put's
+/// previous value, per backup); smaller ones stay inline, where the box
+/// would cost more than it saves.
+const SHARED_VALUE_MIN: usize = 1024;
+/// The pointer is stored (unaligned) in the entry; the `Bytes` it points
+/// to is a normal, aligned heap value, so it is only ever used in place.
+const HANDLE: usize = std::mem::size_of::<*mut Bytes>();
 /// Version, creation and update time.
 const FIXED: usize = 4 + 6 + 6;
 /// Hits and last access time.
@@ -157,8 +168,19 @@ impl Shape {
         (self.flags & WITH_TTL != 0).then(|| self.header - TTL)
     }
 
+    fn shared(&self) -> bool {
+        self.flags & SHARED_VALUE != 0
+    }
+
+    /// Length of the allocation.
     fn len(&self) -> usize {
-        self.header + self.key_len + self.value_len
+        self.header
+            + self.key_len
+            + if self.shared() {
+                HANDLE
+            } else {
+                self.value_len
+            }
     }
 }
 
@@ -251,7 +273,10 @@ impl Entry {
         // An expiry without a TTL (not built here, but representable in a
         // record) keeps its expiry with the longest TTL.
         let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
-        let flags = if stats { WITH_STATS } else { 0 } | if ttl.is_some() { WITH_TTL } else { 0 };
+        let shared = r.value.len() >= SHARED_VALUE_MIN;
+        let flags = if stats { WITH_STATS } else { 0 }
+            | if ttl.is_some() { WITH_TTL } else { 0 }
+            | if shared { SHARED_VALUE } else { 0 };
         h.push(flags);
         put_varint(&mut h, key.len() as u32);
         put_varint(&mut h, r.value.len() as u32);
@@ -267,8 +292,32 @@ impl Entry {
             let expires = r.expires_at.map(to_offset).unwrap_or(MAX_48);
             h.extend_from_slice(&expires.to_le_bytes()[..6]);
         }
+        if shared {
+            // A buffer of its own: the record's value may be a slice of a
+            // connection's read buffer, which it would keep alive.
+            let value = Box::into_raw(Box::new(Bytes::copy_from_slice(&r.value)));
+            let e = Entry::from_parts(h.len() + key.len() + HANDLE, &[&h, key, &[0; HANDLE]]);
+            // SAFETY: the last HANDLE bytes of the allocation hold the
+            // pointer (unaligned: entries are byte-aligned); the entry owns
+            // the box from now on and frees it in `Drop`.
+            unsafe {
+                std::ptr::write_unaligned(e.0.as_ptr().add(h.len() + key.len()).cast(), value)
+            };
+            return e;
+        }
         let len = h.len() + key.len() + r.value.len();
         Entry::from_parts(len, &[&h, key, &r.value])
+    }
+
+    /// The boxed value of an entry with [`SHARED_VALUE`].
+    fn shared_value(&self, s: &Shape) -> &Bytes {
+        debug_assert!(s.shared());
+        // SAFETY: `new` (or `clone`) stored a pointer from Box::into_raw
+        // at this offset; the box lives until `Drop`, so as long as `&self`.
+        unsafe {
+            let at = self.0.as_ptr().add(s.header + s.key_len);
+            &*std::ptr::read_unaligned(at.cast::<*mut Bytes>())
+        }
     }
 
     fn u32_at(&self, at: usize) -> u32 {
@@ -298,11 +347,19 @@ impl Entry {
 
     pub fn value(&self) -> &[u8] {
         let s = self.shape();
+        if s.shared() {
+            return self.shared_value(&s);
+        }
         self.raw(s.header + s.key_len, s.value_len)
     }
 
+    /// The value as `Bytes`: shared for a big value, copied for a small one.
     pub fn value_bytes(&self) -> Bytes {
-        Bytes::copy_from_slice(self.value())
+        let s = self.shape();
+        if s.shared() {
+            return self.shared_value(&s).clone();
+        }
+        Bytes::copy_from_slice(self.raw(s.header + s.key_len, s.value_len))
     }
 
     pub fn is_expired(&self, now: Instant) -> bool {
@@ -374,7 +431,18 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let layout = layout(self.shape().len());
+        let s = self.shape();
+        if s.shared() {
+            // SAFETY: the pointer came from Box::into_raw and is freed
+            // only here, once.
+            unsafe {
+                let at = self.0.as_ptr().add(s.header + s.key_len);
+                drop(Box::from_raw(std::ptr::read_unaligned(
+                    at.cast::<*mut Bytes>(),
+                )));
+            }
+        }
+        let layout = layout(s.len());
         // SAFETY: allocated in `from_parts` with this very layout (the
         // header never changes its lengths or flags after construction).
         unsafe { dealloc(self.0.as_ptr(), layout) }
@@ -383,6 +451,16 @@ impl Drop for Entry {
 
 impl Clone for Entry {
     fn clone(&self) -> Entry {
+        let s = self.shape();
+        if s.shared() {
+            let fixed = s.header + s.key_len;
+            let copy = Entry::from_parts(fixed + HANDLE, &[self.raw(0, fixed), &[0; HANDLE]]);
+            let value = Box::into_raw(Box::new(self.shared_value(&s).clone()));
+            // SAFETY: as in `new`: the copy's last HANDLE bytes point to a
+            // box of its own (a counted reference to the same buffer).
+            unsafe { std::ptr::write_unaligned(copy.0.as_ptr().add(fixed).cast(), value) };
+            return copy;
+        }
         let bytes = self.bytes();
         Entry::from_parts(bytes.len(), &[bytes])
     }
@@ -521,6 +599,30 @@ mod tests {
         assert_eq!((empty.key(), empty.value()), (&b""[..], &b""[..]));
         drop(a);
         assert_eq!(b.value().len(), 1 << 20);
+    }
+
+    #[test]
+    fn big_values_are_shared_not_copied() {
+        let now = Instant::now();
+        let big = Bytes::from(vec![3u8; SHARED_VALUE_MIN]);
+        let mut e = Entry::new(b"key", &Record::new(big.clone(), None, now), false);
+        let (a, b) = (e.value_bytes(), e.value_bytes());
+        assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, shared");
+        assert_ne!(a.as_ptr(), big.as_ptr(), "not the caller's buffer");
+        assert_eq!(e.bytes().len(), 1 + 1 + 2 + FIXED + 3 + HANDLE);
+        e.set_ttl(Some(Duration::from_secs(5)), now, 1);
+        assert_eq!((e.key(), e.value()), (&b"key"[..], &big[..]));
+        let copy = e.clone();
+        drop(e);
+        assert_eq!(a, big);
+        assert_eq!(copy.value(), &big[..]);
+        assert_eq!(copy.record().ttl, Some(Duration::from_secs(5)));
+        let small = Entry::new(
+            b"k",
+            &Record::new(big.slice(..SHARED_VALUE_MIN - 1), None, now),
+            false,
+        );
+        assert_ne!(small.value_bytes().as_ptr(), small.value_bytes().as_ptr());
     }
 
     #[test]
