@@ -37,6 +37,9 @@ pub enum EnvelopeKind {
 /// The length-delimited framing both sides use, with the given frame limit.
 /// Initial read buffer of a member connection: reads take what has
 /// arrived, up to this much, rather than a small default at a time.
+/// `Framed::with_capacity` also makes it the size up to which the sink
+/// gathers messages before writing (8 KiB by default: a 10 KB backup went
+/// out in a write of its own).
 pub const READ_BUFFER: usize = 64 * 1024;
 
 pub fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
