@@ -131,6 +131,21 @@ async fn probe_ready(args: &Args) -> Result<()> {
     }
 }
 
+/// Waits until `due`, to well under a millisecond: tokio's timers fire on
+/// millisecond ticks, so sleeping the whole way made requests leave up to a
+/// millisecond late, and latency counted from when they were due showed
+/// that tick instead of the server. Sleep to a millisecond before, then
+/// yield to the other workers until it is time.
+async fn wait_until(due: Instant) {
+    let now = Instant::now();
+    if due > now + Duration::from_millis(2) {
+        tokio::time::sleep_until((due - Duration::from_millis(1)).into()).await;
+    }
+    while Instant::now() < due {
+        tokio::task::yield_now().await;
+    }
+}
+
 struct Rng(u64);
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -225,10 +240,7 @@ async fn main() -> Result<()> {
                 loop {
                     if let Some(iv) = per_worker_interval {
                         due += iv;
-                        let now = Instant::now();
-                        if due > now {
-                            tokio::time::sleep(due - now).await;
-                        }
+                        wait_until(due).await;
                     } else {
                         due = Instant::now();
                     }
