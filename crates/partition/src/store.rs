@@ -110,15 +110,6 @@ impl MapPartition {
         self.hasher.hash_one(key)
     }
 
-    fn find(&self, key: &[u8]) -> Option<&Entry> {
-        self.entries.find(self.hash(key), |e| e.key() == key)
-    }
-
-    fn find_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let h = self.hash(key);
-        self.entries.find_mut(h, |e| e.key() == key)
-    }
-
     fn take(&mut self, key: &[u8]) -> Option<Entry> {
         let h = self.hash(key);
         match self.entries.find_entry(h, |e| e.key() == key) {
@@ -139,30 +130,41 @@ impl MapPartition {
         }
     }
 
-    /// Drops `key` if it expired; returns the expired value.
-    fn expire_key(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
-        if self.find(key).is_some_and(|e| e.is_expired(now)) {
-            return self.take(key).map(|e| e.value_bytes());
+    /// Inserts an entry whose key is known to be absent.
+    fn insert_absent(&mut self, entry: Entry) {
+        let h = self.hash(entry.key());
+        let hasher = &self.hasher;
+        self.entries
+            .insert_unique(h, entry, |e| hasher.hash_one(e.key()));
+    }
+
+    /// The live entry of `key`, in one lookup: an expired one is dropped
+    /// on the way (expiry is checked on every access).
+    fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+        let h = self.hash(key);
+        match self.entries.find_entry(h, |e| e.key() == key) {
+            Ok(occupied) if occupied.get().is_expired(now) => {
+                occupied.remove();
+                None
+            }
+            Ok(occupied) => Some(occupied.into_mut()),
+            Err(_) => None,
         }
-        None
     }
 
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
-        self.expire_key(key, now);
-        let e = self.find_mut(key)?;
+        let e = self.live(key, now)?;
         e.touch();
         Some(e.value_bytes())
     }
 
     /// The entry of `key` with its statistics.
     pub fn record(&mut self, key: &[u8], now: Instant) -> Option<Record> {
-        self.expire_key(key, now);
-        self.find(key).map(Entry::record)
+        self.live(key, now).map(|e| e.record())
     }
 
     pub fn contains_key(&mut self, key: &[u8], now: Instant) -> bool {
-        self.expire_key(key, now);
-        self.find(key).is_some()
+        self.live(key, now).is_some()
     }
 
     /// Inserts or replaces; returns the previous value.
@@ -173,35 +175,35 @@ impl MapPartition {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Option<Bytes> {
-        self.expire_key(&key, now);
         let t = epoch_millis();
-        match self.take(&key) {
-            Some(old) => {
-                let mut r = old.record();
+        let stats = self.stats;
+        match self.live(&key, now) {
+            Some(slot) => {
+                let mut r = slot.record();
                 let previous = std::mem::replace(&mut r.value, value);
                 r.ttl = ttl;
                 r.expires_at = ttl.map(|d| now + d);
                 r.last_update_time = t;
                 r.version += 1;
-                self.insert(Entry::new(&key, &r, self.stats));
+                *slot = Entry::new(&key, &r, stats);
                 Some(previous)
             }
             None => {
-                self.insert(Entry::new(&key, &Record::new(value, ttl, now), self.stats));
+                self.insert_absent(Entry::new(&key, &Record::new(value, ttl, now), stats));
                 None
             }
         }
     }
 
+    /// Removes `key`; returns its value unless it had expired.
     pub fn remove(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
-        self.expire_key(key, now);
-        self.take(key).map(|e| e.value_bytes())
+        let e = self.take(key)?;
+        (!e.is_expired(now)).then(|| e.value_bytes())
     }
 
     /// Changes the TTL of a live entry, counted from now. `None`: never expire.
     pub fn set_ttl(&mut self, key: &[u8], ttl: Option<Duration>, now: Instant) -> bool {
-        self.expire_key(key, now);
-        match self.find_mut(key) {
+        match self.live(key, now) {
             Some(e) => {
                 e.set_ttl(ttl, now, epoch_millis());
                 true
