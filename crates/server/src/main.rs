@@ -8,6 +8,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod allocator;
 mod client;
 mod config;
 mod data;
@@ -38,21 +39,7 @@ use tokio_util::sync::CancellationToken;
 /// Upper bound on waiting for client connections to go quiet at shutdown.
 const CLIENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// mimalloc's `mi_option_purge_delay` (its v2 option enum, which the
-/// bindings do not name).
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 fn main() -> ExitCode {
-    // mimalloc returns freed pages to the system only on a later allocator
-    // call after its purge delay (10 ms); a member that goes quiet after a
-    // bulk load (or after a table grew, freeing the old one) would keep
-    // ~20 bytes per entry it no longer uses in its resident set. Purging at
-    // once cost no measurable CPU per operation (docs/performance.md).
-    // An operator's MIMALLOC_PURGE_DELAY (read by mimalloc itself) wins.
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets a process-wide option; called before any other thread.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
-    }
     // clap prints its own one-line error and exits with 2 for bad flags.
     let cli = Cli::parse();
     let cfg = match Config::resolve(cli) {
@@ -130,6 +117,7 @@ async fn run(cfg: Config) -> Result<()> {
     let transport_stop = CancellationToken::new();
     let cluster_stop = CancellationToken::new();
     let data_stop = CancellationToken::new();
+    allocator::spawn_housekeeping(data_stop.clone());
     let mut tcfg = TransportConfig::new(Credentials {
         group: cfg.group.clone(),
         password: cfg.password.clone(),
