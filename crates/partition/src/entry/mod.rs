@@ -37,8 +37,16 @@ use bytes::Bytes;
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+mod fields;
+#[cfg(test)]
+mod tests;
+
+use fields::{
+    base, decode_ttl, encode_ttl, put_varint, read_varint, saturating_u32, time_48, to_offset,
+    MAX_48,
+};
 
 /// Flag: the header holds hits and last access time.
 const WITH_STATS: u8 = 1;
@@ -61,10 +69,6 @@ const FIXED: usize = 4 + 6 + 6;
 const STATS: usize = 4 + 6;
 /// TTL and expiry.
 const TTL: usize = 4 + 6;
-/// Largest value a 48-bit field holds.
-const MAX_48: u64 = (1 << 48) - 1;
-/// Top bit of the TTL field: the rest counts seconds, not milliseconds.
-const TTL_IN_SECONDS: u32 = 1 << 31;
 
 static PER_ENTRY_STATS: AtomicBool = AtomicBool::new(false);
 
@@ -77,76 +81,6 @@ pub fn set_per_entry_stats(on: bool) {
 
 pub(crate) fn per_entry_stats() -> bool {
     PER_ENTRY_STATS.load(Ordering::Relaxed)
-}
-
-/// A TTL in 4 bytes: exact to the millisecond up to 24 days, to the second
-/// beyond (up to 68 years, then capped).
-fn encode_ttl(ttl: Duration) -> u32 {
-    if ttl.as_millis() < u128::from(TTL_IN_SECONDS) {
-        ttl.as_millis() as u32
-    } else {
-        TTL_IN_SECONDS | ttl.as_secs().min(u64::from(!TTL_IN_SECONDS)) as u32
-    }
-}
-
-fn decode_ttl(v: u32) -> Duration {
-    if v & TTL_IN_SECONDS != 0 {
-        Duration::from_secs(u64::from(v & !TTL_IN_SECONDS))
-    } else {
-        Duration::from_millis(u64::from(v))
-    }
-}
-
-/// The instant expiry times are counted from: an hour before the first use
-/// (or the earliest instant the clock allows), so instants a little in the
-/// past still map to small positive offsets.
-fn base() -> Instant {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    *BASE.get_or_init(|| {
-        let now = Instant::now();
-        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
-    })
-}
-
-fn to_offset(t: Instant) -> u64 {
-    (t.saturating_duration_since(base()).as_millis() as u64).min(MAX_48)
-}
-
-/// An epoch-ms time in 48 bits (negative times, which clocks do not give,
-/// become 0).
-fn time_48(t: i64) -> u64 {
-    (t.max(0) as u64).min(MAX_48)
-}
-
-fn saturating_u32(v: i64) -> u32 {
-    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
-}
-
-/// Appends `v` as LEB128: 7 bits per byte, low first, high bit = more.
-fn put_varint(out: &mut Vec<u8>, mut v: u32) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Reads a LEB128 `u32` at `*at`, moving `*at` past it.
-///
-/// # Safety
-/// `p` points to a header written by [`put_varint`] with a varint at `*at`.
-unsafe fn read_varint(p: *const u8, at: &mut usize) -> usize {
-    let mut v = 0usize;
-    let mut shift = 0;
-    loop {
-        let b = *p.add(*at);
-        *at += 1;
-        v |= usize::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return v;
-        }
-        shift += 7;
-    }
 }
 
 /// Where things are in one entry, read from its header.
@@ -463,174 +397,5 @@ impl Clone for Entry {
         }
         let bytes = self.bytes();
         Entry::from_parts(bytes.len(), &[bytes])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(now: Instant, ttl: Option<Duration>) -> Record {
-        Record {
-            value: Bytes::from_static(b"value bytes"),
-            ttl,
-            expires_at: ttl.map(|d| now + d),
-            creation_time: 1_700_000_000_000,
-            last_update_time: 1_700_000_000_500,
-            last_access_time: 1_700_000_000_900,
-            hits: 7,
-            version: 3,
-        }
-    }
-
-    #[test]
-    fn an_entry_gives_back_what_it_was_built_from() {
-        let now = Instant::now();
-        let r = record(now, Some(Duration::from_millis(1500)));
-        let e = Entry::new(b"the key", &r, true);
-        assert_eq!(e.key(), b"the key");
-        assert_eq!(e.value(), b"value bytes");
-        assert_eq!(e.record(), r_with_ms_expiry(&r));
-        assert!(!e.is_expired(now + Duration::from_millis(1400)));
-        assert!(e.is_expired(now + Duration::from_millis(1600)));
-        let never = Entry::new(b"k", &record(now, None), true);
-        assert!(!never.is_expired(now + Duration::from_secs(1 << 30)));
-        assert_eq!(never.record(), record(now, None));
-    }
-
-    /// Expiry instants are kept to the millisecond.
-    fn r_with_ms_expiry(r: &Record) -> Record {
-        let mut r = r.clone();
-        r.expires_at = r
-            .expires_at
-            .map(|e| base() + Duration::from_millis(to_offset(e)));
-        r
-    }
-
-    #[test]
-    fn without_statistics_hits_and_access_are_not_tracked() {
-        let now = Instant::now();
-        let mut e = Entry::new(b"k", &record(now, None), false);
-        e.touch();
-        let back = e.record();
-        assert_eq!((back.hits, back.last_access_time), (-1, -1));
-        assert_eq!(
-            (back.version, back.creation_time, back.last_update_time),
-            (3, 1_700_000_000_000, 1_700_000_000_500)
-        );
-        let mut with = Entry::new(b"k", &record(now, None), true);
-        with.touch();
-        assert_eq!(with.record().hits, 8);
-        assert!(with.record().last_access_time > 1_700_000_000_900);
-    }
-
-    #[test]
-    fn a_16_byte_key_and_100_byte_value_fit_the_160_byte_class() {
-        let now = Instant::now();
-        let mut r = record(now, None);
-        r.value = Bytes::from(vec![1u8; 112]);
-        let e = Entry::new(&[2u8; 28], &r, false);
-        assert_eq!(e.bytes().len(), 159);
-        assert_eq!(Entry::new(&[2u8; 28], &r, true).bytes().len(), 169);
-    }
-
-    #[test]
-    fn set_ttl_adds_changes_and_drops_the_ttl_fields() {
-        let now = Instant::now();
-        for stats in [false, true] {
-            let mut e = Entry::new(b"key", &record(now, None), stats);
-            e.set_ttl(Some(Duration::from_secs(2)), now, 1_800_000_000_000);
-            assert!(e.is_expired(now + Duration::from_millis(2001)));
-            assert!(!e.is_expired(now + Duration::from_millis(1999)));
-            e.set_ttl(Some(Duration::from_secs(5)), now, 1_800_000_000_001);
-            assert!(!e.is_expired(now + Duration::from_millis(4999)));
-            assert_eq!(e.record().ttl, Some(Duration::from_secs(5)));
-            assert_eq!(e.record().last_update_time, 1_800_000_000_001);
-            e.set_ttl(None, now, 1_800_000_000_002);
-            assert!(!e.is_expired(now + Duration::from_secs(1 << 20)));
-            let back = e.record();
-            assert_eq!((back.ttl, back.last_update_time), (None, 1_800_000_000_002));
-            assert_eq!((e.key(), e.value()), (&b"key"[..], &b"value bytes"[..]));
-            assert_eq!(e.shape().stats().is_some(), stats);
-        }
-    }
-
-    #[test]
-    fn lengths_of_every_width_round_trip() {
-        let now = Instant::now();
-        for len in [0usize, 1, 127, 128, 16_383, 16_384, 2_097_152] {
-            let mut r = record(now, None);
-            r.value = Bytes::from(vec![9u8; len]);
-            let key = vec![3u8; len.min(200_000)];
-            let e = Entry::new(&key, &r, false);
-            assert_eq!((e.key().len(), e.value().len()), (key.len(), len));
-            assert!(e.value().iter().all(|b| *b == 9));
-            assert_eq!(e.clone().record().value.len(), len);
-        }
-    }
-
-    #[test]
-    fn ttls_are_exact_to_the_millisecond_below_24_days() {
-        for ms in [0u64, 1, 500, 1500, 86_400_000, (1 << 31) - 1] {
-            let d = Duration::from_millis(ms);
-            assert_eq!(decode_ttl(encode_ttl(d)), d, "{ms} ms");
-        }
-        let long = Duration::from_secs(90 * 86_400) + Duration::from_millis(250);
-        assert_eq!(
-            decode_ttl(encode_ttl(long)),
-            Duration::from_secs(90 * 86_400)
-        );
-        let huge = decode_ttl(encode_ttl(Duration::from_secs(u64::MAX / 2)));
-        assert!(huge > Duration::from_secs(60 * 365 * 86_400));
-    }
-
-    #[test]
-    fn clones_and_big_values_are_independent_copies() {
-        let now = Instant::now();
-        let big = Bytes::from(vec![7u8; 1 << 20]);
-        let mut a = Entry::new(b"k", &Record::new(big.clone(), None, now), true);
-        let b = a.clone();
-        a.touch();
-        assert_eq!(a.value(), &big[..]);
-        assert_eq!(b.value(), &big[..]);
-        assert_eq!((a.record().hits, b.record().hits), (1, 0));
-        assert_eq!(b.key(), b"k");
-        let empty = Entry::new(b"", &Record::new(Bytes::new(), None, now), false);
-        assert_eq!((empty.key(), empty.value()), (&b""[..], &b""[..]));
-        drop(a);
-        assert_eq!(b.value().len(), 1 << 20);
-    }
-
-    #[test]
-    fn big_values_are_shared_not_copied() {
-        let now = Instant::now();
-        let big = Bytes::from(vec![3u8; SHARED_VALUE_MIN]);
-        let mut e = Entry::new(b"key", &Record::new(big.clone(), None, now), false);
-        let (a, b) = (e.value_bytes(), e.value_bytes());
-        assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, shared");
-        assert_ne!(a.as_ptr(), big.as_ptr(), "not the caller's buffer");
-        assert_eq!(e.bytes().len(), 1 + 1 + 2 + FIXED + 3 + HANDLE);
-        e.set_ttl(Some(Duration::from_secs(5)), now, 1);
-        assert_eq!((e.key(), e.value()), (&b"key"[..], &big[..]));
-        let copy = e.clone();
-        drop(e);
-        assert_eq!(a, big);
-        assert_eq!(copy.value(), &big[..]);
-        assert_eq!(copy.record().ttl, Some(Duration::from_secs(5)));
-        let small = Entry::new(
-            b"k",
-            &Record::new(big.slice(..SHARED_VALUE_MIN - 1), None, now),
-            false,
-        );
-        assert_ne!(small.value_bytes().as_ptr(), small.value_bytes().as_ptr());
-    }
-
-    #[test]
-    fn an_entry_is_one_thin_pointer() {
-        assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<usize>());
-        assert_eq!(
-            std::mem::size_of::<Option<Entry>>(),
-            std::mem::size_of::<usize>()
-        );
     }
 }

@@ -1,0 +1,80 @@
+//! How the header's fields are written: TTLs in 4 bytes, times in 48 bits,
+//! expiry instants as milliseconds after a base instant, lengths as LEB128.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Largest value a 48-bit field holds.
+pub(super) const MAX_48: u64 = (1 << 48) - 1;
+/// Top bit of the TTL field: the rest counts seconds, not milliseconds.
+const TTL_IN_SECONDS: u32 = 1 << 31;
+
+/// A TTL in 4 bytes: exact to the millisecond up to 24 days, to the second
+/// beyond (up to 68 years, then capped).
+pub(super) fn encode_ttl(ttl: Duration) -> u32 {
+    if ttl.as_millis() < u128::from(TTL_IN_SECONDS) {
+        ttl.as_millis() as u32
+    } else {
+        TTL_IN_SECONDS | ttl.as_secs().min(u64::from(!TTL_IN_SECONDS)) as u32
+    }
+}
+
+pub(super) fn decode_ttl(v: u32) -> Duration {
+    if v & TTL_IN_SECONDS != 0 {
+        Duration::from_secs(u64::from(v & !TTL_IN_SECONDS))
+    } else {
+        Duration::from_millis(u64::from(v))
+    }
+}
+
+/// The instant expiry times are counted from: an hour before the first use
+/// (or the earliest instant the clock allows), so instants a little in the
+/// past still map to small positive offsets.
+pub(super) fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(|| {
+        let now = Instant::now();
+        now.checked_sub(Duration::from_secs(3600)).unwrap_or(now)
+    })
+}
+
+pub(super) fn to_offset(t: Instant) -> u64 {
+    (t.saturating_duration_since(base()).as_millis() as u64).min(MAX_48)
+}
+
+/// An epoch-ms time in 48 bits (negative times, which clocks do not give,
+/// become 0).
+pub(super) fn time_48(t: i64) -> u64 {
+    (t.max(0) as u64).min(MAX_48)
+}
+
+pub(super) fn saturating_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}
+
+/// Appends `v` as LEB128: 7 bits per byte, low first, high bit = more.
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Reads a LEB128 `u32` at `*at`, moving `*at` past it.
+///
+/// # Safety
+/// `p` points to a header written by [`put_varint`] with a varint at `*at`.
+pub(super) unsafe fn read_varint(p: *const u8, at: &mut usize) -> usize {
+    let mut v = 0usize;
+    let mut shift = 0;
+    loop {
+        let b = *p.add(*at);
+        *at += 1;
+        v |= usize::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return v;
+        }
+        shift += 7;
+    }
+}

@@ -1,0 +1,168 @@
+//! Entry layout tests: round trips, sizes, shared values, TTL changes.
+
+use super::fields::*;
+use super::*;
+
+fn record(now: Instant, ttl: Option<Duration>) -> Record {
+    Record {
+        value: Bytes::from_static(b"value bytes"),
+        ttl,
+        expires_at: ttl.map(|d| now + d),
+        creation_time: 1_700_000_000_000,
+        last_update_time: 1_700_000_000_500,
+        last_access_time: 1_700_000_000_900,
+        hits: 7,
+        version: 3,
+    }
+}
+
+#[test]
+fn an_entry_gives_back_what_it_was_built_from() {
+    let now = Instant::now();
+    let r = record(now, Some(Duration::from_millis(1500)));
+    let e = Entry::new(b"the key", &r, true);
+    assert_eq!(e.key(), b"the key");
+    assert_eq!(e.value(), b"value bytes");
+    assert_eq!(e.record(), r_with_ms_expiry(&r));
+    assert!(!e.is_expired(now + Duration::from_millis(1400)));
+    assert!(e.is_expired(now + Duration::from_millis(1600)));
+    let never = Entry::new(b"k", &record(now, None), true);
+    assert!(!never.is_expired(now + Duration::from_secs(1 << 30)));
+    assert_eq!(never.record(), record(now, None));
+}
+
+/// Expiry instants are kept to the millisecond.
+fn r_with_ms_expiry(r: &Record) -> Record {
+    let mut r = r.clone();
+    r.expires_at = r
+        .expires_at
+        .map(|e| base() + Duration::from_millis(to_offset(e)));
+    r
+}
+
+#[test]
+fn without_statistics_hits_and_access_are_not_tracked() {
+    let now = Instant::now();
+    let mut e = Entry::new(b"k", &record(now, None), false);
+    e.touch();
+    let back = e.record();
+    assert_eq!((back.hits, back.last_access_time), (-1, -1));
+    assert_eq!(
+        (back.version, back.creation_time, back.last_update_time),
+        (3, 1_700_000_000_000, 1_700_000_000_500)
+    );
+    let mut with = Entry::new(b"k", &record(now, None), true);
+    with.touch();
+    assert_eq!(with.record().hits, 8);
+    assert!(with.record().last_access_time > 1_700_000_000_900);
+}
+
+#[test]
+fn a_16_byte_key_and_100_byte_value_fit_the_160_byte_class() {
+    let now = Instant::now();
+    let mut r = record(now, None);
+    r.value = Bytes::from(vec![1u8; 112]);
+    let e = Entry::new(&[2u8; 28], &r, false);
+    assert_eq!(e.bytes().len(), 159);
+    assert_eq!(Entry::new(&[2u8; 28], &r, true).bytes().len(), 169);
+}
+
+#[test]
+fn set_ttl_adds_changes_and_drops_the_ttl_fields() {
+    let now = Instant::now();
+    for stats in [false, true] {
+        let mut e = Entry::new(b"key", &record(now, None), stats);
+        e.set_ttl(Some(Duration::from_secs(2)), now, 1_800_000_000_000);
+        assert!(e.is_expired(now + Duration::from_millis(2001)));
+        assert!(!e.is_expired(now + Duration::from_millis(1999)));
+        e.set_ttl(Some(Duration::from_secs(5)), now, 1_800_000_000_001);
+        assert!(!e.is_expired(now + Duration::from_millis(4999)));
+        assert_eq!(e.record().ttl, Some(Duration::from_secs(5)));
+        assert_eq!(e.record().last_update_time, 1_800_000_000_001);
+        e.set_ttl(None, now, 1_800_000_000_002);
+        assert!(!e.is_expired(now + Duration::from_secs(1 << 20)));
+        let back = e.record();
+        assert_eq!((back.ttl, back.last_update_time), (None, 1_800_000_000_002));
+        assert_eq!((e.key(), e.value()), (&b"key"[..], &b"value bytes"[..]));
+        assert_eq!(e.shape().stats().is_some(), stats);
+    }
+}
+
+#[test]
+fn lengths_of_every_width_round_trip() {
+    let now = Instant::now();
+    for len in [0usize, 1, 127, 128, 16_383, 16_384, 2_097_152] {
+        let mut r = record(now, None);
+        r.value = Bytes::from(vec![9u8; len]);
+        let key = vec![3u8; len.min(200_000)];
+        let e = Entry::new(&key, &r, false);
+        assert_eq!((e.key().len(), e.value().len()), (key.len(), len));
+        assert!(e.value().iter().all(|b| *b == 9));
+        assert_eq!(e.clone().record().value.len(), len);
+    }
+}
+
+#[test]
+fn ttls_are_exact_to_the_millisecond_below_24_days() {
+    for ms in [0u64, 1, 500, 1500, 86_400_000, (1 << 31) - 1] {
+        let d = Duration::from_millis(ms);
+        assert_eq!(decode_ttl(encode_ttl(d)), d, "{ms} ms");
+    }
+    let long = Duration::from_secs(90 * 86_400) + Duration::from_millis(250);
+    assert_eq!(
+        decode_ttl(encode_ttl(long)),
+        Duration::from_secs(90 * 86_400)
+    );
+    let huge = decode_ttl(encode_ttl(Duration::from_secs(u64::MAX / 2)));
+    assert!(huge > Duration::from_secs(60 * 365 * 86_400));
+}
+
+#[test]
+fn clones_and_big_values_are_independent_copies() {
+    let now = Instant::now();
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    let mut a = Entry::new(b"k", &Record::new(big.clone(), None, now), true);
+    let b = a.clone();
+    a.touch();
+    assert_eq!(a.value(), &big[..]);
+    assert_eq!(b.value(), &big[..]);
+    assert_eq!((a.record().hits, b.record().hits), (1, 0));
+    assert_eq!(b.key(), b"k");
+    let empty = Entry::new(b"", &Record::new(Bytes::new(), None, now), false);
+    assert_eq!((empty.key(), empty.value()), (&b""[..], &b""[..]));
+    drop(a);
+    assert_eq!(b.value().len(), 1 << 20);
+}
+
+#[test]
+fn big_values_are_shared_not_copied() {
+    let now = Instant::now();
+    let big = Bytes::from(vec![3u8; SHARED_VALUE_MIN]);
+    let mut e = Entry::new(b"key", &Record::new(big.clone(), None, now), false);
+    let (a, b) = (e.value_bytes(), e.value_bytes());
+    assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, shared");
+    assert_ne!(a.as_ptr(), big.as_ptr(), "not the caller's buffer");
+    assert_eq!(e.bytes().len(), 1 + 1 + 2 + FIXED + 3 + HANDLE);
+    e.set_ttl(Some(Duration::from_secs(5)), now, 1);
+    assert_eq!((e.key(), e.value()), (&b"key"[..], &big[..]));
+    let copy = e.clone();
+    drop(e);
+    assert_eq!(a, big);
+    assert_eq!(copy.value(), &big[..]);
+    assert_eq!(copy.record().ttl, Some(Duration::from_secs(5)));
+    let small = Entry::new(
+        b"k",
+        &Record::new(big.slice(..SHARED_VALUE_MIN - 1), None, now),
+        false,
+    );
+    assert_ne!(small.value_bytes().as_ptr(), small.value_bytes().as_ptr());
+}
+
+#[test]
+fn an_entry_is_one_thin_pointer() {
+    assert_eq!(std::mem::size_of::<Entry>(), std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<Option<Entry>>(),
+        std::mem::size_of::<usize>()
+    );
+}
