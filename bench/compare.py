@@ -413,11 +413,6 @@ def main():
     log(f"raw figures in {a.out}")
 
 
-def v_big(r):
-    """Microsecond figures of 100 and more print without decimals."""
-    return min(r["ferrocast"], r.get("hazelcast", r.get("redis", 0)) or 0) >= 100
-
-
 def print_table(results):
     print(f"| row | ferrocast | peer | ratio | target |")
     print("|---|---:|---:|---:|---|")
@@ -430,8 +425,8 @@ def print_table(results):
         else:
             ratio = peer / fc if fc else float("inf")
             tgt = f"≥ {1 / r['target']:.0f}x better" if r.get("target") else ""
-        fmt = (lambda v: f"{v:,.0f}") if r["unit"] == "ops/s" or (r["unit"] == "us" and v_big(r)) \
-            else (lambda v: f"{v:,.2f}") if r["unit"] == "us" else (lambda v: f"{v:,.1f}")
+        fmt = lambda v: (f"{v:,.0f}" if r["unit"] == "ops/s" or (r["unit"] == "us" and v >= 100)
+                         else f"{v:,.2f}" if r["unit"] == "us" else f"{v:,.1f}")
         print(f"| {r['row']} | {fmt(fc)} {r['unit']} | {fmt(peer)} {r['unit']} ({peer_name}) | "
               f"{ratio:.2f}x | {tgt} |")
     busy = [r for r in results["rows"] if "ferrocast_client_cores_busy" in r]

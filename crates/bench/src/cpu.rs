@@ -30,14 +30,12 @@ pub fn cpu_seconds(pid: Option<u32>) -> Result<f64> {
         Ok(v as f64)
     };
     // utime and stime are fields 14 and 15, i.e. 11 and 12 after the name.
-    Ok((tick(11)? + tick(12)?) / clock_ticks_per_second())
+    Ok((tick(11)? + tick(12)?) / USER_HZ)
 }
 
 /// The kernel's USER_HZ, in which /proc reports CPU times: 100 on every
 /// Linux architecture this runs on (it is fixed by the kernel ABI).
-fn clock_ticks_per_second() -> f64 {
-    100.0
-}
+const USER_HZ: f64 = 100.0;
 
 /// CPU seconds of this process and of the servers at one instant.
 #[derive(Clone, Copy, Debug)]

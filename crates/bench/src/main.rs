@@ -9,19 +9,18 @@
 mod cpu;
 
 use anyhow::{bail, Context, Result};
-
-/// The load generator shares the machine with the members it measures:
-/// glibc's malloc was 7.5% of its CPU, mimalloc (as in the member) costs
-/// less, and the same generator drives Hazelcast and ferrocast alike.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use ferrocast_client::{Client, ClientConfig};
 use hdrhistogram::Histogram;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The load generator shares the machine with the members it measures:
+/// glibc's malloc was 7.5% of its CPU, mimalloc (as in the member) costs
+/// less, and the same generator drives Hazelcast and ferrocast alike.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -183,13 +182,16 @@ async fn main() -> Result<()> {
         clients.push(connect(&args).await?);
     }
     let value = Arc::new(vec![0x5au8; args.value_size]);
+    // The keys, formatted once: formatting one per operation was a few
+    // percent of the generator's CPU, the core that limits the fastest rows.
+    let keys: Arc<Vec<String>> = Arc::new((0..args.keys).map(|i| key(i, args.key_size)).collect());
     if args.preload {
         let t = Instant::now();
         let m = clients[0].map(&args.map);
         let batch = 1000u64;
         for start in (0..args.keys).step_by(batch as usize) {
             let entries: Vec<(String, Vec<u8>)> = (start..(start + batch).min(args.keys))
-                .map(|i| (key(i, args.key_size), value.to_vec()))
+                .map(|i| (keys[i as usize].clone(), value.to_vec()))
                 .collect();
             m.put_all(entries).await?;
         }
@@ -199,9 +201,6 @@ async fn main() -> Result<()> {
             t.elapsed().as_secs_f64()
         );
     }
-    // The keys, formatted once: formatting one per operation was a few
-    // percent of the generator's CPU, the core that limits the fastest rows.
-    let keys: Arc<Vec<String>> = Arc::new((0..args.keys).map(|i| key(i, args.key_size)).collect());
     let workers = args.connections * args.in_flight;
     let per_worker_interval =
         (args.rate > 0).then(|| Duration::from_secs_f64(workers as f64 / args.rate as f64));

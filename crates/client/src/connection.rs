@@ -14,9 +14,6 @@ use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-
-/// Bytes of requests a connection gathers into one write at most.
-const WRITE_BATCH: usize = 256 * 1024;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -24,6 +21,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// Bytes of requests a connection gathers into one write at most.
+const WRITE_BATCH: usize = 256 * 1024;
 
 struct Codec(MessageDecoder);
 
@@ -147,8 +147,8 @@ impl Connection {
                 // them run once, drain again. Without the yield every
                 // request went out in a write of its own.
                 let mut failed = false;
-                for round in 0..2 {
-                    if round == 1 {
+                for after_yield in [false, true] {
+                    if after_yield {
                         tokio::task::yield_now().await;
                     }
                     while let Ok(more) = out_rx.try_recv() {

@@ -207,8 +207,8 @@ async fn write_loop(
         // client requests). Drain, let them run once, drain again. (More
         // yields gathered no more: docs/performance.md.)
         let mut failed = false;
-        for round in 0..2 {
-            if round == 1 {
+        for after_yield in [false, true] {
+            if after_yield {
                 tokio::task::yield_now().await;
             }
             while let Ok(more) = rx.try_recv() {
