@@ -3,6 +3,7 @@
 //! member (smart routing), sends each key operation to its partition's owner,
 //! and retries on another connection when a member goes away.
 
+use crate::clock::CoarseClock;
 use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::listener::{self, ListenerSpec};
@@ -74,6 +75,8 @@ pub(crate) struct Inner {
     view_changed: Notify,
     pub(crate) listeners: Mutex<Vec<ListenerSpec>>,
     closed: CancellationToken,
+    /// Request deadlines; advanced by the connections' sweepers.
+    clock: Arc<CoarseClock>,
 }
 
 /// A connected client; cheap to clone.
@@ -96,6 +99,7 @@ impl Client {
             view_changed: Notify::new(),
             listeners: Mutex::default(),
             closed: CancellationToken::new(),
+            clock: Arc::default(),
         });
         let client = Client { inner };
         let mut last = ClientError::NoMember;
@@ -206,8 +210,14 @@ impl Client {
             ),
             labels: Vec::new(),
         };
-        let (conn, result) =
-            Connection::open(addr, &auth, self.next_correlation(), cfg.connect_timeout).await?;
+        let (conn, result) = Connection::open(
+            addr,
+            &auth,
+            self.next_correlation(),
+            cfg.connect_timeout,
+            self.inner.clock.clone(),
+        )
+        .await?;
         self.inner
             .partition_count
             .store(result.partition_count.max(0) as u32, Ordering::Relaxed);
@@ -363,9 +373,13 @@ impl Client {
         partition: Option<u32>,
     ) -> Result<ClientMessage, ClientError> {
         let timeout = self.inner.cfg.invocation_timeout;
-        let deadline = Instant::now() + timeout;
+        let clock = &self.inner.clock;
+        let deadline = clock.deadline(timeout);
+        // Shared, not copied, between attempts: each goes out under its own
+        // correlation id.
+        let msg = Arc::new(msg);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = Duration::from_millis(deadline.saturating_sub(clock.now_ms()));
             if left.is_zero() {
                 return Err(ClientError::Timeout(timeout));
             }
@@ -382,6 +396,8 @@ impl Client {
                     tracing::debug!("retrying after: {e}");
                     self.inner.view_changed.notify_waiters();
                     tokio::time::sleep(Duration::from_millis(100)).await;
+                    // With no connection, no sweeper advances the clock.
+                    clock.tick();
                 }
                 Err(e) => return Err(e),
             }

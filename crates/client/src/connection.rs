@@ -1,7 +1,10 @@
 //! One authenticated connection to one member: a writer task batching
 //! requests into the socket, a reader task completing requests by
-//! correlation id and handing events to their listeners.
+//! correlation id and handing events to their listeners, and a sweeper
+//! failing requests whose deadline passed (one timer per connection, not
+//! one per request).
 
+use crate::clock::{CoarseClock, TICK};
 use crate::error::ClientError;
 use bytes::BytesMut;
 use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
@@ -35,15 +38,26 @@ impl Decoder for Codec {
     }
 }
 
-impl Encoder<ClientMessage> for Codec {
+/// A request on its way out: its correlation id and the message, shared
+/// with the caller, who may send it again under another id.
+type Outgoing = (i64, Arc<ClientMessage>);
+
+impl Encoder<Outgoing> for Codec {
     type Error = ClientError;
-    fn encode(&mut self, msg: ClientMessage, dst: &mut BytesMut) -> Result<(), ClientError> {
-        msg.encode(dst);
-        Ok(())
+    fn encode(&mut self, (id, msg): Outgoing, dst: &mut BytesMut) -> Result<(), ClientError> {
+        Ok(msg.encode_with_correlation(id, dst)?)
     }
 }
 
-type Pending = Arc<Mutex<HashMap<i64, oneshot::Sender<ClientMessage>>>>;
+/// A request waiting for its response.
+struct Waiter {
+    answer: oneshot::Sender<Result<ClientMessage, ClientError>>,
+    /// In the connection clock's milliseconds.
+    deadline: u64,
+    timeout: Duration,
+}
+
+type Pending = Arc<Mutex<HashMap<i64, Waiter>>>;
 type EventSinks = Arc<Mutex<HashMap<i64, mpsc::UnboundedSender<ClientMessage>>>>;
 
 #[derive(Clone)]
@@ -53,7 +67,8 @@ pub struct Connection {
 
 struct Inner {
     member: Uuid,
-    out: mpsc::Sender<ClientMessage>,
+    out: mpsc::Sender<Outgoing>,
+    clock: Arc<CoarseClock>,
     pending: Pending,
     events: EventSinks,
     closed: CancellationToken,
@@ -83,6 +98,7 @@ impl Connection {
         auth: &AuthenticationRequest,
         correlation: i64,
         timeout: Duration,
+        clock: Arc<CoarseClock>,
     ) -> Result<(Connection, AuthenticationResult), ClientError> {
         let connect_err = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
@@ -101,9 +117,8 @@ impl Connection {
         // buffer holds this much (8 KiB by default): every 10 KB request
         // went out in a write of its own, whatever the gathering below.
         writer.set_backpressure_boundary(WRITE_BATCH);
-        let mut request = client_side::authentication(auth);
-        request.set_correlation_id(correlation)?;
-        writer.send(request).await?;
+        let request = Arc::new(client_side::authentication(auth));
+        writer.send((correlation, request)).await?;
         let response = tokio::time::timeout(timeout, reader.next())
             .await
             .map_err(|_| connect_err("no authentication answer".into()))?
@@ -124,7 +139,7 @@ impl Connection {
         let member = result
             .member_uuid
             .ok_or_else(|| ProtocolError::Malformed("authentication without member uuid".into()))?;
-        let (out_tx, mut out_rx) = mpsc::channel::<ClientMessage>(65_536);
+        let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(65_536);
         let closed = CancellationToken::new();
         let pending: Pending = Arc::default();
         let events: EventSinks = Arc::default();
@@ -178,7 +193,7 @@ impl Connection {
                         let _ = sink.send(msg);
                     }
                 } else if let Some(waiter) = p.lock().ok().and_then(|mut p| p.remove(&corr)) {
-                    let _ = waiter.send(msg);
+                    let _ = waiter.answer.send(Ok(msg));
                 }
             }
             c.cancel();
@@ -186,10 +201,35 @@ impl Connection {
                 p.clear();
             }
         });
+        let (c, p, now) = (closed.clone(), pending.clone(), clock.clone());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TICK);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = c.cancelled() => break,
+                    _ = tick.tick() => {}
+                }
+                let now = now.tick();
+                let expired: Vec<Waiter> = {
+                    let Ok(mut p) = p.lock() else { break };
+                    let ids: Vec<i64> = p
+                        .iter()
+                        .filter(|(_, w)| w.deadline <= now)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    ids.iter().filter_map(|id| p.remove(id)).collect()
+                };
+                for w in expired {
+                    let _ = w.answer.send(Err(ClientError::Timeout(w.timeout)));
+                }
+            }
+        });
         let conn = Connection {
             inner: Arc::new(Inner {
                 member,
                 out: out_tx,
+                clock,
                 pending,
                 events,
                 closed,
@@ -210,31 +250,48 @@ impl Connection {
         self.inner.closed.cancel();
     }
 
-    /// Sends `msg` with `correlation` and waits for its response.
+    /// Sends `msg` with `correlation` and waits for its response, at most
+    /// `timeout` (give or take the clock's tick).
     pub async fn request(
         &self,
-        mut msg: ClientMessage,
+        msg: impl Into<Arc<ClientMessage>>,
         correlation: i64,
         timeout: Duration,
     ) -> Result<ClientMessage, ClientError> {
-        msg.set_correlation_id(correlation)?;
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut p) = self.inner.pending.lock() {
-            p.insert(correlation, tx);
-        }
-        let result = async {
-            self.inner
-                .out
-                .send(msg)
-                .await
-                .map_err(|_| ClientError::Closed)?;
-            rx.await.map_err(|_| ClientError::Closed)
+        let (answer, rx) = oneshot::channel();
+        let waiter = Waiter {
+            answer,
+            deadline: self.inner.clock.deadline(timeout),
+            timeout,
         };
-        let outcome = tokio::time::timeout(timeout, result).await;
         if let Ok(mut p) = self.inner.pending.lock() {
-            p.remove(&correlation);
+            p.insert(correlation, waiter);
         }
-        check(outcome.map_err(|_| ClientError::Timeout(timeout))??)
+        let queued = match self.inner.out.try_send((correlation, msg.into())) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ClientError::Closed),
+            // A full queue (a writer stuck on a slow socket): wait for room,
+            // but not past the deadline.
+            Err(mpsc::error::TrySendError::Full(m)) => {
+                match tokio::time::timeout(timeout, self.inner.out.send(m)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(ClientError::Closed),
+                    Err(_) => Err(ClientError::Timeout(timeout)),
+                }
+            }
+        };
+        if let Err(e) = queued {
+            if let Ok(mut p) = self.inner.pending.lock() {
+                p.remove(&correlation);
+            }
+            return Err(e);
+        }
+        // The reader answers, the sweeper times out, and a closing
+        // connection drops the waiter: the request always ends.
+        match rx.await {
+            Ok(answer) => check(answer?),
+            Err(_) => Err(ClientError::Closed),
+        }
     }
 
     /// Routes events carrying `correlation` to `sink`.

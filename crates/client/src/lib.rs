@@ -14,6 +14,7 @@
 //! ```
 
 mod client;
+mod clock;
 mod connection;
 mod error;
 mod listener;

@@ -151,6 +151,7 @@ impl ClientMessage {
     /// Bytes on the wire, with `IS_FINAL` on the last frame and the
     /// unfragmented flags on the first.
     pub fn encode(&self, out: &mut BytesMut) {
+        out.reserve(self.encoded_len());
         let n = self.frames.len();
         for (i, f) in self.frames.iter().enumerate() {
             let mut flags = f.flags;
@@ -160,8 +161,27 @@ impl ClientMessage {
             if i + 1 == n {
                 flags |= flags::IS_FINAL;
             }
-            Frame::with_flags(flags, f.content.clone()).write_to(out);
+            out.put_u32_le(f.encoded_len() as u32);
+            out.put_u16_le(flags);
+            out.put_slice(&f.content);
         }
+    }
+
+    /// Encodes the message as if its correlation id were `id`, leaving the
+    /// message as it is: one message can be sent again (a retry) under a new
+    /// id without copying it first.
+    pub fn encode_with_correlation(
+        &self,
+        id: i64,
+        out: &mut BytesMut,
+    ) -> Result<(), ProtocolError> {
+        let at = out.len() + SIZE_OF_FRAME_LENGTH_AND_FLAGS + CORRELATION_ID_OFFSET;
+        if self.frames.first().map_or(0, |f| f.content.len()) < CORRELATION_ID_OFFSET + 8 {
+            return Err(ProtocolError::Truncated("initial frame"));
+        }
+        self.encode(out);
+        out[at..at + 8].copy_from_slice(&id.to_le_bytes());
+        Ok(())
     }
 
     pub fn encoded_len(&self) -> usize {

@@ -340,3 +340,32 @@ fn chunked_encoding_is_the_same_bytes_as_plain_encoding() {
     assert!(chunks.iter().any(|c| c.len() == LARGE_FRAME + 10));
     assert!(chunks.iter().any(|c| c.len() == 3 * LARGE_FRAME));
 }
+
+#[test]
+fn encoding_under_another_correlation_id_leaves_the_message_alone() {
+    let op = MapOp::Get {
+        key: data::string("key"),
+    };
+    let mut msg = client_side::map_request("m", &op, 3);
+    msg.set_correlation_id(5).unwrap();
+    let mut buf = BytesMut::from(&b"already queued"[..]);
+    msg.encode_with_correlation(77, &mut buf).unwrap();
+    assert_eq!(&buf[..14], b"already queued");
+    let _ = buf.split_to(14);
+    let sent = MessageDecoder::default().decode(&mut buf).unwrap().unwrap();
+    assert_eq!(sent.correlation_id().unwrap(), 77);
+    assert_eq!(
+        msg.correlation_id().unwrap(),
+        5,
+        "the message keeps its own id"
+    );
+    let mut expected = msg.clone();
+    expected.set_correlation_id(77).unwrap();
+    assert_eq!(wire(&expected), sent);
+    // A message without an initial frame is refused, not written half.
+    let mut out = BytesMut::new();
+    assert!(ClientMessage::default()
+        .encode_with_correlation(1, &mut out)
+        .is_err());
+    assert!(out.is_empty());
+}

@@ -277,3 +277,32 @@ async fn a_member_leaving_gracefully_loses_no_entry() {
     assert_eq!(all.len(), 5500);
     client.shutdown();
 }
+
+/// A member that stops answering (paused with SIGSTOP) fails the request
+/// with a timeout near the invocation timeout, not never and not at once;
+/// once it runs again, the same client works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_to_a_paused_member_times_out() {
+    let members = start_all(87, 2..3, "127.0.87.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut cfg = config(&members, None);
+    cfg.invocation_timeout = Duration::from_millis(1500);
+    let client = Client::connect(cfg).await.unwrap();
+    let m = client.map("paused");
+    m.put("k", "v").await.unwrap();
+    members[0].signal(Signal::SIGSTOP);
+    let started = std::time::Instant::now();
+    let outcome = m.get_as::<String>("k").await;
+    let took = started.elapsed();
+    members[0].signal(Signal::SIGCONT);
+    assert!(
+        matches!(outcome, Err(ferrocast_client::ClientError::Timeout(_))),
+        "{outcome:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(1300) && took < Duration::from_secs(4),
+        "timed out after {took:?}"
+    );
+    assert_eq!(m.get_as::<String>("k").await.unwrap().as_deref(), Some("v"));
+    client.shutdown();
+}
