@@ -8,9 +8,11 @@
 
 use crate::error::NetError;
 use crate::message::MemberMessage;
-use bytes::Bytes;
+use bincode::enc::write::{SizeWriter, Writer};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
-use tokio_util::codec::LengthDelimitedCodec;
+use std::sync::OnceLock;
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
 /// Default largest frame a member accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -49,10 +51,154 @@ pub fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
         .new_codec()
 }
 
+/// Encodes `value` into a buffer of exactly its size. (bincode's serde
+/// `encode_to_vec` grows its vector as it goes: a 10 KB backup was copied
+/// again at every doubling.)
 pub fn encode<T: Serialize>(value: &T) -> Result<Bytes, NetError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map(Bytes::from)
-        .map_err(|e| NetError::Encode(e.to_string()))
+    let config = bincode::config::standard();
+    let err = |e: bincode::error::EncodeError| NetError::Encode(e.to_string());
+    let mut size = SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config).map_err(err)?;
+    let mut out = BufWriter(BytesMut::with_capacity(size.bytes_written));
+    bincode::serde::encode_into_writer(value, &mut out, config).map_err(err)?;
+    Ok(out.0.freeze())
+}
+
+struct BufWriter(BytesMut);
+
+impl Writer for BufWriter {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// A frame on its way out: the encoded envelope, and for a service message
+/// its payload, which goes into the socket buffer without being copied into
+/// the envelope first.
+#[derive(Clone, Debug)]
+pub struct OutFrame {
+    head: Bytes,
+    payload: Bytes,
+}
+
+/// The start of an envelope whose body is a service message, up to its
+/// payload: bincode encodes a struct as its fields in order and an enum
+/// variant as its index, so this is the same bytes as the `Envelope` itself.
+#[derive(Serialize, Deserialize)]
+struct ServiceHead {
+    correlation: u64,
+    kind: EnvelopeKind,
+    variant: u32,
+    len: u64,
+}
+
+/// Index of `MemberMessage::Service` as bincode writes it.
+fn service_variant() -> u32 {
+    static VARIANT: OnceLock<u32> = OnceLock::new();
+    *VARIANT.get_or_init(|| {
+        let probe = MemberMessage::Service(Bytes::new());
+        encode(&probe)
+            .and_then(|b| decode_prefix::<u32>(&b))
+            .map(|(v, _)| v)
+            .unwrap_or(u32::MAX)
+    })
+}
+
+/// Decodes a `T` at the start of `bytes`; returns it and the bytes it took.
+fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), NetError> {
+    let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
+    bincode::serde::decode_from_slice(bytes, config).map_err(|e| NetError::Decode(e.to_string()))
+}
+
+pub fn encode_envelope(
+    correlation: u64,
+    kind: EnvelopeKind,
+    body: MemberMessage,
+) -> Result<OutFrame, NetError> {
+    match body {
+        MemberMessage::Service(payload) => Ok(OutFrame {
+            head: encode(&ServiceHead {
+                correlation,
+                kind,
+                variant: service_variant(),
+                len: payload.len() as u64,
+            })?,
+            payload,
+        }),
+        body => Ok(OutFrame {
+            head: encode(&Envelope {
+                correlation,
+                kind,
+                body,
+            })?,
+            payload: Bytes::new(),
+        }),
+    }
+}
+
+/// Decodes an envelope; a service message's payload is a slice of the
+/// frame, not a copy.
+pub fn decode_envelope(frame: BytesMut) -> Result<Envelope, NetError> {
+    if let Ok((head, used)) = decode_prefix::<ServiceHead>(&frame) {
+        if head.variant == service_variant() {
+            if (used as u64).checked_add(head.len) != Some(frame.len() as u64) {
+                return Err(NetError::Decode(format!(
+                    "service message of {} bytes in a frame with {} after its head",
+                    head.len,
+                    frame.len() - used
+                )));
+            }
+            return Ok(Envelope {
+                correlation: head.correlation,
+                kind: head.kind,
+                body: MemberMessage::Service(frame.freeze().slice(used..)),
+            });
+        }
+    }
+    decode(&frame)
+}
+
+/// Member connections' framing after the handshake: length-delimited
+/// frames in, [`OutFrame`]s out.
+pub struct MemberCodec {
+    frames: LengthDelimitedCodec,
+    max_frame: usize,
+}
+
+impl MemberCodec {
+    pub fn new(frames: LengthDelimitedCodec, max_frame: usize) -> Self {
+        Self { frames, max_frame }
+    }
+}
+
+impl Decoder for MemberCodec {
+    type Item = BytesMut;
+    type Error = std::io::Error;
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
+        self.frames.decode(src)
+    }
+}
+
+impl Encoder<OutFrame> for MemberCodec {
+    type Error = std::io::Error;
+    fn encode(&mut self, frame: OutFrame, dst: &mut BytesMut) -> Result<(), std::io::Error> {
+        let len = frame.head.len() + frame.payload.len();
+        if len > self.max_frame {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "frame of {len} bytes is over the limit of {}",
+                    self.max_frame
+                ),
+            ));
+        }
+        dst.reserve(4 + len);
+        dst.put_u32(len as u32);
+        dst.extend_from_slice(&frame.head);
+        dst.extend_from_slice(&frame.payload);
+        Ok(())
+    }
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, NetError> {
@@ -106,6 +252,105 @@ mod tests {
         }
     }
 
+    fn joined(f: &OutFrame) -> Vec<u8> {
+        [f.head.as_ref(), f.payload.as_ref()].concat()
+    }
+
+    #[test]
+    fn service_envelopes_are_the_same_bytes_without_the_copy() {
+        for correlation in [
+            0,
+            1,
+            250,
+            251,
+            65_535,
+            65_536,
+            u32::MAX as u64 + 1,
+            u64::MAX,
+        ] {
+            for len in [0, 1, 250, 251, 10_240, 70_000] {
+                for kind in [
+                    EnvelopeKind::Request,
+                    EnvelopeKind::Response,
+                    EnvelopeKind::OneWay,
+                ] {
+                    let payload = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<u8>>());
+                    let env = Envelope {
+                        correlation,
+                        kind,
+                        body: MemberMessage::Service(payload.clone()),
+                    };
+                    let frame = encode_envelope(correlation, kind, env.body.clone()).unwrap();
+                    assert_eq!(joined(&frame), encode(&env).unwrap().to_vec());
+                    assert_eq!(frame.payload, payload, "the payload is not copied");
+                    let back = decode_envelope(BytesMut::from(&joined(&frame)[..])).unwrap();
+                    assert_eq!(back, env);
+                }
+            }
+        }
+        // Other messages travel whole, and decode as before.
+        let env = Envelope {
+            correlation: 9,
+            kind: EnvelopeKind::OneWay,
+            body: MemberMessage::Leave { member: member(3) },
+        };
+        let frame = encode_envelope(9, EnvelopeKind::OneWay, env.body.clone()).unwrap();
+        assert!(frame.payload.is_empty());
+        assert_eq!(
+            decode_envelope(BytesMut::from(&joined(&frame)[..])).unwrap(),
+            env
+        );
+    }
+
+    #[test]
+    fn a_service_frame_of_the_wrong_length_is_an_error() {
+        let frame = encode_envelope(
+            3,
+            EnvelopeKind::Request,
+            MemberMessage::Service(Bytes::from_static(b"payload")),
+        )
+        .unwrap();
+        let bytes = joined(&frame);
+        for cut in 0..bytes.len() {
+            assert!(decode_envelope(BytesMut::from(&bytes[..cut])).is_err());
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode_envelope(BytesMut::from(&longer[..])).is_err());
+        // A length that would overflow when added to the head's size.
+        let hostile = encode(&ServiceHead {
+            correlation: 1,
+            kind: EnvelopeKind::OneWay,
+            variant: service_variant(),
+            len: u64::MAX - 2,
+        })
+        .unwrap();
+        assert!(decode_envelope(BytesMut::from(&hostile[..])).is_err());
+    }
+
+    #[test]
+    fn the_codec_frames_what_it_encodes_and_refuses_oversized_frames() {
+        let mut codec = MemberCodec::new(frame_codec(64), 64);
+        let mut buf = BytesMut::new();
+        let small = encode_envelope(
+            1,
+            EnvelopeKind::OneWay,
+            MemberMessage::Service(Bytes::from_static(b"abc")),
+        )
+        .unwrap();
+        codec.encode(small.clone(), &mut buf).unwrap();
+        let got = codec.decode(&mut buf).unwrap().unwrap();
+        assert_eq!(&got[..], &joined(&small)[..]);
+        let big = encode_envelope(
+            1,
+            EnvelopeKind::OneWay,
+            MemberMessage::Service(Bytes::from(vec![0u8; 100])),
+        )
+        .unwrap();
+        assert!(codec.encode(big, &mut buf).is_err());
+        assert!(buf.is_empty(), "nothing half-written");
+    }
+
     #[test]
     fn garbage_and_truncation_are_errors_not_panics() {
         let env = Envelope {
@@ -128,6 +373,7 @@ mod tests {
                 .map(|i| (seed.wrapping_mul(2654435761).wrapping_add(i * 97) >> 7) as u8)
                 .collect();
             let _ = decode::<Envelope>(&junk);
+            let _ = decode_envelope(BytesMut::from(&junk[..]));
         }
     }
 }

@@ -2,20 +2,21 @@
 //! into the socket, a reader task that routes responses to their waiting
 //! requests and everything else to the transport's incoming channel.
 
-use crate::codec::{self, Envelope, EnvelopeKind};
+use crate::codec::{self, EnvelopeKind, MemberCodec, OutFrame};
 use crate::error::NetError;
 use crate::fault::Faults;
 use crate::handshake::FramedStream;
 use crate::member::MemberInfo;
 use crate::message::MemberMessage;
-use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
 
 /// A message that arrived from a peer. Requests carry a [`Responder`].
@@ -30,17 +31,31 @@ pub struct Incoming {
 #[derive(Debug)]
 pub struct Responder {
     correlation: u64,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<OutFrame>,
 }
 
 impl Responder {
     pub async fn respond(self, body: MemberMessage) -> Result<(), NetError> {
-        let bytes = codec::encode(&Envelope {
-            correlation: self.correlation,
-            kind: EnvelopeKind::Response,
-            body,
-        })?;
-        self.out.send(bytes).await.map_err(|_| NetError::Shutdown)
+        let frame = codec::encode_envelope(self.correlation, EnvelopeKind::Response, body)?;
+        self.out.send(frame).await.map_err(|_| NetError::Shutdown)
+    }
+
+    /// Queues the response without waiting; when the connection's queue
+    /// is full, a task waits for room. Nothing to report: a response to a
+    /// connection that closed has nobody to go to.
+    pub fn respond_soon(self, body: MemberMessage) {
+        let frame = match codec::encode_envelope(self.correlation, EnvelopeKind::Response, body) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!("response not sent: {e}");
+                return;
+            }
+        };
+        if let Err(mpsc::error::TrySendError::Full(frame)) = self.out.try_send(frame) {
+            tokio::spawn(async move {
+                let _ = self.out.send(frame).await;
+            });
+        }
     }
 }
 
@@ -63,7 +78,7 @@ pub struct Connection {
 struct Inner {
     peer: MemberInfo,
     origin: Origin,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<OutFrame>,
     pending: Pending,
     next_id: AtomicU64,
     closed: CancellationToken,
@@ -81,7 +96,8 @@ impl Connection {
         shutdown: &CancellationToken,
         faults: Arc<Faults>,
     ) -> Connection {
-        let (out_tx, out_rx) = mpsc::channel::<Bytes>(OUTBOUND_QUEUE);
+        let (out_tx, out_rx) = mpsc::channel::<OutFrame>(OUTBOUND_QUEUE);
+        let framed = member_framing(framed);
         let closed = shutdown.child_token();
         let pending: Pending = Arc::default();
         let (sink, stream) = framed.split();
@@ -133,12 +149,8 @@ impl Connection {
 
     /// Queues a one-way message.
     pub async fn send(&self, body: MemberMessage) -> Result<(), NetError> {
-        let bytes = codec::encode(&Envelope {
-            correlation: 0,
-            kind: EnvelopeKind::OneWay,
-            body,
-        })?;
-        self.push(bytes).await
+        self.push(codec::encode_envelope(0, EnvelopeKind::OneWay, body)?)
+            .await
     }
 
     /// Sends a request and waits for its response, at most `timeout`.
@@ -148,11 +160,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<MemberMessage, NetError> {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        let bytes = codec::encode(&Envelope {
-            correlation: id,
-            kind: EnvelopeKind::Request,
-            body,
-        })?;
+        let bytes = codec::encode_envelope(id, EnvelopeKind::Request, body)?;
         let (tx, rx) = oneshot::channel();
         if let Ok(mut p) = self.inner.pending.lock() {
             p.insert(id, tx);
@@ -169,7 +177,7 @@ impl Connection {
         outcome.map_err(|_| NetError::RequestTimeout(peer))?
     }
 
-    async fn push(&self, bytes: Bytes) -> Result<(), NetError> {
+    async fn push(&self, bytes: OutFrame) -> Result<(), NetError> {
         if self.is_closed() {
             return Err(NetError::Closed(self.inner.peer.address));
         }
@@ -181,14 +189,30 @@ impl Connection {
     }
 }
 
-type Sink = futures::stream::SplitSink<FramedStream, Bytes>;
-type Stream = futures::stream::SplitStream<FramedStream>;
+type MemberFramed = Framed<TcpStream, MemberCodec>;
+type Sink = futures::stream::SplitSink<MemberFramed, OutFrame>;
+type Stream = futures::stream::SplitStream<MemberFramed>;
+
+/// The handshake's framing, with what it buffered, switched to the
+/// member codec (the same frames; a service message goes out without
+/// being copied into its envelope first).
+fn member_framing(framed: FramedStream) -> MemberFramed {
+    let boundary = framed.backpressure_boundary();
+    let parts = framed.into_parts();
+    let max = parts.codec.max_frame_length();
+    let mut next = FramedParts::new::<OutFrame>(parts.io, MemberCodec::new(parts.codec, max));
+    next.read_buf = parts.read_buf;
+    next.write_buf = parts.write_buf;
+    let mut framed = Framed::from_parts(next);
+    framed.set_backpressure_boundary(boundary);
+    framed
+}
 
 /// Drains the outbound queue; what is queued, and what other tasks queue
 /// while this one yields, goes out in one flush.
 async fn write_loop(
     mut sink: Sink,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<OutFrame>,
     closed: CancellationToken,
     peer: SocketAddr,
 ) {
@@ -227,7 +251,7 @@ async fn write_loop(
 async fn read_loop(
     mut stream: Stream,
     peer: MemberInfo,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<OutFrame>,
     pending: Pending,
     incoming: mpsc::Sender<Incoming>,
     closed: CancellationToken,
@@ -253,7 +277,7 @@ async fn read_loop(
             // Cut off: what it sends never arrives.
             continue;
         }
-        let env: Envelope = match codec::decode(&frame) {
+        let env = match codec::decode_envelope(frame) {
             Ok(env) => env,
             Err(e) => {
                 tracing::warn!("closing connection to member {}: {e}", peer.address);

@@ -104,6 +104,28 @@ impl DataPlane {
             .map(|m| m.address)
     }
 
+    /// Whether this member takes backups of `partition` from `from`: only
+    /// the owner in our table may change our replica, and only if we are
+    /// one of its backups. A stale owner (paused past the timeout, cut off)
+    /// is told no and its write fails.
+    pub fn takes_backup(&self, partition: u32, from: Uuid) -> bool {
+        self.service.owner(partition) == Some(from)
+            && self
+                .service
+                .backups_of(partition)
+                .contains(&self.service.me())
+    }
+
+    /// Applies an owner's changes to our replica (see [`takes_backup`](Self::takes_backup)).
+    pub fn apply_backup(&self, batch: BackupBatch) {
+        let p = batch.partition;
+        if !self.service.receive_backup(batch) {
+            tracing::warn!(
+                "partition {p}: backup lost track of the owner's changes; copying again"
+            );
+        }
+    }
+
     /// Runs the map request `raw` (decoded as `req`) wherever its data is.
     pub async fn run(&self, req: &MapRequest, raw: &ClientMessage) -> Result<MapResult, String> {
         let count = self.service.partition_count();

@@ -52,6 +52,18 @@ pub fn spawn(
                         }
                     });
                 }
+                // Backups the current table says we take from this owner
+                // are applied here, without a trip through the coordinator's
+                // queue; any other goes there, to be refused (or taken) in
+                // order with the tables queued before it.
+                Some(Ok(ServiceMessage::Backup(batch)))
+                    if data.takes_backup(batch.partition, msg.from.uuid) =>
+                {
+                    data.apply_backup(batch);
+                    if let (Some(r), Some(ack)) = (msg.responder, ServiceMessage::ack()) {
+                        r.respond_soon(ack);
+                    }
+                }
                 Some(Ok(ServiceMessage::Proxy {
                     created,
                     service,

@@ -8,6 +8,7 @@ use ferrocast_partition::{
 };
 use ferrocast_protocol::{ClientMessage, Frame};
 use serde::{Deserialize, Serialize};
+use std::sync::OnceLock;
 use uuid::Uuid;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -79,6 +80,12 @@ pub enum ServiceMessage {
 impl ServiceMessage {
     pub fn wrap(&self) -> Result<MemberMessage, NetError> {
         Ok(MemberMessage::Service(ferrocast_net::encode(self)?))
+    }
+
+    /// `Ack`, wrapped: encoded once, shared by every answer to a backup.
+    pub fn ack() -> Option<MemberMessage> {
+        static ACK: OnceLock<Option<MemberMessage>> = OnceLock::new();
+        ACK.get_or_init(|| ServiceMessage::Ack.wrap().ok()).clone()
     }
 
     pub fn unwrap(msg: &MemberMessage) -> Option<Result<ServiceMessage, NetError>> {

@@ -313,23 +313,14 @@ impl Coordinator {
                 self.serve_copy(partition, table_version, last_resort, r);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
-                let p = batch.partition;
-                let me = self.snapshot().me.uuid;
-                // Only the owner in our table may change our replica, and only
-                // if we are one of its backups: a stale owner (paused past
-                // the timeout, cut off) is told no and its write fails.
-                let accepted = from.is_some()
-                    && self.data.service.owner(p) == from
-                    && self.data.service.backups_of(p).contains(&me);
+                let accepted = from.is_some_and(|f| self.data.takes_backup(batch.partition, f));
                 let answer = if accepted {
-                    if !self.data.service.receive_backup(batch) {
-                        tracing::warn!("partition {p}: backup lost track of the owner's changes; copying again");
-                    }
-                    ServiceMessage::Ack
+                    self.data.apply_backup(batch);
+                    ServiceMessage::ack()
                 } else {
-                    ServiceMessage::BackupRefused
+                    ServiceMessage::BackupRefused.wrap().ok()
                 };
-                if let (Some(r), Ok(m)) = (responder, answer.wrap()) {
+                if let (Some(r), Some(m)) = (responder, answer) {
                     tokio::spawn(r.respond(m));
                 }
             }
