@@ -101,6 +101,12 @@ impl PartitionState {
         if seq <= self.seq && self.synced {
             return true;
         }
+        if self.synced && seq == self.seq + 1 && self.pending.is_empty() {
+            // In order, nothing waiting (the usual case): no buffering.
+            self.seq = seq;
+            self.apply(changes, now);
+            return true;
+        }
         self.pending.insert(seq, changes);
         if self.pending.len() > MAX_BUFFERED {
             self.pending.clear();
