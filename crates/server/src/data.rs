@@ -234,11 +234,13 @@ impl DataPlane {
         req: &MapRequest,
         parts: &[u32],
     ) -> Result<(MapResult, Vec<u32>), String> {
-        let deadline = Instant::now() + self.op_timeout;
-        while parts.iter().any(|p| self.service.is_awaiting(*p)) && Instant::now() < deadline {
-            self.service
-                .wait_for_change(Duration::from_millis(50))
-                .await;
+        if parts.iter().any(|p| self.service.is_awaiting(*p)) {
+            let deadline = Instant::now() + self.op_timeout;
+            while parts.iter().any(|p| self.service.is_awaiting(*p)) && Instant::now() < deadline {
+                self.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+            }
         }
         if req.op.is_write() {
             let size = self.cluster.borrow().view.members.len();
@@ -262,7 +264,8 @@ impl DataPlane {
         }
         others.extend(moved);
         self.listeners.dispatch(&events);
-        self.replicate(batches, deadline).await?;
+        self.replicate(batches, Instant::now() + self.op_timeout)
+            .await?;
         Ok((result, others))
     }
 
