@@ -9,6 +9,7 @@ CPU time per operation of each, over the measured part of the run.
     python3 bench/rows.py                          # 1 ferrocast member, 4 rows
     python3 bench/rows.py --members 3 --kinds ferrocast,hazelcast
     python3 bench/rows.py --workloads 90/10240,10/10240 --duration 5
+    python3 bench/rows.py --kinds ferrocast,hazelcast --workloads 10/100 --in-flight 16,32,64
 """
 
 import argparse
@@ -28,6 +29,8 @@ def main():
     ap.add_argument("--duration", default="5", help="seconds measured per row")
     ap.add_argument("--server-cpus", default="1")
     ap.add_argument("--client-cpus", default="0")
+    ap.add_argument("--in-flight", default="16",
+                    help="requests in flight per connection, comma-separated for a sweep")
     a = ap.parse_args()
     kinds = a.kinds.split(",")
     compare.ensure_tools()
@@ -38,13 +41,13 @@ def main():
         c.start()
         try:
             c.formed_at()
-            for get_pct, size in workloads:
+            for (get_pct, size), in_flight in [(w, f) for w in workloads for f in a.in_flight.split(",")]:
                 r = compare.bench(c.addresses, ["--keys", "10000", "--value-size", str(size),
                                                 "--get-percent", str(get_pct), "--connections", "4",
-                                                "--in-flight", "16", "--warmup", "2", "--duration",
+                                                "--in-flight", in_flight, "--warmup", "2", "--duration",
                                                 a.duration, "--preload"],
                                   kind, a.client_cpus, [p.pid for p in c.procs])
-                print(f"{kind}, {a.members} member(s), {get_pct}/{100 - get_pct}, {size} B: "
+                print(f"{kind}, {a.members} member(s), {get_pct}/{100 - get_pct}, {size} B, 4 x {in_flight}: "
                       f"{r['ops_per_sec']:,.0f} ops/s, p99 {r['p99_us']} us; cores busy: generator "
                       f"{r['client_cores_busy']:.2f}, servers {r['server_cores_busy']:.2f}; CPU per op: "
                       f"servers {r['server_us_per_op']:.2f} us, generator {r['client_us_per_op']:.2f} us",
