@@ -117,18 +117,6 @@ impl MapPartition {
         }
     }
 
-    fn insert(&mut self, entry: Entry) {
-        let h = self.hash(entry.key());
-        let hasher = &self.hasher;
-        match self.entries.find_entry(h, |e| e.key() == entry.key()) {
-            Ok(mut occupied) => *occupied.get_mut() = entry,
-            Err(_) => {
-                self.entries
-                    .insert_unique(h, entry, |e| hasher.hash_one(e.key()));
-            }
-        }
-    }
-
     /// Inserts an entry whose key is known to be absent.
     fn insert_absent(&mut self, entry: Entry) {
         let h = self.hash(entry.key());
@@ -178,12 +166,16 @@ impl MapPartition {
         let stats = self.stats;
         match self.live(&key, now) {
             Some(slot) => {
-                let mut r = slot.record();
-                let previous = std::mem::replace(&mut r.value, value);
+                let mut r = slot.metadata();
+                r.value = value;
                 r.ttl = ttl;
                 r.expires_at = ttl.map(|d| now + d);
                 r.last_update_time = t;
                 r.version += 1;
+                if let Some(previous) = slot.rewrite(&r, stats) {
+                    return Some(previous);
+                }
+                let previous = slot.value_bytes();
                 *slot = Entry::new(&key, &r, stats);
                 Some(previous)
             }
@@ -269,7 +261,16 @@ impl MapPartition {
     }
 
     pub fn install(&mut self, key: Bytes, record: Record) {
-        self.insert(Entry::new(&key, &record, self.stats));
+        let (h, stats) = (self.hash(&key), self.stats);
+        match self.entries.find_entry(h, |e| e.key() == key) {
+            Ok(mut occupied) => {
+                let e = occupied.get_mut();
+                if e.rewrite(&record, stats).is_none() {
+                    *e = Entry::new(&key, &record, stats);
+                }
+            }
+            Err(_) => self.insert_absent(Entry::new(&key, &record, stats)),
+        }
     }
 }
 

@@ -53,12 +53,17 @@ pub(super) fn saturating_u32(v: i64) -> u32 {
 }
 
 /// Appends `v` as LEB128: 7 bits per byte, low first, high bit = more.
-pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u32) {
+/// Writes `v` as LEB128 at the start of `out`; returns the bytes written
+/// (1-5). `out` holds at least 5 bytes.
+pub(super) fn put_varint(out: &mut [u8], mut v: u32) -> usize {
+    let mut n = 0;
     while v >= 0x80 {
-        out.push(v as u8 | 0x80);
+        out[n] = v as u8 | 0x80;
         v >>= 7;
+        n += 1;
     }
-    out.push(v as u8);
+    out[n] = v as u8;
+    n + 1
 }
 
 /// Reads a LEB128 `u32` at `*at`, moving `*at` past it.

@@ -131,6 +131,55 @@ fn layout(len: usize) -> Layout {
     Layout::from_size_align(len, 1).unwrap_or_else(|_| panic!("entry of {len} bytes"))
 }
 
+/// An entry's header, encoded (at most 47 bytes: flags, two 5-byte
+/// lengths, the fixed fields, statistics and TTL).
+struct Header {
+    buf: [u8; 48],
+    len: usize,
+    shared: bool,
+}
+
+impl Header {
+    fn of(key_len: usize, r: &Record, stats: bool) -> Header {
+        let mut h = Header {
+            buf: [0; 48],
+            len: 0,
+            shared: r.value.len() >= SHARED_VALUE_MIN,
+        };
+        // An expiry without a TTL (not built here, but representable in a
+        // record) keeps its expiry with the longest TTL.
+        let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
+        let flags = if stats { WITH_STATS } else { 0 }
+            | if ttl.is_some() { WITH_TTL } else { 0 }
+            | if h.shared { SHARED_VALUE } else { 0 };
+        h.put(&[flags]);
+        h.len += put_varint(&mut h.buf[h.len..], key_len as u32);
+        h.len += put_varint(&mut h.buf[h.len..], r.value.len() as u32);
+        h.put(&saturating_u32(r.version).to_le_bytes());
+        h.put(&time_48(r.creation_time).to_le_bytes()[..6]);
+        h.put(&time_48(r.last_update_time).to_le_bytes()[..6]);
+        if stats {
+            h.put(&saturating_u32(r.hits).to_le_bytes());
+            h.put(&time_48(r.last_access_time).to_le_bytes()[..6]);
+        }
+        if let Some(ttl) = ttl {
+            h.put(&encode_ttl(ttl).to_le_bytes());
+            let expires = r.expires_at.map(to_offset).unwrap_or(MAX_48);
+            h.put(&expires.to_le_bytes()[..6]);
+        }
+        h
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
 impl Entry {
     /// Allocates `len` bytes and fills them from `parts`, in order; their
     /// lengths add up to `len`.
@@ -203,29 +252,8 @@ impl Entry {
     /// An entry for `key` holding `r`, with hits and last access time if
     /// `stats`.
     pub fn new(key: &[u8], r: &Record, stats: bool) -> Entry {
-        let mut h = Vec::with_capacity(1 + 10 + FIXED + STATS + TTL);
-        // An expiry without a TTL (not built here, but representable in a
-        // record) keeps its expiry with the longest TTL.
-        let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
-        let shared = r.value.len() >= SHARED_VALUE_MIN;
-        let flags = if stats { WITH_STATS } else { 0 }
-            | if ttl.is_some() { WITH_TTL } else { 0 }
-            | if shared { SHARED_VALUE } else { 0 };
-        h.push(flags);
-        put_varint(&mut h, key.len() as u32);
-        put_varint(&mut h, r.value.len() as u32);
-        h.extend_from_slice(&saturating_u32(r.version).to_le_bytes());
-        h.extend_from_slice(&time_48(r.creation_time).to_le_bytes()[..6]);
-        h.extend_from_slice(&time_48(r.last_update_time).to_le_bytes()[..6]);
-        if stats {
-            h.extend_from_slice(&saturating_u32(r.hits).to_le_bytes());
-            h.extend_from_slice(&time_48(r.last_access_time).to_le_bytes()[..6]);
-        }
-        if let Some(ttl) = ttl {
-            h.extend_from_slice(&encode_ttl(ttl).to_le_bytes());
-            let expires = r.expires_at.map(to_offset).unwrap_or(MAX_48);
-            h.extend_from_slice(&expires.to_le_bytes()[..6]);
-        }
+        let h = Header::of(key.len(), r, stats);
+        let (h, shared) = (h.bytes(), h.shared);
         if shared {
             // A buffer of its own: the record's value may be a slice of a
             // connection's read buffer, which it would keep alive.
@@ -333,10 +361,55 @@ impl Entry {
         }
     }
 
+    /// Makes this entry hold `r` (same key) in place, when its layout
+    /// stays the same: same value length, TTL fields and statistics as
+    /// before. Returns the previous value; `None` (nothing changed) when
+    /// the caller must build a new entry. A put over a key, and a backup's
+    /// copy of it, then cost no allocation for the entry, no copy of the
+    /// key and, for a big value, no new box.
+    pub fn rewrite(&mut self, r: &Record, stats: bool) -> Option<Bytes> {
+        let s = self.shape();
+        let h = Header::of(s.key_len, r, stats);
+        if h.len != s.header || h.buf[0] != s.flags || r.value.len() != s.value_len {
+            return None;
+        }
+        let at = s.header + s.key_len;
+        let previous = if s.shared() {
+            // SAFETY: as in `shared_value`; `&mut self` makes it exclusive.
+            let boxed = unsafe {
+                &mut *std::ptr::read_unaligned(self.0.as_ptr().add(at).cast::<*mut Bytes>())
+            };
+            std::mem::replace(boxed, Bytes::copy_from_slice(&r.value))
+        } else {
+            let previous = Bytes::copy_from_slice(self.raw(at, s.value_len));
+            // SAFETY: the value lies inside the allocation (`Shape::len`);
+            // the record's bytes are not ours, so they cannot overlap.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    r.value.as_ptr(),
+                    self.0.as_ptr().add(at),
+                    s.value_len,
+                )
+            };
+            previous
+        };
+        self.header_mut(h.len).copy_from_slice(h.bytes());
+        Some(previous)
+    }
+
     /// The entry as a [`Record`] (its value copied out). Without
     /// statistics, hits and last access time are -1, "not tracked", as
     /// Hazelcast's entry view reports them.
     pub fn record(&self) -> Record {
+        self.record_with(true)
+    }
+
+    /// The entry as a [`Record`] without its value (left empty).
+    pub fn metadata(&self) -> Record {
+        self.record_with(false)
+    }
+
+    fn record_with(&self, with_value: bool) -> Record {
         let s = self.shape();
         let (hits, last_access_time) = match s.stats() {
             Some(at) => (i64::from(self.u32_at(at)), self.u48_at(at + 4) as i64),
@@ -351,7 +424,11 @@ impl Entry {
             None => (None, None),
         };
         Record {
-            value: self.value_bytes(),
+            value: if with_value {
+                self.value_bytes()
+            } else {
+                Bytes::new()
+            },
             ttl,
             expires_at,
             creation_time: self.u48_at(s.fixed + 4) as i64,

@@ -166,3 +166,65 @@ fn an_entry_is_one_thin_pointer() {
         std::mem::size_of::<usize>()
     );
 }
+
+#[test]
+fn a_rewrite_in_place_is_the_entry_built_anew() {
+    let now = Instant::now();
+    for len in [
+        0usize,
+        11,
+        100,
+        SHARED_VALUE_MIN - 1,
+        SHARED_VALUE_MIN,
+        10_240,
+    ] {
+        for ttl in [None, Some(Duration::from_millis(2500))] {
+            for stats in [false, true] {
+                let mut r = record(now, ttl);
+                r.value = Bytes::from(vec![1u8; len]);
+                let mut e = Entry::new(b"the key", &r, stats);
+                let mut next = r.clone();
+                next.value = Bytes::from(vec![2u8; len]);
+                next.version = 4;
+                next.last_update_time += 1_000;
+                next.hits = 9;
+                next.expires_at = ttl.map(|d| now + d + Duration::from_millis(77));
+                let previous = e.rewrite(&next, stats).expect("same layout: in place");
+                assert_eq!(previous, r.value, "len {len}, ttl {ttl:?}, stats {stats}");
+                let fresh = Entry::new(b"the key", &next, stats);
+                assert_eq!(e.key(), b"the key");
+                assert_eq!(e.value(), fresh.value());
+                assert_eq!(e.record(), fresh.record());
+                if len < SHARED_VALUE_MIN {
+                    assert_eq!(e.bytes(), fresh.bytes());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rewrite_that_changes_the_layout_is_refused_and_changes_nothing() {
+    let now = Instant::now();
+    let r = record(now, None);
+    let mut e = Entry::new(b"k", &r, false);
+    let before = e.record();
+    let mut longer = r.clone();
+    longer.value = Bytes::from_static(b"value bytes, longer");
+    assert!(e.rewrite(&longer, false).is_none());
+    let with_ttl = record(now, Some(Duration::from_secs(5)));
+    assert!(e.rewrite(&with_ttl, false).is_none());
+    assert!(e.rewrite(&r, true).is_none(), "statistics switched on");
+    assert_eq!(e.record(), before);
+    // The previous value handed out stays valid after the rewrite.
+    let mut big = record(now, None);
+    big.value = Bytes::from(vec![5u8; 4096]);
+    let mut e = Entry::new(b"k", &big, false);
+    let held = e.value_bytes();
+    let mut next = big.clone();
+    next.value = Bytes::from(vec![6u8; 4096]);
+    let previous = e.rewrite(&next, false).unwrap();
+    assert_eq!(held, previous);
+    assert!(held.iter().all(|b| *b == 5));
+    assert!(e.value().iter().all(|b| *b == 6));
+}
