@@ -258,7 +258,7 @@ impl Entry {
             // A buffer of its own: the record's value may be a slice of a
             // connection's read buffer, which it would keep alive.
             let value = Box::into_raw(Box::new(Bytes::copy_from_slice(&r.value)));
-            let e = Entry::from_parts(h.len() + key.len() + HANDLE, &[&h, key, &[0; HANDLE]]);
+            let e = Entry::from_parts(h.len() + key.len() + HANDLE, &[h, key, &[0; HANDLE]]);
             // SAFETY: the last HANDLE bytes of the allocation hold the
             // pointer (unaligned: entries are byte-aligned); the entry owns
             // the box from now on and frees it in `Drop`.
@@ -268,7 +268,7 @@ impl Entry {
             return e;
         }
         let len = h.len() + key.len() + r.value.len();
-        Entry::from_parts(len, &[&h, key, &r.value])
+        Entry::from_parts(len, &[h, key, &r.value])
     }
 
     /// The boxed value of an entry with [`SHARED_VALUE`].
