@@ -6,6 +6,7 @@
 //! by the frame size, so a hostile length inside a frame cannot make us
 //! allocate more than the frame itself.
 
+use crate::chunks::Chunks;
 use crate::error::NetError;
 use crate::message::MemberMessage;
 use bincode::enc::write::{SizeWriter, Writer};
@@ -80,6 +81,24 @@ impl Writer for BufWriter {
 pub struct OutFrame {
     head: Bytes,
     payload: Bytes,
+}
+
+impl OutFrame {
+    /// Appends the frame (length, envelope, payload) to `chunks`; a big
+    /// payload is queued, not copied.
+    pub fn write_into(&self, chunks: &mut Chunks, max_frame: usize) -> Result<(), NetError> {
+        let len = self.head.len() + self.payload.len();
+        if len > max_frame {
+            return Err(NetError::Encode(format!(
+                "frame of {len} bytes is over the limit of {max_frame}"
+            )));
+        }
+        let staging = chunks.staging();
+        staging.put_u32(len as u32);
+        staging.extend_from_slice(&self.head);
+        chunks.put_payload(&self.payload);
+        Ok(())
+    }
 }
 
 /// The start of an envelope whose body is a service message, up to its

@@ -2,19 +2,22 @@
 //! into the socket, a reader task that routes responses to their waiting
 //! requests and everything else to the transport's incoming channel.
 
+use crate::chunks::Chunks;
 use crate::codec::{self, EnvelopeKind, MemberCodec, OutFrame};
 use crate::error::NetError;
 use crate::fault::Faults;
 use crate::handshake::FramedStream;
 use crate::member::MemberInfo;
 use crate::message::MemberMessage;
-use futures::{SinkExt, StreamExt};
+use bytes::BytesMut;
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpStream;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, FramedParts};
 use tokio_util::sync::CancellationToken;
@@ -97,11 +100,10 @@ impl Connection {
         faults: Arc<Faults>,
     ) -> Connection {
         let (out_tx, out_rx) = mpsc::channel::<OutFrame>(OUTBOUND_QUEUE);
-        let framed = member_framing(framed);
+        let (stream, writer) = member_framing(framed);
         let closed = shutdown.child_token();
         let pending: Pending = Arc::default();
-        let (sink, stream) = framed.split();
-        tokio::spawn(write_loop(sink, out_rx, closed.clone(), peer.address));
+        tokio::spawn(write_loop(writer, out_rx, closed.clone(), peer.address));
         tokio::spawn(read_loop(
             stream,
             peer,
@@ -189,62 +191,80 @@ impl Connection {
     }
 }
 
-type MemberFramed = Framed<TcpStream, MemberCodec>;
-type Sink = futures::stream::SplitSink<MemberFramed, OutFrame>;
-type Stream = futures::stream::SplitStream<MemberFramed>;
+type Stream = Framed<OwnedReadHalf, MemberCodec>;
 
-/// The handshake's framing, with what it buffered, switched to the
-/// member codec (the same frames; a service message goes out without
-/// being copied into its envelope first).
-fn member_framing(framed: FramedStream) -> MemberFramed {
-    let boundary = framed.backpressure_boundary();
+/// Where the writer writes: the socket's write half, what the handshake
+/// left unwritten, and the frame limit.
+struct Writer {
+    half: OwnedWriteHalf,
+    leftover: BytesMut,
+    max_frame: usize,
+}
+
+/// Bytes a writer gathers before writing, at most (more stays queued).
+const WRITE_BATCH: usize = 256 * 1024;
+
+/// Splits the handshake's stream: frames in (keeping what it had read
+/// ahead), the write half out.
+fn member_framing(framed: FramedStream) -> (Stream, Writer) {
     let parts = framed.into_parts();
-    let max = parts.codec.max_frame_length();
-    let mut next = FramedParts::new::<OutFrame>(parts.io, MemberCodec::new(parts.codec, max));
+    let max_frame = parts.codec.max_frame_length();
+    let (read, write) = parts.io.into_split();
+    let mut next = FramedParts::new::<OutFrame>(read, MemberCodec::new(parts.codec, max_frame));
     next.read_buf = parts.read_buf;
-    next.write_buf = parts.write_buf;
-    let mut framed = Framed::from_parts(next);
-    framed.set_backpressure_boundary(boundary);
-    framed
+    let writer = Writer {
+        half: write,
+        leftover: parts.write_buf,
+        max_frame,
+    };
+    (Framed::from_parts(next), writer)
 }
 
 /// Drains the outbound queue; what is queued, and what other tasks queue
-/// while this one yields, goes out in one flush.
+/// while this one yields, goes out in one vectored write (big payloads
+/// from their own buffers).
 async fn write_loop(
-    mut sink: Sink,
+    mut w: Writer,
     mut rx: mpsc::Receiver<OutFrame>,
     closed: CancellationToken,
     peer: SocketAddr,
 ) {
+    let mut chunks = Chunks::default();
+    chunks.staging().extend_from_slice(&w.leftover);
     loop {
+        if !chunks.is_empty() {
+            if let Err(e) = chunks.write_to(&mut w.half).await {
+                tracing::debug!("write to {peer} failed: {e}");
+                break;
+            }
+        }
         let first = tokio::select! {
             _ = closed.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },
         };
-        if let Err(e) = sink.feed(first).await {
-            tracing::debug!("write to {peer} failed: {e}");
-            break;
-        }
         // Gather what other tasks queue meanwhile before writing: the task
         // that queued `first` woke this one, and tokio runs a woken task
         // next, before the others woken with it (backups of one batch of
         // client requests). Drain, let them run once, drain again. (More
         // yields gathered no more: docs/performance.md.)
-        let mut failed = false;
+        let mut failed = first.write_into(&mut chunks, w.max_frame).err();
         for after_yield in [false, true] {
             if after_yield {
                 tokio::task::yield_now().await;
             }
-            while let Ok(more) = rx.try_recv() {
-                failed |= sink.feed(more).await.is_err();
+            while chunks.len() < WRITE_BATCH {
+                let Ok(more) = rx.try_recv() else { break };
+                if let Err(e) = more.write_into(&mut chunks, w.max_frame) {
+                    failed = Some(e);
+                }
             }
         }
-        if failed || sink.flush().await.is_err() {
-            tracing::debug!("write to {peer} failed");
+        if let Some(e) = failed {
+            tracing::warn!("closing connection to member {peer}: {e}");
             break;
         }
     }
-    let _ = sink.close().await;
+    let _ = w.half.shutdown().await;
     closed.cancel();
 }
 

@@ -8,6 +8,7 @@
 //! [`MemberMessage`]s with request/response correlation (`connection.rs`).
 //! [`Transport`] owns the listener and a pool with one connection per peer.
 
+mod chunks;
 mod codec;
 mod connection;
 mod error;
@@ -17,6 +18,7 @@ mod member;
 mod message;
 mod transport;
 
+pub use chunks::{write_all, Chunks, LARGE_PAYLOAD};
 pub use codec::{decode, encode, Envelope, EnvelopeKind, DEFAULT_MAX_FRAME};
 pub use connection::{Connection, Incoming, Origin, Responder};
 pub use error::NetError;

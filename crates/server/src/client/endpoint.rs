@@ -26,7 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Waker};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
@@ -281,41 +280,10 @@ async fn write_responses(
         if !staging.is_empty() {
             chunks.push(staging.split().freeze());
         }
-        if write_all_chunks(&mut w, &mut chunks).await.is_err() {
+        if ferrocast_net::write_all(&mut w, &mut chunks).await.is_err() {
             return;
         }
     }
-}
-
-/// Writes every chunk, in order, with as few system calls as the socket allows.
-async fn write_all_chunks(
-    w: &mut tokio::net::tcp::OwnedWriteHalf,
-    chunks: &mut Vec<Bytes>,
-) -> std::io::Result<()> {
-    let mut first = 0;
-    while first < chunks.len() {
-        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
-            .iter()
-            .take(512)
-            .map(|c| std::io::IoSlice::new(c))
-            .collect();
-        let mut n = w.write_vectored(&slices).await?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        while n > 0 {
-            let len = chunks[first].len();
-            if n >= len {
-                n -= len;
-                first += 1;
-            } else {
-                chunks[first] = chunks[first].slice(n..);
-                n = 0;
-            }
-        }
-    }
-    chunks.clear();
-    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
