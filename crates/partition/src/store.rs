@@ -260,16 +260,21 @@ impl MapPartition {
             .collect()
     }
 
-    pub fn install(&mut self, key: Bytes, record: Record) {
+    /// Installs `record` as it came from another member (a backup change,
+    /// a copy); its value, just decoded, becomes the entry's own buffer.
+    pub fn install(&mut self, key: Bytes, mut record: Record) {
         let (h, stats) = (self.hash(&key), self.stats);
+        if record.value.len() >= crate::entry::SHARED_VALUE_MIN {
+            record.value = crate::entry::own_buffer(record.value);
+        }
         match self.entries.find_entry(h, |e| e.key() == key) {
             Ok(mut occupied) => {
                 let e = occupied.get_mut();
-                if e.rewrite(&record, stats).is_none() {
-                    *e = Entry::new(&key, &record, stats);
+                if e.rewrite_sharing(&record, stats).is_none() {
+                    *e = Entry::sharing(&key, &record, stats);
                 }
             }
-            Err(_) => self.insert_absent(Entry::new(&key, &record, stats)),
+            Err(_) => self.insert_absent(Entry::sharing(&key, &record, stats)),
         }
     }
 }

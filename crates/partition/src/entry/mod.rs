@@ -59,7 +59,7 @@ const SHARED_VALUE: u8 = 4;
 /// share (a reference count, not a copy of the value per get, per put's
 /// previous value, per backup); smaller ones stay inline, where the box
 /// would cost more than it saves.
-const SHARED_VALUE_MIN: usize = 1024;
+pub(crate) const SHARED_VALUE_MIN: usize = 1024;
 /// The pointer is stored (unaligned) in the entry; the `Bytes` it points
 /// to is a normal, aligned heap value, so it is only ever used in place.
 const HANDLE: usize = std::mem::size_of::<*mut Bytes>();
@@ -129,6 +129,31 @@ unsafe impl Sync for Entry {}
 fn layout(len: usize) -> Layout {
     // Entries come from frames bounded far below isize::MAX.
     Layout::from_size_align(len, 1).unwrap_or_else(|_| panic!("entry of {len} bytes"))
+}
+
+/// The buffer an entry keeps a big value in: a reference to `value` when
+/// it is a buffer of its own (`share`), else a copy. A copy, because a
+/// value may be a slice of a connection's read buffer, which it would keep
+/// alive.
+fn big_value(value: &Bytes, share: bool) -> Bytes {
+    if share {
+        value.clone()
+    } else {
+        Bytes::copy_from_slice(value)
+    }
+}
+
+/// `value` in a buffer of its own: itself when nothing else refers to its
+/// buffer and the buffer is exactly its size (a value just decoded from a
+/// member message), else a copy. For values that are not part of a larger
+/// buffer's tail: a slice that ends where its buffer ends keeps the bytes
+/// before it alive.
+pub(crate) fn own_buffer(value: Bytes) -> Bytes {
+    match value.try_into_mut() {
+        Ok(m) if m.capacity() == m.len() => m.freeze(),
+        Ok(m) => Bytes::copy_from_slice(&m),
+        Err(v) => Bytes::copy_from_slice(&v),
+    }
 }
 
 /// An entry's header, encoded (at most 47 bytes: flags, two 5-byte
@@ -252,12 +277,20 @@ impl Entry {
     /// An entry for `key` holding `r`, with hits and last access time if
     /// `stats`.
     pub fn new(key: &[u8], r: &Record, stats: bool) -> Entry {
+        Self::build(key, r, stats, false)
+    }
+
+    /// Like [`new`](Self::new) for a record whose value is a buffer of its
+    /// own (see [`own_buffer`]): a big value is kept, not copied.
+    pub fn sharing(key: &[u8], r: &Record, stats: bool) -> Entry {
+        Self::build(key, r, stats, true)
+    }
+
+    fn build(key: &[u8], r: &Record, stats: bool, share: bool) -> Entry {
         let h = Header::of(key.len(), r, stats);
         let (h, shared) = (h.bytes(), h.shared);
         if shared {
-            // A buffer of its own: the record's value may be a slice of a
-            // connection's read buffer, which it would keep alive.
-            let value = Box::into_raw(Box::new(Bytes::copy_from_slice(&r.value)));
+            let value = Box::into_raw(Box::new(big_value(&r.value, share)));
             let e = Entry::from_parts(h.len() + key.len() + HANDLE, &[h, key, &[0; HANDLE]]);
             // SAFETY: the last HANDLE bytes of the allocation hold the
             // pointer (unaligned: entries are byte-aligned); the entry owns
@@ -368,6 +401,16 @@ impl Entry {
     /// copy of it, then cost no allocation for the entry, no copy of the
     /// key and, for a big value, no new box.
     pub fn rewrite(&mut self, r: &Record, stats: bool) -> Option<Bytes> {
+        self.rewrite_with(r, stats, false)
+    }
+
+    /// Like [`rewrite`](Self::rewrite) for a record whose value is a buffer
+    /// of its own (see [`own_buffer`]).
+    pub fn rewrite_sharing(&mut self, r: &Record, stats: bool) -> Option<Bytes> {
+        self.rewrite_with(r, stats, true)
+    }
+
+    fn rewrite_with(&mut self, r: &Record, stats: bool, share: bool) -> Option<Bytes> {
         let s = self.shape();
         let h = Header::of(s.key_len, r, stats);
         if h.len != s.header || h.buf[0] != s.flags || r.value.len() != s.value_len {
@@ -379,7 +422,7 @@ impl Entry {
             let boxed = unsafe {
                 &mut *std::ptr::read_unaligned(self.0.as_ptr().add(at).cast::<*mut Bytes>())
             };
-            std::mem::replace(boxed, Bytes::copy_from_slice(&r.value))
+            std::mem::replace(boxed, big_value(&r.value, share))
         } else {
             let previous = Bytes::copy_from_slice(self.raw(at, s.value_len));
             // SAFETY: the value lies inside the allocation (`Shape::len`);

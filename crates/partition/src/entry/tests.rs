@@ -228,3 +228,39 @@ fn a_rewrite_that_changes_the_layout_is_refused_and_changes_nothing() {
     assert!(held.iter().all(|b| *b == 5));
     assert!(e.value().iter().all(|b| *b == 6));
 }
+
+#[test]
+fn a_buffer_of_its_own_is_kept_and_any_other_copied() {
+    let exact = Bytes::from(vec![7u8; 4096]);
+    let at = exact.as_ptr();
+    let kept = own_buffer(exact);
+    assert_eq!(kept.as_ptr(), at, "unique and exactly its size: kept");
+    // Shared with someone else: copied (the other holder keeps its own).
+    let shared = Bytes::from(vec![8u8; 4096]);
+    let other = shared.clone();
+    let copied = own_buffer(shared);
+    assert_ne!(copied.as_ptr(), other.as_ptr());
+    assert_eq!(copied, other);
+    // A slice of a bigger buffer (a read buffer): copied, so the rest of
+    // the buffer is not kept alive by the entry.
+    let big = Bytes::from(vec![9u8; 64 * 1024]);
+    let slice = big.slice(100..4196);
+    drop(big);
+    let copied = own_buffer(slice.clone());
+    assert_ne!(copied.as_ptr(), slice.as_ptr());
+    assert_eq!(copied.len(), 4096);
+    // An entry sharing the buffer holds that very buffer.
+    let now = Instant::now();
+    let mut r = record(now, None);
+    r.value = own_buffer(Bytes::from(vec![1u8; 4096]));
+    let at = r.value.as_ptr();
+    let mut e = Entry::sharing(b"k", &r, false);
+    assert_eq!(e.value().as_ptr(), at);
+    let mut next = r.clone();
+    next.value = own_buffer(Bytes::from(vec![2u8; 4096]));
+    let at = next.value.as_ptr();
+    e.rewrite_sharing(&next, false).unwrap();
+    assert_eq!(e.value().as_ptr(), at);
+    // `new` always copies.
+    assert_ne!(Entry::new(b"k", &next, false).value().as_ptr(), at);
+}
