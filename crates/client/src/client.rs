@@ -29,7 +29,8 @@ pub struct ClientConfig {
     pub password: Option<String>,
     /// One connection per member and key operations sent to their owner.
     pub smart_routing: bool,
-    /// Bound on one operation, retries included.
+    /// Bound on one operation, retries included; kept to within 100 ms
+    /// (deadlines are checked on a coarse clock, see `clock.rs`).
     pub invocation_timeout: Duration,
     pub connect_timeout: Duration,
 }
