@@ -382,7 +382,8 @@ impl Membership {
             MemberMessage::MasterAnswer(_)
             | MemberMessage::JoinAnswer(_)
             | MemberMessage::Ack
-            | MemberMessage::Service(_) => (None, Vec::new()),
+            | MemberMessage::Service(_)
+            | MemberMessage::ServiceParts(_) => (None, Vec::new()),
         }
     }
 

@@ -80,14 +80,14 @@ impl Writer for BufWriter {
 #[derive(Clone, Debug)]
 pub struct OutFrame {
     head: Bytes,
-    payload: Bytes,
+    payload: Vec<Bytes>,
 }
 
 impl OutFrame {
     /// Appends the frame (length, envelope, payload) to `chunks`; a big
     /// payload is queued, not copied.
     pub fn write_into(&self, chunks: &mut Chunks, max_frame: usize) -> Result<(), NetError> {
-        let len = self.head.len() + self.payload.len();
+        let len = self.head.len() + self.payload.iter().map(Bytes::len).sum::<usize>();
         if len > max_frame {
             return Err(NetError::Encode(format!(
                 "frame of {len} bytes is over the limit of {max_frame}"
@@ -96,7 +96,9 @@ impl OutFrame {
         let staging = chunks.staging();
         staging.put_u32(len as u32);
         staging.extend_from_slice(&self.head);
-        chunks.put_payload(&self.payload);
+        for part in &self.payload {
+            chunks.put_payload(part);
+        }
         Ok(())
     }
 }
@@ -135,25 +137,29 @@ pub fn encode_envelope(
     kind: EnvelopeKind,
     body: MemberMessage,
 ) -> Result<OutFrame, NetError> {
-    match body {
-        MemberMessage::Service(payload) => Ok(OutFrame {
-            head: encode(&ServiceHead {
-                correlation,
-                kind,
-                variant: service_variant(),
-                len: payload.len() as u64,
-            })?,
-            payload,
-        }),
-        body => Ok(OutFrame {
-            head: encode(&Envelope {
-                correlation,
-                kind,
-                body,
-            })?,
-            payload: Bytes::new(),
-        }),
-    }
+    let payload = match body {
+        MemberMessage::Service(payload) => vec![payload],
+        MemberMessage::ServiceParts(parts) => parts,
+        body => {
+            return Ok(OutFrame {
+                head: encode(&Envelope {
+                    correlation,
+                    kind,
+                    body,
+                })?,
+                payload: Vec::new(),
+            })
+        }
+    };
+    Ok(OutFrame {
+        head: encode(&ServiceHead {
+            correlation,
+            kind,
+            variant: service_variant(),
+            len: payload.iter().map(Bytes::len).sum::<usize>() as u64,
+        })?,
+        payload,
+    })
 }
 
 /// Decodes an envelope; a service message's payload is a slice of the
@@ -202,7 +208,7 @@ impl Decoder for MemberCodec {
 impl Encoder<OutFrame> for MemberCodec {
     type Error = std::io::Error;
     fn encode(&mut self, frame: OutFrame, dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        let len = frame.head.len() + frame.payload.len();
+        let len = frame.head.len() + frame.payload.iter().map(Bytes::len).sum::<usize>();
         if len > self.max_frame {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -215,7 +221,9 @@ impl Encoder<OutFrame> for MemberCodec {
         dst.reserve(4 + len);
         dst.put_u32(len as u32);
         dst.extend_from_slice(&frame.head);
-        dst.extend_from_slice(&frame.payload);
+        for part in &frame.payload {
+            dst.extend_from_slice(part);
+        }
         Ok(())
     }
 }
@@ -272,7 +280,11 @@ mod tests {
     }
 
     fn joined(f: &OutFrame) -> Vec<u8> {
-        [f.head.as_ref(), f.payload.as_ref()].concat()
+        let mut all = f.head.to_vec();
+        for p in &f.payload {
+            all.extend_from_slice(p);
+        }
+        all
     }
 
     #[test]
@@ -301,7 +313,22 @@ mod tests {
                     };
                     let frame = encode_envelope(correlation, kind, env.body.clone()).unwrap();
                     assert_eq!(joined(&frame), encode(&env).unwrap().to_vec());
-                    assert_eq!(frame.payload, payload, "the payload is not copied");
+                    assert_eq!(
+                        frame.payload,
+                        vec![payload.clone()],
+                        "the payload is not copied"
+                    );
+                    // In pieces: the same frame, received as one payload.
+                    let cut = len / 3;
+                    let parts = vec![payload.slice(..cut), payload.slice(cut..)];
+                    let pieces = encode_envelope(
+                        correlation,
+                        kind,
+                        MemberMessage::ServiceParts(parts.clone()),
+                    )
+                    .unwrap();
+                    assert_eq!(pieces.payload, parts);
+                    assert_eq!(joined(&pieces), joined(&frame));
                     let back = decode_envelope(BytesMut::from(&joined(&frame)[..])).unwrap();
                     assert_eq!(back, env);
                 }
@@ -315,6 +342,7 @@ mod tests {
         };
         let frame = encode_envelope(9, EnvelopeKind::OneWay, env.body.clone()).unwrap();
         assert!(frame.payload.is_empty());
+        assert!(joined(&frame) == encode(&env).unwrap().to_vec());
         assert_eq!(
             decode_envelope(BytesMut::from(&joined(&frame)[..])).unwrap(),
             env

@@ -85,4 +85,8 @@ pub enum MemberMessage {
     /// (a quarter of a member's CPU went there with 10 KB backups), `Bytes`
     /// as one block.
     Service(bytes::Bytes),
+    /// A service message given in pieces: sent as the `Service` message of
+    /// their concatenation (and received as one), without joining them.
+    /// Big values travel this way from the buffer they live in.
+    ServiceParts(Vec<bytes::Bytes>),
 }

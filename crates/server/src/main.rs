@@ -9,6 +9,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod allocator;
+mod backup_wire;
 mod client;
 mod config;
 mod data;

@@ -1,6 +1,7 @@
 //! Member-to-member messages of the data layer, carried inside
 //! `MemberMessage::Service` and encoded with the transport's codec.
 
+use crate::backup_wire;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, NetError};
 use ferrocast_partition::{
@@ -79,6 +80,10 @@ pub enum ServiceMessage {
 
 impl ServiceMessage {
     pub fn wrap(&self) -> Result<MemberMessage, NetError> {
+        if let ServiceMessage::Backup(batch) = self {
+            // The one message sent for every write: by hand (`backup_wire.rs`).
+            return Ok(MemberMessage::ServiceParts(backup_wire::encode(batch)));
+        }
         Ok(MemberMessage::Service(ferrocast_net::encode(self)?))
     }
 
@@ -90,7 +95,15 @@ impl ServiceMessage {
 
     pub fn unwrap(msg: &MemberMessage) -> Option<Result<ServiceMessage, NetError>> {
         match msg {
+            MemberMessage::Service(bytes) if bytes.first() == Some(&backup_wire::MARK) => {
+                Some(backup_wire::decode(bytes).map(ServiceMessage::Backup))
+            }
             MemberMessage::Service(bytes) => Some(ferrocast_net::decode(bytes)),
+            // Never arrives from a peer (it is received as `Service`).
+            MemberMessage::ServiceParts(parts) => {
+                let joined: Bytes = parts.concat().into();
+                ServiceMessage::unwrap(&MemberMessage::Service(joined))
+            }
             _ => None,
         }
     }
