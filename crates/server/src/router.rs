@@ -55,7 +55,10 @@ pub fn spawn(
                 // Backups the current table says we take from this owner
                 // are applied here, without a trip through the coordinator's
                 // queue; any other goes there, to be refused (or taken) in
-                // order with the tables queued before it.
+                // order with the tables queued before it. A table applied
+                // between this check and the change is as if the backup had
+                // arrived a moment earlier: the sender still owned the
+                // partition when it sent it.
                 Some(Ok(ServiceMessage::Backup(batch)))
                     if data.takes_backup(batch.partition, msg.from.uuid) =>
                 {

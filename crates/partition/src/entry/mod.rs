@@ -40,13 +40,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 mod fields;
+mod header;
 #[cfg(test)]
 mod tests;
 
-use fields::{
-    base, decode_ttl, encode_ttl, put_varint, read_varint, saturating_u32, time_48, to_offset,
-    MAX_48,
-};
+use fields::{base, decode_ttl, encode_ttl, read_varint, time_48, to_offset, MAX_48};
+pub(crate) use header::own_buffer;
+use header::{big_value, Header};
 
 /// Flag: the header holds hits and last access time.
 const WITH_STATS: u8 = 1;
@@ -129,80 +129,6 @@ unsafe impl Sync for Entry {}
 fn layout(len: usize) -> Layout {
     // Entries come from frames bounded far below isize::MAX.
     Layout::from_size_align(len, 1).unwrap_or_else(|_| panic!("entry of {len} bytes"))
-}
-
-/// The buffer an entry keeps a big value in: a reference to `value` when
-/// it is a buffer of its own (`share`), else a copy. A copy, because a
-/// value may be a slice of a connection's read buffer, which it would keep
-/// alive.
-fn big_value(value: &Bytes, share: bool) -> Bytes {
-    if share {
-        value.clone()
-    } else {
-        Bytes::copy_from_slice(value)
-    }
-}
-
-/// `value` in a buffer of its own: itself when nothing else refers to its
-/// buffer and the buffer is exactly its size (a value just decoded from a
-/// member message), else a copy. For values that are not part of a larger
-/// buffer's tail: a slice that ends where its buffer ends keeps the bytes
-/// before it alive.
-pub(crate) fn own_buffer(value: Bytes) -> Bytes {
-    match value.try_into_mut() {
-        Ok(m) if m.capacity() == m.len() => m.freeze(),
-        Ok(m) => Bytes::copy_from_slice(&m),
-        Err(v) => Bytes::copy_from_slice(&v),
-    }
-}
-
-/// An entry's header, encoded (at most 47 bytes: flags, two 5-byte
-/// lengths, the fixed fields, statistics and TTL).
-struct Header {
-    buf: [u8; 48],
-    len: usize,
-    shared: bool,
-}
-
-impl Header {
-    fn of(key_len: usize, r: &Record, stats: bool) -> Header {
-        let mut h = Header {
-            buf: [0; 48],
-            len: 0,
-            shared: r.value.len() >= SHARED_VALUE_MIN,
-        };
-        // An expiry without a TTL (not built here, but representable in a
-        // record) keeps its expiry with the longest TTL.
-        let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
-        let flags = if stats { WITH_STATS } else { 0 }
-            | if ttl.is_some() { WITH_TTL } else { 0 }
-            | if h.shared { SHARED_VALUE } else { 0 };
-        h.put(&[flags]);
-        h.len += put_varint(&mut h.buf[h.len..], key_len as u32);
-        h.len += put_varint(&mut h.buf[h.len..], r.value.len() as u32);
-        h.put(&saturating_u32(r.version).to_le_bytes());
-        h.put(&time_48(r.creation_time).to_le_bytes()[..6]);
-        h.put(&time_48(r.last_update_time).to_le_bytes()[..6]);
-        if stats {
-            h.put(&saturating_u32(r.hits).to_le_bytes());
-            h.put(&time_48(r.last_access_time).to_le_bytes()[..6]);
-        }
-        if let Some(ttl) = ttl {
-            h.put(&encode_ttl(ttl).to_le_bytes());
-            let expires = r.expires_at.map(to_offset).unwrap_or(MAX_48);
-            h.put(&expires.to_le_bytes()[..6]);
-        }
-        h
-    }
-
-    fn put(&mut self, b: &[u8]) {
-        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
-        self.len += b.len();
-    }
-
-    fn bytes(&self) -> &[u8] {
-        &self.buf[..self.len]
-    }
 }
 
 impl Entry {

@@ -1,0 +1,139 @@
+//! Backups, from both ends: the owner sends each write's changes to its
+//! partition's backups and waits for them (`replicate`); a backup takes
+//! changes only from the owner its table names (`takes_backup`).
+
+use super::{change_map, DataPlane, RETRY_MARK};
+use crate::service_msg::ServiceMessage;
+use ferrocast_partition::BackupBatch;
+use std::time::{Duration, Instant};
+use uuid::Uuid;
+
+impl DataPlane {
+    /// Whether this member takes backups of `partition` from `from`: only
+    /// the owner in our table may change our replica, and only if we are
+    /// one of its backups. A stale owner (paused past the timeout, cut off)
+    /// is told no and its write fails.
+    pub fn takes_backup(&self, partition: u32, from: Uuid) -> bool {
+        self.service.owner(partition) == Some(from)
+            && self
+                .service
+                .backups_of(partition)
+                .contains(&self.service.me())
+    }
+
+    /// Applies an owner's changes to our replica (see [`takes_backup`](Self::takes_backup)).
+    pub fn apply_backup(&self, batch: BackupBatch) {
+        let p = batch.partition;
+        if !self.service.receive_backup(batch) {
+            tracing::warn!(
+                "partition {p}: backup lost track of the owner's changes; copying again"
+            );
+        }
+    }
+
+    /// Sends each batch to its partition's backups and waits until every
+    /// backup has it, so the write is acknowledged only once it survives
+    /// the loss of any one member. A backup that leaves the table (crashed
+    /// or replaced) no longer counts: its replacement copies the partition
+    /// from this owner, changes included.
+    pub async fn replicate(
+        &self,
+        batches: Vec<BackupBatch>,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let mut sends = Vec::new();
+        for batch in batches {
+            let map = batch.changes.first().map(change_map).unwrap_or_default();
+            let (sync, asynchronous) = self.backups.for_map(map);
+            for (i, backup) in self
+                .service
+                .backups_of(batch.partition)
+                .into_iter()
+                .enumerate()
+            {
+                if i < sync {
+                    sends.push(self.send_backup(backup, batch.clone(), deadline));
+                } else {
+                    // Asynchronous backups get the changes without the owner
+                    // waiting; backups this map does not use get only the
+                    // change number, so their numbering stays contiguous.
+                    let mut b = batch.clone();
+                    if i >= sync + asynchronous {
+                        b.changes.clear();
+                    }
+                    self.send_without_waiting(backup, b);
+                }
+            }
+        }
+        for r in futures::future::join_all(sends).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    fn send_without_waiting(&self, backup: Uuid, batch: BackupBatch) {
+        let (Some(addr), Ok(msg)) = (
+            self.address_of(backup),
+            ServiceMessage::Backup(batch).wrap(),
+        ) else {
+            return;
+        };
+        let t = self.transport.clone();
+        tokio::spawn(async move {
+            let _ = t.send(addr, msg).await;
+        });
+    }
+
+    async fn send_backup(
+        &self,
+        backup: Uuid,
+        batch: BackupBatch,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        let p = batch.partition;
+        let me = self.service.me();
+        let msg = ServiceMessage::Backup(batch)
+            .wrap()
+            .map_err(|e| e.to_string())?;
+        loop {
+            if self.service.owner(p) != Some(me) || !self.cluster.borrow().joined {
+                // Ownership moved while we waited: this change may not be on
+                // the new owner; the client must retry there.
+                return Err(format!(
+                    "{RETRY_MARK}partition {p} changed owner during the write; retry"
+                ));
+            }
+            if !self.service.backups_of(p).contains(&backup) {
+                // Replaced: the new backup copies the partition from us.
+                return Ok(());
+            }
+            let Some(addr) = self.address_of(backup) else {
+                // Gone from the member list: the next table replaces it.
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "{RETRY_MARK}partition {p}: backup {backup} is gone"
+                    ));
+                }
+                self.service
+                    .wait_for_change(Duration::from_millis(50))
+                    .await;
+                continue;
+            };
+            let answer = self
+                .transport
+                .request(addr, msg.clone(), Duration::from_secs(5))
+                .await;
+            match answer.as_ref().map(ServiceMessage::unwrap) {
+                Ok(Some(Ok(ServiceMessage::Ack))) => return Ok(()),
+                _ if Instant::now() > deadline => {
+                    return Err(format!(
+                        "{RETRY_MARK}partition {p}: the write is on its owner but backup {addr} did not confirm it"
+                    ))
+                }
+                // Refused (its table differs from ours) or unreachable:
+                // wait for the tables to agree or the member to be removed.
+                _ => self.service.wait_for_change(Duration::from_millis(50)).await,
+            }
+        }
+    }
+}
