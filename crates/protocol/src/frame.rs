@@ -152,8 +152,18 @@ impl ClientMessage {
     /// unfragmented flags on the first.
     pub fn encode(&self, out: &mut BytesMut) {
         out.reserve(self.encoded_len());
+        for (f, flags) in self.frames_on_the_wire() {
+            out.put_u32_le(f.encoded_len() as u32);
+            out.put_u16_le(flags);
+            out.put_slice(&f.content);
+        }
+    }
+
+    /// Each frame with the flags it carries on the wire: `UNFRAGMENTED` on
+    /// the first, `IS_FINAL` on the last.
+    fn frames_on_the_wire(&self) -> impl Iterator<Item = (&Frame, u16)> {
         let n = self.frames.len();
-        for (i, f) in self.frames.iter().enumerate() {
+        self.frames.iter().enumerate().map(move |(i, f)| {
             let mut flags = f.flags;
             if i == 0 {
                 flags |= flags::UNFRAGMENTED;
@@ -161,10 +171,8 @@ impl ClientMessage {
             if i + 1 == n {
                 flags |= flags::IS_FINAL;
             }
-            out.put_u32_le(f.encoded_len() as u32);
-            out.put_u16_le(flags);
-            out.put_slice(&f.content);
-        }
+            (f, flags)
+        })
     }
 
     /// Encodes the message as if its correlation id were `id`, leaving the
@@ -194,15 +202,7 @@ impl ClientMessage {
     /// (after whatever was staged before it), so a big value goes from the
     /// store's copy to the socket without another copy.
     pub fn encode_chunks(&self, staging: &mut BytesMut, chunks: &mut Vec<Bytes>) {
-        let n = self.frames.len();
-        for (i, f) in self.frames.iter().enumerate() {
-            let mut flags = f.flags;
-            if i == 0 {
-                flags |= flags::UNFRAGMENTED;
-            }
-            if i + 1 == n {
-                flags |= flags::IS_FINAL;
-            }
+        for (f, flags) in self.frames_on_the_wire() {
             staging.put_u32_le(f.encoded_len() as u32);
             staging.put_u16_le(flags);
             if f.content.len() >= LARGE_FRAME {
