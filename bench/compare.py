@@ -189,6 +189,14 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def throughput_args(size, get_pct, conns, inflight, warm, dur):
+    """ferrocast-bench arguments of a throughput row: 10 000 preloaded keys,
+    `get_pct` percent gets, `size`-byte values, `conns` x `inflight`."""
+    return ["--keys", "10000", "--value-size", str(size), "--get-percent", str(get_pct),
+            "--connections", str(conns), "--in-flight", str(inflight), "--warmup", str(warm),
+            "--duration", str(dur), "--preload"]
+
+
 def bench(addresses, args, label, client_cpus, servers=None):
     """One ferrocast-bench run; returns its JSON. With `servers` (their
     pids) the JSON also says how busy the load generator and the servers
@@ -299,13 +307,9 @@ def main():
             c.start()
             try:
                 c.formed_at()
-                keys = "10000"
                 for name, get_pct, size in workloads:
-                    r = bench(c.addresses, ["--keys", keys, "--value-size", str(size),
-                                            "--get-percent", str(get_pct), "--connections", str(conns),
-                                            "--in-flight", str(inflight), "--warmup", warm,
-                                            "--duration", dur, "--preload"], kind, a.client_cpus,
-                              [p.pid for p in c.procs])
+                    r = bench(c.addresses, throughput_args(size, get_pct, conns, inflight, warm, dur),
+                              kind, a.client_cpus, [p.pid for p in c.procs])
                     runs[(kind, name, size)] = r
                 runs[(kind, "max")] = runs[(kind, "get-heavy 90/10", 100)]["ops_per_sec"]
             finally:

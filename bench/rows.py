@@ -42,10 +42,8 @@ def main():
         try:
             c.formed_at()
             for (get_pct, size), in_flight in [(w, f) for w in workloads for f in a.in_flight.split(",")]:
-                r = compare.bench(c.addresses, ["--keys", "10000", "--value-size", str(size),
-                                                "--get-percent", str(get_pct), "--connections", "4",
-                                                "--in-flight", in_flight, "--warmup", "2", "--duration",
-                                                a.duration, "--preload"],
+                r = compare.bench(c.addresses,
+                                  compare.throughput_args(size, get_pct, 4, in_flight, 2, a.duration),
                                   kind, a.client_cpus, [p.pid for p in c.procs])
                 print(f"{kind}, {a.members} member(s), {get_pct}/{100 - get_pct}, {size} B, 4 x {in_flight}: "
                       f"{r['ops_per_sec']:,.0f} ops/s, p99 {r['p99_us']} us; cores busy: generator "

@@ -313,11 +313,11 @@ async fn main() -> Result<()> {
         let servers = (b.servers - a.servers) / wall;
         result["client_cores_busy"] = client.into();
         result["server_cores_busy"] = servers.into();
+        let server_us = servers * 1e6 / per_sec.max(1e-9);
         result["client_us_per_op"] = (client * 1e6 / per_sec.max(1e-9)).into();
-        result["server_us_per_op"] = (servers * 1e6 / per_sec.max(1e-9)).into();
+        result["server_us_per_op"] = server_us.into();
         eprintln!(
-            "cores busy: generator {client:.2}, servers {servers:.2}; servers' CPU per op {:.2} us",
-            servers * 1e6 / per_sec.max(1e-9)
+            "cores busy: generator {client:.2}, servers {servers:.2}; servers' CPU per op {server_us:.2} us"
         );
     }
     println!(

@@ -13,7 +13,7 @@ use bincode::enc::write::{SizeWriter, Writer};
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use std::sync::OnceLock;
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::LengthDelimitedCodec;
 
 /// Default largest frame a member accepts: 16 MiB.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -37,14 +37,13 @@ pub enum EnvelopeKind {
     OneWay,
 }
 
-/// The length-delimited framing both sides use, with the given frame limit.
 /// Initial read buffer of a member connection: reads take what has
 /// arrived, up to this much, rather than a small default at a time.
-/// `Framed::with_capacity` also makes it the size up to which the sink
-/// gathers messages before writing (8 KiB by default: a 10 KB backup went
-/// out in a write of its own).
 pub const READ_BUFFER: usize = 64 * 1024;
 
+/// The length-delimited framing both sides use, with the given frame limit.
+/// After the handshake it only reads: frames go out through
+/// [`OutFrame::write_into`], which writes the same length prefix.
 pub fn frame_codec(max_frame: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder()
         .length_field_length(4)
@@ -182,50 +181,6 @@ pub fn decode_envelope(frame: BytesMut) -> Result<Envelope, NetError> {
         }
     }
     decode(&frame)
-}
-
-/// Member connections' framing after the handshake: length-delimited
-/// frames in, [`OutFrame`]s out.
-pub struct MemberCodec {
-    frames: LengthDelimitedCodec,
-    max_frame: usize,
-}
-
-impl MemberCodec {
-    pub fn new(frames: LengthDelimitedCodec, max_frame: usize) -> Self {
-        Self { frames, max_frame }
-    }
-}
-
-impl Decoder for MemberCodec {
-    type Item = BytesMut;
-    type Error = std::io::Error;
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, std::io::Error> {
-        self.frames.decode(src)
-    }
-}
-
-impl Encoder<OutFrame> for MemberCodec {
-    type Error = std::io::Error;
-    fn encode(&mut self, frame: OutFrame, dst: &mut BytesMut) -> Result<(), std::io::Error> {
-        let len = frame.head.len() + frame.payload.iter().map(Bytes::len).sum::<usize>();
-        if len > self.max_frame {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                format!(
-                    "frame of {len} bytes is over the limit of {}",
-                    self.max_frame
-                ),
-            ));
-        }
-        dst.reserve(4 + len);
-        dst.put_u32(len as u32);
-        dst.extend_from_slice(&frame.head);
-        for part in &frame.payload {
-            dst.extend_from_slice(part);
-        }
-        Ok(())
-    }
 }
 
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, NetError> {
@@ -377,15 +332,17 @@ mod tests {
 
     #[test]
     fn the_codec_frames_what_it_encodes_and_refuses_oversized_frames() {
-        let mut codec = MemberCodec::new(frame_codec(64), 64);
-        let mut buf = BytesMut::new();
+        use tokio_util::codec::Decoder;
+        let mut codec = frame_codec(64);
+        let mut chunks = Chunks::default();
         let small = encode_envelope(
             1,
             EnvelopeKind::OneWay,
             MemberMessage::Service(Bytes::from_static(b"abc")),
         )
         .unwrap();
-        codec.encode(small.clone(), &mut buf).unwrap();
+        small.write_into(&mut chunks, 64).unwrap();
+        let mut buf = BytesMut::from(&chunks.staging()[..]);
         let got = codec.decode(&mut buf).unwrap().unwrap();
         assert_eq!(&got[..], &joined(&small)[..]);
         let big = encode_envelope(
@@ -394,8 +351,9 @@ mod tests {
             MemberMessage::Service(Bytes::from(vec![0u8; 100])),
         )
         .unwrap();
-        assert!(codec.encode(big, &mut buf).is_err());
-        assert!(buf.is_empty(), "nothing half-written");
+        let mut chunks = Chunks::default();
+        assert!(big.write_into(&mut chunks, 64).is_err());
+        assert!(chunks.is_empty(), "nothing half-written");
     }
 
     #[test]

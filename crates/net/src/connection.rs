@@ -3,7 +3,7 @@
 //! requests and everything else to the transport's incoming channel.
 
 use crate::chunks::Chunks;
-use crate::codec::{self, EnvelopeKind, MemberCodec, OutFrame};
+use crate::codec::{self, EnvelopeKind, OutFrame};
 use crate::error::NetError;
 use crate::fault::Faults;
 use crate::handshake::FramedStream;
@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{Framed, FramedParts};
+use tokio_util::codec::{Framed, FramedParts, LengthDelimitedCodec};
 use tokio_util::sync::CancellationToken;
 
 /// A message that arrived from a peer. Requests carry a [`Responder`].
@@ -191,7 +191,7 @@ impl Connection {
     }
 }
 
-type Stream = Framed<OwnedReadHalf, MemberCodec>;
+type Stream = Framed<OwnedReadHalf, LengthDelimitedCodec>;
 
 /// Where the writer writes: the socket's write half, what the handshake
 /// left unwritten, and the frame limit.
@@ -210,7 +210,8 @@ fn member_framing(framed: FramedStream) -> (Stream, Writer) {
     let parts = framed.into_parts();
     let max_frame = parts.codec.max_frame_length();
     let (read, write) = parts.io.into_split();
-    let mut next = FramedParts::new::<OutFrame>(read, MemberCodec::new(parts.codec, max_frame));
+    // Only read through the codec from here on (its encoder type is moot).
+    let mut next = FramedParts::new::<bytes::Bytes>(read, parts.codec);
     next.read_buf = parts.read_buf;
     let writer = Writer {
         half: write,

@@ -169,21 +169,23 @@ impl Reader {
         }
         Ok(())
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], NetError> {
+        self.need(N)?;
+        let mut a = [0; N];
+        self.0.copy_to_slice(&mut a);
+        Ok(a)
+    }
     fn u8(&mut self) -> Result<u8, NetError> {
-        self.need(1)?;
-        Ok(self.0.get_u8())
+        Ok(self.array::<1>()?[0])
     }
     fn u32(&mut self) -> Result<u32, NetError> {
-        self.need(4)?;
-        Ok(self.0.get_u32_le())
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, NetError> {
-        self.need(8)?;
-        Ok(self.0.get_u64_le())
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn i64(&mut self) -> Result<i64, NetError> {
-        self.need(8)?;
-        Ok(self.0.get_i64_le())
+        Ok(i64::from_le_bytes(self.array()?))
     }
     fn bytes(&mut self) -> Result<Bytes, NetError> {
         let n = self.u32()? as usize;

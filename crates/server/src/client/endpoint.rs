@@ -266,9 +266,9 @@ async fn write_responses(
         first.encode_chunks(&mut staging, &mut chunks);
         // Gather what other requests finish meanwhile: drain, let the
         // tasks that are ready run once, drain again. One yield, not
-        // "until a yield brings nothing" as the member-to-member writer
-        // does: here that delayed answers the client was waiting for
-        // (one member, 90/10 100 B: 430k -> 280k ops/s, docs/performance.md).
+        // "until a yield brings nothing": that delayed answers the client
+        // was waiting for (one member, 90/10 100 B: 430k -> 280k ops/s,
+        // docs/performance.md).
         for after_yield in [false, true] {
             if after_yield {
                 tokio::task::yield_now().await;

@@ -321,7 +321,7 @@ impl Coordinator {
                     ServiceMessage::BackupRefused.wrap().ok()
                 };
                 if let (Some(r), Some(m)) = (responder, answer) {
-                    tokio::spawn(r.respond(m));
+                    r.respond_soon(m);
                 }
             }
             CoordinatorInput::Peer(ServiceMessage::InSync { version }, Some(from), _) => {
