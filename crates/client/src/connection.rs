@@ -213,12 +213,9 @@ impl Connection {
                 let now = now.tick();
                 let expired: Vec<Waiter> = {
                     let Ok(mut p) = p.lock() else { break };
-                    let ids: Vec<i64> = p
-                        .iter()
-                        .filter(|(_, w)| w.deadline <= now)
-                        .map(|(id, _)| *id)
-                        .collect();
-                    ids.iter().filter_map(|id| p.remove(id)).collect()
+                    p.extract_if(|_, w| w.deadline <= now)
+                        .map(|(_, w)| w)
+                        .collect()
                 };
                 for w in expired {
                     let _ = w.answer.send(Err(ClientError::Timeout(w.timeout)));
@@ -266,6 +263,15 @@ impl Connection {
         };
         if let Ok(mut p) = self.inner.pending.lock() {
             p.insert(correlation, waiter);
+        }
+        // The reader cancels, then drops every waiter; one registered after
+        // that (under the same lock, so it sees the cancellation) would
+        // wait for nobody: the sweeper stopped too.
+        if self.is_closed() {
+            if let Ok(mut p) = self.inner.pending.lock() {
+                p.remove(&correlation);
+            }
+            return Err(ClientError::Closed);
         }
         let queued = match self.inner.out.try_send((correlation, msg.into())) {
             Ok(()) => Ok(()),

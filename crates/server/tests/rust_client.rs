@@ -290,7 +290,7 @@ async fn a_request_to_a_paused_member_times_out() {
     let client = Client::connect(cfg).await.unwrap();
     let m = client.map("paused");
     m.put("k", "v").await.unwrap();
-    members[0].signal(Signal::SIGSTOP);
+    members[0].pause();
     let started = std::time::Instant::now();
     let outcome = m.get_as::<String>("k").await;
     let took = started.elapsed();

@@ -126,6 +126,27 @@ impl Member {
         let _ = kill(self.pid(), sig);
     }
 
+    /// Sends SIGSTOP and returns once the kernel shows every thread of the
+    /// process stopped (a thread busy on another CPU stops a moment later).
+    pub fn pause(&self) {
+        self.signal(Signal::SIGSTOP);
+        let tasks = format!("/proc/{}/task", self.pid());
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_dir(&tasks).is_ok_and(|dir| {
+                dir.flatten().all(|t| {
+                    std::fs::read_to_string(t.path().join("stat"))
+                        .ok()
+                        .and_then(|s| {
+                            s.rsplit(')')
+                                .next()
+                                .map(|r| r.trim_start().starts_with('T'))
+                        })
+                        .unwrap_or(false)
+                })
+            })
+        });
+    }
+
     pub fn kill9(&mut self) {
         self.signal(Signal::SIGKILL);
         let _ = self.child.wait();
