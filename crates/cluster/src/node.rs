@@ -23,6 +23,10 @@ pub struct ClusterSnapshot {
     pub view: MemberListView,
     /// Increments every time this member (re)joins a cluster.
     pub joins: u64,
+    /// This member left the cluster on purpose (shutdown) and will not
+    /// rejoin: what it holds is neither stale data to merge back nor
+    /// anyone's to keep.
+    pub left: bool,
 }
 
 impl ClusterSnapshot {
@@ -77,6 +81,8 @@ struct Node {
     internal_tx: mpsc::Sender<Internal>,
     snapshots: watch::Sender<ClusterSnapshot>,
     on_members: MembersListener,
+    /// Set once `leave` has told the peers.
+    left: bool,
 }
 
 /// Starts the cluster actor. It looks for a cluster right away and leaves it
@@ -97,6 +103,7 @@ pub fn spawn(
         joined: false,
         view: MemberListView::default(),
         joins: 0,
+        left: false,
     });
     let (internal_tx, internal_rx) = mpsc::channel(64);
     let node = Node {
@@ -107,6 +114,7 @@ pub fn spawn(
         internal_tx,
         snapshots: snap_tx,
         on_members,
+        left: false,
     };
     let task = tokio::spawn(node.run(incoming, internal_rx, shutdown));
     ClusterHandle {
@@ -169,17 +177,23 @@ impl Node {
         futures::future::join_all(sends).await;
         // Give the writer tasks a moment to flush the Leave frames.
         tokio::time::sleep(Duration::from_millis(50)).await;
+        self.left = true;
         self.publish_snapshot();
         tracing::info!("left the cluster");
     }
 
-    fn publish_snapshot(&self) {
-        let snap = ClusterSnapshot {
+    fn current(&self) -> ClusterSnapshot {
+        ClusterSnapshot {
             me: self.membership.me(),
             joined: self.membership.is_joined(),
             view: self.membership.view().clone(),
             joins: self.membership.joins(),
-        };
+            left: self.left,
+        }
+    }
+
+    fn publish_snapshot(&self) {
+        let snap = self.current();
         self.snapshots.send_if_modified(|old| {
             if *old != snap {
                 *old = snap;
@@ -229,13 +243,7 @@ impl Node {
                     });
                 }
                 Action::MembersChanged => {
-                    let snap = ClusterSnapshot {
-                        me: self.membership.me(),
-                        joined: self.membership.is_joined(),
-                        view: self.membership.view().clone(),
-                        joins: self.membership.joins(),
-                    };
-                    (self.on_members)(&snap);
+                    (self.on_members)(&self.current());
                 }
             }
         }

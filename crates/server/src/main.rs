@@ -61,8 +61,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cfg)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = runtime.block_on(run(cfg));
+    // Dropping the runtime waits for tasks still running to reach a yield
+    // point, so the peak below covers the whole run, shutdown included.
+    drop(runtime);
+    match outcome {
+        Ok(()) => {
+            match peak_resident_mib() {
+                Some(mib) => tracing::info!("ferrocast stopped (peak resident memory {mib} MiB)"),
+                None => tracing::info!("ferrocast stopped"),
+            }
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
@@ -220,8 +230,16 @@ async fn run(cfg: Config) -> Result<()> {
     data_stop.cancel();
     discovery_stop.cancel();
     transport_stop.cancel();
-    tracing::info!("ferrocast stopped");
     Ok(())
+}
+
+/// The most memory this process has held (VmHWM), for sizing a pod's
+/// memory limit: the peak, not the last figure a metrics scrape saw.
+fn peak_resident_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.div_ceil(1024))
 }
 
 async fn wait_for_signal() -> Result<()> {

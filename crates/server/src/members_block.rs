@@ -44,6 +44,7 @@ mod tests {
             me: b,
             joined: true,
             joins: 1,
+            left: false,
             view: MemberListView {
                 version: 2,
                 members: vec![a, b],
