@@ -278,55 +278,6 @@ async fn a_member_leaving_gracefully_loses_no_entry() {
     client.shutdown();
 }
 
-/// The last member stopping gracefully drops its data without copying it
-/// first (it used to copy every entry to offer it for a split-brain merge
-/// no cluster would ever take: ~3x the data at the moment a pod stops,
-/// where a memory limit kills it).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_member_does_not_copy_its_data() {
-    let mut members = start_all(88, 2..3, "127.0.88.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
-    let client = Client::connect(config(&members, None)).await.unwrap();
-    let m = client.map("kept");
-    let value = vec![7u8; 100];
-    let entries = 300_000;
-    for chunk in (0..entries).collect::<Vec<i64>>().chunks(10_000) {
-        m.put_all(chunk.iter().map(|&i| (i, value.clone())))
-            .await
-            .unwrap();
-    }
-    assert_eq!(m.size().await.unwrap(), entries as usize);
-    client.shutdown();
-    let status = std::fs::read_to_string(format!("/proc/{}/status", members[0].pid())).unwrap();
-    let loaded_kib: u64 = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .expect("VmHWM");
-    // ~48 MiB of keys and values as the client serializes them.
-    assert!(
-        loaded_kib > 40 * 1024,
-        "peak after loading: {loaded_kib} KiB"
-    );
-    members[0].signal(Signal::SIGTERM);
-    assert!(members[0]
-        .wait_exit(Duration::from_secs(30))
-        .expect("member exits")
-        .success());
-    let log = members[0].log();
-    assert!(!log.contains("offered"), "{log}");
-    let peak_mib: u64 = log
-        .split("peak resident memory ")
-        .nth(1)
-        .and_then(|t| t.split(' ').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no peak in the log: {log}"));
-    eprintln!("peak at exit {peak_mib} MiB, after loading {loaded_kib} KiB");
-    assert!(
-        peak_mib * 1024 < loaded_kib + 16 * 1024,
-        "peak at exit {peak_mib} MiB, after loading {loaded_kib} KiB"
-    );
-}
-
 /// A member that stops answering (paused with SIGSTOP) fails the request
 /// with a timeout near the invocation timeout, not never and not at once;
 /// once it runs again, the same client works.

@@ -4,10 +4,24 @@
 
 use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
 use crate::service_msg::ServiceMessage;
-use ferrocast_net::Responder;
+use bytes::Bytes;
+use ferrocast_net::{MemberMessage, Responder};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// Encoded bytes that hold a copy permit until the last reference to them
+/// (the connection writer's, once they are on the socket) is gone.
+struct Guarded {
+    bytes: Bytes,
+    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl AsRef<[u8]> for Guarded {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
 
 impl Coordinator {
     /// Copies partition `p`, from `source` first; when a source is gone or
@@ -127,6 +141,7 @@ impl Coordinator {
     ) {
         let data = self.data.clone();
         let hand_over = self.hand_over.clone();
+        let permits = self.copy_permits.clone();
         hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             // First our table must be as new as the requester's.
@@ -156,17 +171,31 @@ impl Coordinator {
                     if synced { "complete" } else { "still arriving" }
                 );
             }
-            let answer = if synced && data.service.table_version() >= table_version {
+            if synced && data.service.table_version() >= table_version {
+                // A permit from before the snapshot until its encoded
+                // bytes are written (they own it): queued frames count
+                // too, so a slow peer slows the copies instead of piling
+                // them up. The semaphore is never closed.
+                let permit = permits.acquire_owned().await.ok();
                 let (seq, records) = data.service.snapshot(partition);
-                ServiceMessage::Copy {
+                let answer = ServiceMessage::Copy {
                     partition,
                     seq,
                     data: records,
+                };
+                if let Ok(m) = answer.wrap() {
+                    let m = match m {
+                        MemberMessage::Service(bytes) => {
+                            MemberMessage::Service(Bytes::from_owner(Guarded {
+                                bytes,
+                                _permit: permit,
+                            }))
+                        }
+                        other => other,
+                    };
+                    let _ = responder.respond(m).await;
                 }
-            } else {
-                ServiceMessage::Ack
-            };
-            if let Ok(m) = answer.wrap() {
+            } else if let Ok(m) = ServiceMessage::Ack.wrap() {
                 let _ = responder.respond(m).await;
             }
             hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
