@@ -104,16 +104,21 @@ impl PartitionService {
         name: &str,
         op: &MapOp,
         partitions: &[u32],
+        want_events: bool,
     ) -> (MapResult, Vec<MapEvent>, Vec<BackupBatch>, Vec<u32>) {
         let now = Instant::now();
         let count = self.partition_count();
-        let mut events = Vec::new();
+        let mut events = Events {
+            list: Vec::new(),
+            want: want_events,
+            changed: false,
+        };
         let mut batches = Vec::new();
         if let Some(key) = op.key() {
             let p = partition_id(key, count);
             let mut state = self.state(p);
             if !state.serves_operations() {
-                return (MapResult::Unit, events, batches, vec![p]);
+                return (MapResult::Unit, Vec::new(), batches, vec![p]);
             }
             let mut ttl_changed = false;
             let result = {
@@ -122,39 +127,35 @@ impl PartitionService {
                     MapOp::Put { key, value, ttl }
                     | MapOp::PutTransient { key, value, ttl }
                     | MapOp::Set { key, value, ttl } => {
-                        let old = m.put(key.clone(), value.clone(), ttl_from_millis(*ttl), now);
-                        let t = if old.is_some() {
-                            ev::UPDATED
+                        let ttl = ttl_from_millis(*ttl);
+                        if events.want || matches!(op, MapOp::Put { .. }) {
+                            let old = m.put(key.clone(), value.clone(), ttl, now);
+                            let t = if old.is_some() {
+                                ev::UPDATED
+                            } else {
+                                ev::ADDED
+                            };
+                            events.push(name, p, t, key, Some(value.clone()), old.clone());
+                            match op {
+                                MapOp::Put { .. } => MapResult::Data(old),
+                                _ => MapResult::Unit,
+                            }
                         } else {
-                            ev::ADDED
-                        };
-                        push_event(
-                            &mut events,
-                            name,
-                            p,
-                            t,
-                            key,
-                            Some(value.clone()),
-                            old.clone(),
-                        );
-                        match op {
-                            MapOp::Put { .. } => MapResult::Data(old),
-                            _ => MapResult::Unit,
+                            // Nobody needs the previous value: not copied out.
+                            let t = if m.set(key.clone(), value.clone(), ttl, now) {
+                                ev::UPDATED
+                            } else {
+                                ev::ADDED
+                            };
+                            events.push(name, p, t, key, None, None);
+                            MapResult::Unit
                         }
                     }
                     MapOp::PutIfAbsent { key, value, ttl } => match m.get(key, now) {
                         Some(existing) => MapResult::Data(Some(existing)),
                         None => {
                             m.put(key.clone(), value.clone(), ttl_from_millis(*ttl), now);
-                            push_event(
-                                &mut events,
-                                name,
-                                p,
-                                ev::ADDED,
-                                key,
-                                Some(value.clone()),
-                                None,
-                            );
+                            events.push(name, p, ev::ADDED, key, Some(value.clone()), None);
                             MapResult::Data(None)
                         }
                     },
@@ -163,15 +164,7 @@ impl PartitionService {
                     MapOp::Remove { key } | MapOp::Delete { key } => {
                         let old = m.remove(key, now);
                         if let Some(o) = &old {
-                            push_event(
-                                &mut events,
-                                name,
-                                p,
-                                ev::REMOVED,
-                                key,
-                                None,
-                                Some(o.clone()),
-                            );
+                            events.push(name, p, ev::REMOVED, key, None, Some(o.clone()));
                         }
                         match op {
                             MapOp::Remove { .. } => MapResult::Data(old),
@@ -181,15 +174,7 @@ impl PartitionService {
                     MapOp::RemoveIfSame { key, value } => {
                         if m.get(key, now).as_ref() == Some(value) {
                             m.remove(key, now);
-                            push_event(
-                                &mut events,
-                                name,
-                                p,
-                                ev::REMOVED,
-                                key,
-                                None,
-                                Some(value.clone()),
-                            );
+                            events.push(name, p, ev::REMOVED, key, None, Some(value.clone()));
                             MapResult::Bool(true)
                         } else {
                             MapResult::Bool(false)
@@ -198,8 +183,7 @@ impl PartitionService {
                     MapOp::Replace { key, value } => match m.record(key, now).map(|r| r.ttl) {
                         Some(ttl) => {
                             let old = m.put(key.clone(), value.clone(), ttl, now);
-                            push_event(
-                                &mut events,
+                            events.push(
                                 name,
                                 p,
                                 ev::UPDATED,
@@ -219,8 +203,7 @@ impl PartitionService {
                         Some(r) if r.value == expected => {
                             let ttl = r.ttl;
                             m.put(key.clone(), value.clone(), ttl, now);
-                            push_event(
-                                &mut events,
+                            events.push(
                                 name,
                                 p,
                                 ev::UPDATED,
@@ -238,7 +221,7 @@ impl PartitionService {
                     }
                     MapOp::Evict { key } => match m.remove(key, now) {
                         Some(old) => {
-                            push_event(&mut events, name, p, ev::EVICTED, key, None, Some(old));
+                            events.push(name, p, ev::EVICTED, key, None, Some(old));
                             MapResult::Bool(true)
                         }
                         None => MapResult::Bool(false),
@@ -249,7 +232,7 @@ impl PartitionService {
                     _ => MapResult::Unit,
                 }
             };
-            let touched = !events.is_empty() || ttl_changed;
+            let touched = events.changed || ttl_changed;
             if touched {
                 state.seq += 1;
                 // Without backups there is nobody to send the change to;
@@ -263,8 +246,10 @@ impl PartitionService {
                     });
                 }
             }
-            return (result, events, batches, Vec::new());
+            return (result, events.list, batches, Vec::new());
         }
+        // Multi-key writes find the keys their backups need in the events.
+        events.want = true;
         let mut acc: Option<MapResult> = None;
         let mut not_owned = Vec::new();
         for &p in partitions {
@@ -273,7 +258,7 @@ impl PartitionService {
                 not_owned.push(p);
                 continue;
             }
-            let events_before = events.len();
+            let events_before = events.list.len();
             let part = {
                 let m = state.store.map_mut(name);
                 match op {
@@ -315,7 +300,7 @@ impl PartitionService {
                             } else {
                                 ev::ADDED
                             };
-                            push_event(&mut events, name, p, t, k, Some(v.clone()), old);
+                            events.push(name, p, t, k, Some(v.clone()), old);
                         }
                         MapResult::Unit
                     }
@@ -327,7 +312,7 @@ impl PartitionService {
                     map: name.to_string(),
                 }],
                 _ => {
-                    let keys: Vec<Bytes> = events[events_before..]
+                    let keys: Vec<Bytes> = events.list[events_before..]
                         .iter()
                         .map(|e| e.key.clone())
                         .collect();
@@ -358,27 +343,42 @@ impl PartitionService {
             MapOp::EntrySet | MapOp::GetAll { .. } => MapResult::Entries(Vec::new()),
             _ => MapResult::Unit,
         };
-        (acc.unwrap_or(empty), events, batches, not_owned)
+        (acc.unwrap_or(empty), events.list, batches, not_owned)
     }
 }
 
-fn push_event(
-    events: &mut Vec<MapEvent>,
-    map: &str,
-    p: u32,
-    t: i32,
-    key: &Bytes,
-    value: Option<Bytes>,
-    old: Option<Bytes>,
-) {
-    events.push(MapEvent {
-        map: map.to_string(),
-        event_type: t,
-        key: key.clone(),
-        value,
-        old_value: old,
-        partition: p,
-    });
+/// The events of one operation, and whether it changed anything (what the
+/// backups go by). A single-key write builds its event only when an entry
+/// listener is registered for the map (`want`): an event costs a String
+/// and a few reference counts per write, for nobody otherwise.
+struct Events {
+    list: Vec<MapEvent>,
+    want: bool,
+    changed: bool,
+}
+
+impl Events {
+    fn push(
+        &mut self,
+        map: &str,
+        p: u32,
+        t: i32,
+        key: &Bytes,
+        value: Option<Bytes>,
+        old: Option<Bytes>,
+    ) {
+        self.changed = true;
+        if self.want {
+            self.list.push(MapEvent {
+                map: map.to_string(),
+                event_type: t,
+                key: key.clone(),
+                value,
+                old_value: old,
+                partition: p,
+            });
+        }
+    }
 }
 
 /// The state of `key` after an operation, as a change for the backups.

@@ -162,6 +162,25 @@ impl MapPartition {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Option<Bytes> {
+        self.put_with(key, value, ttl, now, true).1
+    }
+
+    /// Inserts or replaces like [`put`](Self::put), for callers that do
+    /// not need the previous value (a set nobody listens to): it is not
+    /// copied out. Whether the key was there.
+    pub fn set(&mut self, key: Bytes, value: Bytes, ttl: Option<Duration>, now: Instant) -> bool {
+        self.put_with(key, value, ttl, now, false).0
+    }
+
+    /// Whether the key was there, and its previous value when `keep`.
+    fn put_with(
+        &mut self,
+        key: Bytes,
+        value: Bytes,
+        ttl: Option<Duration>,
+        now: Instant,
+        keep: bool,
+    ) -> (bool, Option<Bytes>) {
         let t = epoch_millis();
         let stats = self.stats;
         match self.live(&key, now) {
@@ -172,16 +191,20 @@ impl MapPartition {
                 r.expires_at = ttl.map(|d| now + d);
                 r.last_update_time = t;
                 r.version += 1;
-                if let Some(previous) = slot.rewrite(&r, stats) {
-                    return Some(previous);
+                if keep {
+                    if let Some(previous) = slot.rewrite(&r, stats) {
+                        return (true, Some(previous));
+                    }
+                } else if slot.overwrite(&r, stats) {
+                    return (true, None);
                 }
-                let previous = slot.value_bytes();
+                let previous = keep.then(|| slot.value_bytes());
                 *slot = Entry::new(&key, &r, stats);
-                Some(previous)
+                (true, previous)
             }
             None => {
                 self.insert_absent(Entry::new(&key, &Record::new(value, ttl, now), stats));
-                None
+                (false, None)
             }
         }
     }
@@ -270,7 +293,7 @@ impl MapPartition {
         match self.entries.find_entry(h, |e| e.key() == key) {
             Ok(mut occupied) => {
                 let e = occupied.get_mut();
-                if e.rewrite_sharing(&record, stats).is_none() {
+                if !e.overwrite_sharing(&record, stats) {
                     *e = Entry::sharing(&key, &record, stats);
                 }
             }
@@ -337,6 +360,28 @@ mod tests {
         );
         assert_eq!(m.remove(b"k", now), Some(b("v2")));
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn set_is_put_without_the_previous_value() {
+        let now = Instant::now();
+        for value in [b("small"), Bytes::from(vec![3u8; 4096])] {
+            let mut m = MapPartition::default();
+            let mut p = MapPartition::default();
+            assert!(!m.set(b("k"), b("v1"), None, now));
+            p.put(b("k"), b("v1"), None, now);
+            // Same layout (rewritten in place), then a different one.
+            for v in [b("v2"), value.clone(), b("v3")] {
+                assert!(m.set(b("k"), v.clone(), Some(Duration::from_secs(9)), now));
+                p.put(b("k"), v.clone(), Some(Duration::from_secs(9)), now);
+                assert_eq!(m.get(b"k", now), Some(v));
+                let (mr, pr) = (m.record(b"k", now), p.record(b"k", now));
+                assert_eq!(
+                    mr.map(|r| (r.version, r.ttl, r.value)),
+                    pr.map(|r| (r.version, r.ttl, r.value))
+                );
+            }
+        }
     }
 
     #[test]

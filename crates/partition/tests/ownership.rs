@@ -37,7 +37,7 @@ fn a_write_after_the_partition_moved_away_is_not_executed_here() {
 
     let t1 = table(1, me, other, &PartitionTable::empty(COUNT));
     service.apply_table(t1.clone(), &alive).expect("applied");
-    let (_, _, batches, moved) = service.execute("m", &set(&key), &[p]);
+    let (_, _, batches, moved) = service.execute("m", &set(&key), &[p], true);
     assert!(moved.is_empty());
     assert_eq!(batches.len(), 1);
 
@@ -46,7 +46,7 @@ fn a_write_after_the_partition_moved_away_is_not_executed_here() {
         .apply_table(table(2, other, me, &t1), &alive)
         .expect("applied");
     let (seq_before, _, _) = service.replica_status(p);
-    let (_, events, batches, moved) = service.execute("m", &set(&key), &[p]);
+    let (_, events, batches, moved) = service.execute("m", &set(&key), &[p], true);
     assert_eq!(moved, vec![p]);
     assert!(events.is_empty() && batches.is_empty());
     assert_eq!(
@@ -56,7 +56,8 @@ fn a_write_after_the_partition_moved_away_is_not_executed_here() {
     );
 
     // A map-wide operation skips it too and says so.
-    let (_, _, _, moved) = service.execute("m", &MapOp::Clear, &(0..COUNT).collect::<Vec<_>>());
+    let (_, _, _, moved) =
+        service.execute("m", &MapOp::Clear, &(0..COUNT).collect::<Vec<_>>(), true);
     assert_eq!(moved.len(), COUNT as usize);
 }
 
@@ -78,13 +79,13 @@ fn a_backup_promoted_before_its_copy_arrived_makes_operations_wait() {
         .expect("applied");
     assert!(service.is_awaiting(0), "operations must wait for the copy");
     // Even one that passed the waiting check a moment earlier is not run.
-    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0]);
+    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0], true);
     assert_eq!(moved, vec![0]);
     assert!(batches.is_empty());
     service.install_copy(0, 5, Vec::new());
     assert!(!service.is_awaiting(0));
     assert_eq!(service.replica_status(0).0, 5);
-    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0]);
+    let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0], true);
     assert!(moved.is_empty());
     assert_eq!(batches[0].seq, 6, "numbering goes on from the copy");
 }

@@ -327,16 +327,30 @@ impl Entry {
     /// copy of it, then cost no allocation for the entry, no copy of the
     /// key and, for a big value, no new box.
     pub fn rewrite(&mut self, r: &Record, stats: bool) -> Option<Bytes> {
-        self.rewrite_with(r, stats, false)
+        self.rewrite_with(r, stats, false, true).flatten()
     }
 
-    /// Like [`rewrite`](Self::rewrite) for a record whose value is a buffer
-    /// of its own (see [`own_buffer`]).
-    pub fn rewrite_sharing(&mut self, r: &Record, stats: bool) -> Option<Bytes> {
-        self.rewrite_with(r, stats, true)
+    /// Like [`rewrite`](Self::rewrite) without handing the previous value
+    /// back (a small one is not copied out): whether it was done in place.
+    pub fn overwrite(&mut self, r: &Record, stats: bool) -> bool {
+        self.rewrite_with(r, stats, false, false).is_some()
     }
 
-    fn rewrite_with(&mut self, r: &Record, stats: bool, share: bool) -> Option<Bytes> {
+    /// Like [`overwrite`](Self::overwrite) for a record whose value is a
+    /// buffer of its own (see [`own_buffer`]).
+    pub fn overwrite_sharing(&mut self, r: &Record, stats: bool) -> bool {
+        self.rewrite_with(r, stats, true, false).is_some()
+    }
+
+    /// `None`: the layout differs, nothing changed. Else the previous
+    /// value when `keep`.
+    fn rewrite_with(
+        &mut self,
+        r: &Record,
+        stats: bool,
+        share: bool,
+        keep: bool,
+    ) -> Option<Option<Bytes>> {
         let s = self.shape();
         let h = Header::of(s.key_len, r, stats);
         if h.len != s.header || h.buf[0] != s.flags || r.value.len() != s.value_len {
@@ -348,9 +362,10 @@ impl Entry {
             let boxed = unsafe {
                 &mut *std::ptr::read_unaligned(self.0.as_ptr().add(at).cast::<*mut Bytes>())
             };
-            std::mem::replace(boxed, big_value(&r.value, share))
+            let previous = std::mem::replace(boxed, big_value(&r.value, share));
+            keep.then_some(previous)
         } else {
-            let previous = Bytes::copy_from_slice(self.raw(at, s.value_len));
+            let previous = keep.then(|| Bytes::copy_from_slice(self.raw(at, s.value_len)));
             // SAFETY: the value lies inside the allocation (`Shape::len`);
             // the record's bytes are not ours, so they cannot overlap.
             unsafe {

@@ -189,14 +189,18 @@ fn a_rewrite_in_place_is_the_entry_built_anew() {
                 next.last_update_time += 1_000;
                 next.hits = 9;
                 next.expires_at = ttl.map(|d| now + d + Duration::from_millis(77));
+                let mut o = Entry::new(b"the key", &r, stats);
                 let previous = e.rewrite(&next, stats).expect("same layout: in place");
                 assert_eq!(previous, r.value, "len {len}, ttl {ttl:?}, stats {stats}");
+                assert!(o.overwrite(&next, stats), "same layout: in place");
                 let fresh = Entry::new(b"the key", &next, stats);
-                assert_eq!(e.key(), b"the key");
-                assert_eq!(e.value(), fresh.value());
-                assert_eq!(e.record(), fresh.record());
-                if len < SHARED_VALUE_MIN {
-                    assert_eq!(e.bytes(), fresh.bytes());
+                for e in [&e, &o] {
+                    assert_eq!(e.key(), b"the key");
+                    assert_eq!(e.value(), fresh.value());
+                    assert_eq!(e.record(), fresh.record());
+                    if len < SHARED_VALUE_MIN {
+                        assert_eq!(e.bytes(), fresh.bytes());
+                    }
                 }
             }
         }
@@ -215,6 +219,8 @@ fn a_rewrite_that_changes_the_layout_is_refused_and_changes_nothing() {
     let with_ttl = record(now, Some(Duration::from_secs(5)));
     assert!(e.rewrite(&with_ttl, false).is_none());
     assert!(e.rewrite(&r, true).is_none(), "statistics switched on");
+    assert!(!e.overwrite(&longer, false));
+    assert!(!e.overwrite(&r, true));
     assert_eq!(e.record(), before);
     // The previous value handed out stays valid after the rewrite.
     let mut big = record(now, None);
@@ -259,7 +265,7 @@ fn a_buffer_of_its_own_is_kept_and_any_other_copied() {
     let mut next = r.clone();
     next.value = own_buffer(Bytes::from(vec![2u8; 4096]));
     let at = next.value.as_ptr();
-    e.rewrite_sharing(&next, false).unwrap();
+    assert!(e.overwrite_sharing(&next, false));
     assert_eq!(e.value().as_ptr(), at);
     // `new` always copies.
     assert_ne!(Entry::new(b"k", &next, false).value().as_ptr(), at);

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use ferrocast_partition::MapEvent;
 use ferrocast_protocol::messages::responses::{self, EntryEvent};
 use ferrocast_protocol::ClientMessage;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use tokio::sync::mpsc;
 use uuid::Uuid;
@@ -34,6 +35,9 @@ struct ViewListener {
 pub struct Listeners {
     member: Uuid,
     entry: Mutex<Vec<EntryListener>>,
+    /// How many entry listeners `entry` holds, read without its lock by
+    /// every write (none registered: the common case, one atomic load).
+    entry_count: AtomicUsize,
     view: Mutex<Vec<ViewListener>>,
 }
 
@@ -53,6 +57,7 @@ impl Listeners {
         Self {
             member,
             entry: Mutex::default(),
+            entry_count: AtomicUsize::new(0),
             view: Mutex::default(),
         }
     }
@@ -71,8 +76,23 @@ impl Listeners {
                 correlation: r.correlation,
                 sink: r.sink,
             });
+            self.entry_count.store(l.len(), Ordering::Release);
         }
         id
+    }
+
+    /// Whether an entry listener is registered for `map`: writes build
+    /// their events only then. A listener is counted before its
+    /// registration is answered, so every write its client sends after
+    /// that answer reports to it.
+    pub fn wants_entry_events(&self, map: &str) -> bool {
+        if self.entry_count.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.entry
+            .lock()
+            .map(|l| l.iter().any(|x| x.map == map))
+            .unwrap_or(true)
     }
 
     pub fn remove_entry(&self, id: Uuid) -> bool {
@@ -81,6 +101,7 @@ impl Listeners {
             .map(|mut l| {
                 let before = l.len();
                 l.retain(|x| x.id != id);
+                self.entry_count.store(l.len(), Ordering::Release);
                 l.len() != before
             })
             .unwrap_or(false)
@@ -100,6 +121,7 @@ impl Listeners {
     pub fn remove_connection(&self, connection: u64) {
         if let Ok(mut l) = self.entry.lock() {
             l.retain(|x| x.connection != connection);
+            self.entry_count.store(l.len(), Ordering::Release);
         }
         if let Ok(mut v) = self.view.lock() {
             v.retain(|x| x.connection != connection);
@@ -158,5 +180,39 @@ impl Listeners {
                 let _ = l.sink.try_send(msg);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration(map: &str, connection: u64, sink: &ClientSink) -> EntryRegistration {
+        EntryRegistration {
+            connection,
+            map: map.to_string(),
+            key: None,
+            flags: -1,
+            include_value: true,
+            request_type: 0,
+            correlation: 1,
+            sink: sink.clone(),
+        }
+    }
+
+    #[test]
+    fn events_are_wanted_only_for_maps_someone_listens_to() {
+        let (sink, _rx) = mpsc::channel(1);
+        let l = Listeners::new(Uuid::nil());
+        assert!(!l.wants_entry_events("a"));
+        let id = l.add_entry(registration("a", 1, &sink));
+        l.add_entry(registration("b", 2, &sink));
+        assert!(l.wants_entry_events("a") && l.wants_entry_events("b"));
+        assert!(!l.wants_entry_events("c"));
+        assert!(l.remove_entry(id));
+        assert!(!l.wants_entry_events("a"));
+        l.remove_connection(2);
+        assert!(!l.wants_entry_events("b"));
+        assert_eq!(l.entry_count.load(Ordering::Acquire), 0);
     }
 }

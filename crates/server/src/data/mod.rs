@@ -238,7 +238,9 @@ impl DataPlane {
         if mine.is_empty() {
             return Ok((MapResult::Unit, others));
         }
-        let (result, events, batches, moved) = self.service.execute(&req.name, &req.op, &mine);
+        let want_events = self.listeners.wants_entry_events(&req.name);
+        let (result, events, batches, moved) =
+            self.service.execute(&req.name, &req.op, &mine, want_events);
         if req.op.key().is_some() && !moved.is_empty() {
             return Ok((MapResult::Unit, moved));
         }
