@@ -44,12 +44,20 @@ class Member:
     def syncs(self):
         return [tuple(int(x) for x in m) for m in SYNC.findall(self.log())]
 
-    def rss_mb(self):
+    def rss_mb(self, field="VmRSS"):
         with open(f"/proc/{self.proc.pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
         return 0
+
+    def peak_mb(self):
+        """The most memory the process has held so far (VmHWM); after it
+        exited, the peak its last log line gives."""
+        if self.proc.poll() is None:
+            return self.rss_mb("VmHWM")
+        m = re.findall(r"peak resident memory (\d+) MiB", self.log())
+        return int(m[-1]) * 1.048576 if m else 0
 
     def stop(self, sig=signal.SIGKILL):
         if self.proc.poll() is None:
@@ -89,13 +97,16 @@ def join_migration(mb, extra):
     try:
         wait(lambda: all(block_size(m) == 2 for m in ms))
         print("  ", load("127.0.81.2:5701", mb))
+        before = [m.peak_mb() for m in ms]
         new = Member("127.0.81.4", line, extra)
         ms.append(new)
         v, entries, nbytes, ms_ = wait(lambda: next((s for s in new.syncs() if s[2] > 0), None))
         wall = time.monotonic() - new.started
+        growth = max(m.peak_mb() - b for m, b in zip(ms, before))
         return {"data_mb": mb, "copied_mb": round(nbytes / 1e6, 1), "copy_ms": ms_,
                 "mb_per_s": round(nbytes / 1e6 / max(ms_, 1) * 1000, 1),
-                "join_to_in_sync_s": round(wall, 2)}
+                "join_to_in_sync_s": round(wall, 2),
+                "holders_peak_before_mb": round(max(before)), "holders_peak_growth_mb": round(growth)}
     finally:
         for m in ms:
             m.stop()
@@ -115,7 +126,8 @@ def graceful_leave(mb, extra):
         victim.proc.wait()
         took = time.monotonic() - t0
         handed = re.findall(r"handed over (\d+) partition\(s\) in (\d+) ms", victim.log())
-        return {"data_mb": mb, "leaving_member_rss_mb": round(rss), "sigterm_to_exit_s": round(took, 2),
+        return {"data_mb": mb, "leaving_member_rss_mb": round(rss),
+                "leaving_member_peak_mb": round(victim.peak_mb()), "sigterm_to_exit_s": round(took, 2),
                 "hand_over_ms": int(handed[-1][1]) if handed else None, "exit_code": victim.proc.returncode}
     finally:
         for m in ms:
