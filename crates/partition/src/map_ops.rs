@@ -121,34 +121,25 @@ impl PartitionService {
                 return (MapResult::Unit, Vec::new(), batches, vec![p]);
             }
             let mut ttl_changed = false;
+            // The entry a put or set wrote, for its backups.
+            let mut written = None;
             let result = {
                 let m = state.store.map_mut(name);
                 match op {
                     MapOp::Put { key, value, ttl }
                     | MapOp::PutTransient { key, value, ttl }
                     | MapOp::Set { key, value, ttl } => {
-                        let ttl = ttl_from_millis(*ttl);
-                        if events.want || matches!(op, MapOp::Put { .. }) {
-                            let old = m.put(key.clone(), value.clone(), ttl, now);
-                            let t = if old.is_some() {
-                                ev::UPDATED
-                            } else {
-                                ev::ADDED
-                            };
-                            events.push(name, p, t, key, Some(value.clone()), old.clone());
-                            match op {
-                                MapOp::Put { .. } => MapResult::Data(old),
-                                _ => MapResult::Unit,
-                            }
-                        } else {
-                            // Nobody needs the previous value: not copied out.
-                            let t = if m.set(key.clone(), value.clone(), ttl, now) {
-                                ev::UPDATED
-                            } else {
-                                ev::ADDED
-                            };
-                            events.push(name, p, t, key, None, None);
-                            MapResult::Unit
+                        // The previous value only when someone needs it:
+                        // a small one is copied out of the entry.
+                        let keep = events.want || matches!(op, MapOp::Put { .. });
+                        let w =
+                            m.write(key.clone(), value.clone(), ttl_from_millis(*ttl), now, keep);
+                        let t = if w.existed { ev::UPDATED } else { ev::ADDED };
+                        events.push(name, p, t, key, Some(value.clone()), w.previous.clone());
+                        written = Some(w.record);
+                        match op {
+                            MapOp::Put { .. } => MapResult::Data(w.previous),
+                            _ => MapResult::Unit,
                         }
                     }
                     MapOp::PutIfAbsent { key, value, ttl } => match m.get(key, now) {
@@ -238,7 +229,15 @@ impl PartitionService {
                 // Without backups there is nobody to send the change to;
                 // building it would copy the value once more for nothing.
                 if !self.backups_of(p).is_empty() {
-                    let changes = vec![key_change(&mut state, name, key, now)];
+                    let change = match written {
+                        Some(record) => Change::Put {
+                            map: name.to_string(),
+                            key: key.clone(),
+                            record: to_wire(&record, now),
+                        },
+                        None => key_change(&mut state, name, key, now),
+                    };
+                    let changes = vec![change];
                     batches.push(BackupBatch {
                         partition: p,
                         seq: state.seq,

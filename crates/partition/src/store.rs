@@ -23,6 +23,15 @@ pub struct Record {
     pub version: i64,
 }
 
+/// What a write did: whether the key was there, its previous value (when
+/// asked for), and the entry as written (what its backups are sent, so
+/// they need not look it up again).
+pub(crate) struct Written {
+    pub existed: bool,
+    pub previous: Option<Bytes>,
+    pub record: Record,
+}
+
 pub(crate) fn epoch_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -162,25 +171,25 @@ impl MapPartition {
         ttl: Option<Duration>,
         now: Instant,
     ) -> Option<Bytes> {
-        self.put_with(key, value, ttl, now, true).1
+        self.write(key, value, ttl, now, true).previous
     }
 
     /// Inserts or replaces like [`put`](Self::put), for callers that do
     /// not need the previous value (a set nobody listens to): it is not
     /// copied out. Whether the key was there.
     pub fn set(&mut self, key: Bytes, value: Bytes, ttl: Option<Duration>, now: Instant) -> bool {
-        self.put_with(key, value, ttl, now, false).0
+        self.write(key, value, ttl, now, false).existed
     }
 
-    /// Whether the key was there, and its previous value when `keep`.
-    fn put_with(
+    /// Inserts or replaces; the previous value only when `keep`.
+    pub(crate) fn write(
         &mut self,
         key: Bytes,
         value: Bytes,
         ttl: Option<Duration>,
         now: Instant,
         keep: bool,
-    ) -> (bool, Option<Bytes>) {
+    ) -> Written {
         let t = epoch_millis();
         let stats = self.stats;
         match self.live(&key, now) {
@@ -191,20 +200,39 @@ impl MapPartition {
                 r.expires_at = ttl.map(|d| now + d);
                 r.last_update_time = t;
                 r.version += 1;
-                if keep {
-                    if let Some(previous) = slot.rewrite(&r, stats) {
-                        return (true, Some(previous));
+                let previous = if keep {
+                    match slot.rewrite(&r, stats) {
+                        Some(previous) => Some(previous),
+                        None => {
+                            let previous = slot.value_bytes();
+                            *slot = Entry::new(&key, &r, stats);
+                            Some(previous)
+                        }
                     }
-                } else if slot.overwrite(&r, stats) {
-                    return (true, None);
+                } else {
+                    if !slot.overwrite(&r, stats) {
+                        *slot = Entry::new(&key, &r, stats);
+                    }
+                    None
+                };
+                Written {
+                    existed: true,
+                    previous,
+                    record: r,
                 }
-                let previous = keep.then(|| slot.value_bytes());
-                *slot = Entry::new(&key, &r, stats);
-                (true, previous)
             }
             None => {
-                self.insert_absent(Entry::new(&key, &Record::new(value, ttl, now), stats));
-                (false, None)
+                let mut r = Record::new(value, ttl, now);
+                self.insert_absent(Entry::new(&key, &r, stats));
+                if !stats {
+                    // As the entry reads back: statistics not tracked.
+                    (r.hits, r.last_access_time) = (-1, -1);
+                }
+                Written {
+                    existed: false,
+                    previous: None,
+                    record: r,
+                }
             }
         }
     }

@@ -1,0 +1,75 @@
+//! A backup holds what its owner holds: every write's change, applied on
+//! the backup member, leaves the same entry (value, version, times, TTL)
+//! as on the owner, whatever path the owner's write took (a new key, an
+//! overwrite in place, one that changes the entry's layout, with or
+//! without someone listening, a small or a big value).
+
+use bytes::Bytes;
+use ferrocast_partition::{PartitionService, PartitionTable};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+const COUNT: u32 = 7;
+
+fn value(len: usize, fill: u8) -> Bytes {
+    Bytes::from(vec![fill; len])
+}
+
+#[test]
+fn every_write_path_leaves_the_backup_equal_to_the_owner() {
+    let (owner, backup) = (Uuid::new_v4(), Uuid::new_v4());
+    let alive = [owner, backup];
+    let table = PartitionTable {
+        version: 1,
+        replicas: vec![vec![owner, backup]; COUNT as usize],
+        previous: PartitionTable::empty(COUNT).replicas,
+    };
+    let a = PartitionService::new(owner, COUNT);
+    let b = PartitionService::new(backup, COUNT);
+    a.apply_table(table.clone(), &alive).expect("applied");
+    b.apply_table(table, &alive).expect("applied");
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+    let writes = [
+        (value(100, 1), -1, false),
+        (value(100, 2), -1, false),    // in place
+        (value(100, 3), -1, true),     // in place, listened to
+        (value(40, 4), -1, false),     // new layout
+        (value(40, 5), 60_000, false), // a TTL: new layout
+        (value(4096, 6), -1, false),   // a big value
+        (value(4096, 7), -1, true),    // in place, big
+        (value(100, 8), -1, true),
+    ];
+    for (i, (v, ttl, listened)) in writes.into_iter().enumerate() {
+        let op = if i % 2 == 0 {
+            MapOp::Set {
+                key: key.clone(),
+                value: v,
+                ttl,
+            }
+        } else {
+            MapOp::Put {
+                key: key.clone(),
+                value: v,
+                ttl,
+            }
+        };
+        let (_, _, batches, moved) = a.execute("m", &op, &[p], listened);
+        assert!(moved.is_empty());
+        assert_eq!(batches.len(), 1, "write {i}");
+        for batch in batches {
+            assert!(b.receive_backup(batch), "write {i}");
+        }
+        let (_, mut on_owner) = a.snapshot(p);
+        let (_, mut on_backup) = b.snapshot(p);
+        let (o, k) = (&mut on_owner[0].1[0], &mut on_backup[0].1[0]);
+        assert_eq!(o.0, k.0);
+        // The remaining TTL is read at two moments.
+        let (ol, kl) = (o.1.ttl_left_ms.take(), k.1.ttl_left_ms.take());
+        assert_eq!(ol.is_some(), kl.is_some(), "write {i}");
+        assert!(ol.unwrap_or(0).abs_diff(kl.unwrap_or(0)) <= 5, "write {i}");
+        assert_eq!(o.1, k.1, "write {i}");
+        assert_eq!(o.1.version, i as i64, "write {i}");
+    }
+}
