@@ -116,6 +116,11 @@ impl PartitionService {
         let mut batches = Vec::new();
         if let Some(key) = op.key() {
             let p = partition_id(key, count);
+            // A write holds the table until its change is numbered: whether
+            // it has backups is decided by a table no other can replace
+            // meanwhile (taken before the partition's lock: see
+            // `table_guard`). Reads need no table.
+            let table = op.is_write().then(|| self.table_guard());
             let mut state = self.state(p);
             if !state.serves_operations() {
                 return (MapResult::Unit, Vec::new(), batches, vec![p]);
@@ -228,7 +233,8 @@ impl PartitionService {
                 state.seq += 1;
                 // Without backups there is nobody to send the change to;
                 // building it would copy the value once more for nothing.
-                if !self.backups_of(p).is_empty() {
+                debug_assert!(table.is_some(), "{op:?} changed an entry but is no write");
+                if table.as_ref().is_some_and(|t| !t.backups(p).is_empty()) {
                     let change = match written {
                         Some(record) => Change::Put {
                             map: name.to_string(),

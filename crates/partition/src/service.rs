@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ferrocast_protocol::messages::responses::entry_event_type as ev;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -129,6 +129,14 @@ impl PartitionService {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// The table, for reading while partitions are locked. Lock order:
+    /// the table first, then a partition (as [`apply_table`](Self::apply_table)
+    /// takes them); reading the table with a partition locked could wait
+    /// forever on a table change waiting for that partition.
+    pub(crate) fn table_guard(&self) -> RwLockReadGuard<'_, PartitionTable> {
+        self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn state(&self, p: u32) -> MutexGuard<'_, PartitionState> {
@@ -287,6 +295,24 @@ impl PartitionService {
     pub fn receive_backup(&self, batch: BackupBatch) -> bool {
         self.state(batch.partition)
             .receive(batch.seq, batch.changes, Instant::now())
+    }
+
+    /// A backup batch from `from`, applied only if our table names `from`
+    /// the partition's owner and this member one of its backups, checked
+    /// and applied with the table held, so no table lands in between.
+    /// `Ok(false)`: applied, but this replica lost track; `Err`: not ours
+    /// to take (now).
+    pub fn receive_backup_from(&self, batch: BackupBatch, from: Uuid) -> Result<bool, BackupBatch> {
+        let table = self.table_guard();
+        let p = batch.partition;
+        if table.owner(p) != Some(from) || !table.backups(p).contains(&self.me) {
+            return Err(batch);
+        }
+        let applied = self
+            .state(p)
+            .receive(batch.seq, batch.changes, Instant::now());
+        drop(table);
+        Ok(applied)
     }
 
     /// (sequence number, holds full data, has changes waiting for a gap) of `p`.

@@ -73,3 +73,48 @@ fn every_write_path_leaves_the_backup_equal_to_the_owner() {
         assert_eq!(o.1.version, i as i64, "write {i}");
     }
 }
+
+/// A replica takes changes only from the owner its table names, and only
+/// while it is one of that owner's backups; anything else is handed back
+/// untouched.
+#[test]
+fn a_backup_takes_changes_only_from_the_owner_in_its_table() {
+    let (owner, backup, other) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let alive = [owner, backup, other];
+    let replicas = |r: Vec<Uuid>| PartitionTable {
+        version: 0,
+        replicas: vec![r; COUNT as usize],
+        previous: PartitionTable::empty(COUNT).replicas,
+    };
+    let a = PartitionService::new(owner, COUNT);
+    let b = PartitionService::new(backup, COUNT);
+    let t1 = PartitionTable {
+        version: 1,
+        ..replicas(vec![owner, backup])
+    };
+    a.apply_table(t1.clone(), &alive).expect("applied");
+    b.apply_table(t1.clone(), &alive).expect("applied");
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+    let op = MapOp::Set {
+        key: key.clone(),
+        value: value(10, 1),
+        ttl: -1,
+    };
+    let (_, _, mut batches, _) = a.execute("m", &op, &[p], false);
+    let batch = batches.pop().expect("a batch");
+    let batch = b
+        .receive_backup_from(batch, other)
+        .expect_err("not the owner");
+    assert_eq!(b.replica_status(p).0, 0, "nothing applied");
+    assert_eq!(b.receive_backup_from(batch.clone(), owner), Ok(true));
+    assert_eq!(b.replica_status(p).0, 1);
+    // A table in which this member is no longer a backup of p.
+    let t2 = PartitionTable {
+        version: 2,
+        previous: t1.replicas.clone(),
+        ..replicas(vec![owner, other])
+    };
+    b.apply_table(t2, &alive).expect("applied");
+    assert!(b.receive_backup_from(batch, owner).is_err());
+}

@@ -108,3 +108,63 @@ fn a_member_never_holding_a_partition_has_nothing_to_serve() {
         .expect("applied");
     assert!(founder.replica_status(0).1);
 }
+
+/// Writes and table changes on the same partition at once, from two
+/// threads. A write used to read the table (for its backups) while holding
+/// the partition's lock, and a table change takes the table's lock, then
+/// each partition's: the two could wait on each other forever.
+#[test]
+fn writes_during_table_changes_do_not_deadlock() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::{Duration, Instant};
+
+    let (me, x, y) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let alive = [me, x, y];
+    let service = Arc::new(PartitionService::new(me, COUNT));
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+    let t1 = table(1, me, x, &PartitionTable::empty(COUNT));
+    service.apply_table(t1.clone(), &alive).expect("applied");
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, done_rx) = mpsc::channel();
+    let writer = {
+        let (service, stop, done) = (service.clone(), stop.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let mut writes = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                service.execute("m", &set(&key), &[p], false);
+                writes += 1;
+            }
+            let _ = done.send(("writes", writes));
+        })
+    };
+    let tables = {
+        let (service, stop, done) = (service.clone(), stop.clone(), done_tx);
+        std::thread::spawn(move || {
+            let mut previous = t1;
+            let mut version = 1;
+            while !stop.load(Ordering::Relaxed) {
+                version += 1;
+                // The backup alternates, so partition p changes every time.
+                let backup = if version % 2 == 0 { y } else { x };
+                let next = table(version, me, backup, &previous);
+                service.apply_table(next.clone(), &alive).expect("applied");
+                previous = next;
+            }
+            let _ = done.send(("tables", version));
+        })
+    };
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match done_rx.recv_timeout(left) {
+            Ok((what, n)) => assert!(n > 100, "only {n} {what}"),
+            Err(_) => panic!("writer and table changes stopped: deadlocked"),
+        }
+    }
+    writer.join().expect("writer");
+    tables.join().expect("tables");
+}

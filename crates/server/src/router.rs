@@ -53,18 +53,26 @@ pub fn spawn(
                     });
                 }
                 // Backups the current table says we take from this owner
-                // are applied here, without a trip through the coordinator's
-                // queue; any other goes there, to be refused (or taken) in
-                // order with the tables queued before it. A table applied
-                // between this check and the change is as if the backup had
-                // arrived a moment earlier: the sender still owned the
-                // partition when it sent it.
-                Some(Ok(ServiceMessage::Backup(batch)))
-                    if data.takes_backup(batch.partition, msg.from.uuid) =>
-                {
-                    data.apply_backup(batch);
-                    if let (Some(r), Some(ack)) = (msg.responder, ServiceMessage::ack()) {
-                        r.respond_soon(ack);
+                // are applied here (checked and applied with the table
+                // held), without a trip through the coordinator's queue; any
+                // other goes there, to be refused (or taken) in order with
+                // the tables queued before it.
+                Some(Ok(ServiceMessage::Backup(batch))) => {
+                    match data.apply_backup_from(batch, msg.from.uuid) {
+                        Ok(()) => {
+                            if let (Some(r), Some(ack)) = (msg.responder, ServiceMessage::ack()) {
+                                r.respond_soon(ack);
+                            }
+                        }
+                        Err(batch) => {
+                            let _ = coordinator
+                                .send(CoordinatorInput::Peer(
+                                    ServiceMessage::Backup(batch),
+                                    Some(msg.from.uuid),
+                                    msg.responder,
+                                ))
+                                .await;
+                        }
                     }
                 }
                 Some(Ok(ServiceMessage::Proxy {

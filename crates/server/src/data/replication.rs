@@ -1,6 +1,6 @@
 //! Backups, from both ends: the owner sends each write's changes to its
 //! partition's backups and waits for them (`replicate`); a backup takes
-//! changes only from the owner its table names (`takes_backup`).
+//! changes only from the owner its table names (`apply_backup_from`).
 
 use super::{change_map, DataPlane, RETRY_MARK};
 use crate::service_msg::ServiceMessage;
@@ -9,26 +9,20 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 impl DataPlane {
-    /// Whether this member takes backups of `partition` from `from`: only
-    /// the owner in our table may change our replica, and only if we are
-    /// one of its backups. A stale owner (paused past the timeout, cut off)
-    /// is told no and its write fails.
-    pub fn takes_backup(&self, partition: u32, from: Uuid) -> bool {
-        self.service.owner(partition) == Some(from)
-            && self
-                .service
-                .backups_of(partition)
-                .contains(&self.service.me())
-    }
-
-    /// Applies an owner's changes to our replica (see [`takes_backup`](Self::takes_backup)).
-    pub fn apply_backup(&self, batch: BackupBatch) {
+    /// Applies an owner's changes to our replica if this member takes
+    /// backups of the partition from `from`: only the owner in our table
+    /// may change our replica, and only if we are one of its backups (a
+    /// stale owner, paused past the timeout or cut off, is told no and its
+    /// write fails). Checked and applied with the table held, so a table
+    /// cannot land in between. `Err`: not taken, the batch handed back.
+    pub fn apply_backup_from(&self, batch: BackupBatch, from: Uuid) -> Result<(), BackupBatch> {
         let p = batch.partition;
-        if !self.service.receive_backup(batch) {
+        if !self.service.receive_backup_from(batch, from)? {
             tracing::warn!(
                 "partition {p}: backup lost track of the owner's changes; copying again"
             );
         }
+        Ok(())
     }
 
     /// Sends each batch to its partition's backups and waits until every

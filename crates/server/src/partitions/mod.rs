@@ -333,9 +333,8 @@ impl Coordinator {
                 self.serve_copy(partition, table_version, last_resort, r);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
-                let accepted = from.is_some_and(|f| self.data.takes_backup(batch.partition, f));
+                let accepted = from.is_some_and(|f| self.data.apply_backup_from(batch, f).is_ok());
                 let answer = if accepted {
-                    self.data.apply_backup(batch);
                     ServiceMessage::ack()
                 } else {
                     ServiceMessage::BackupRefused.wrap().ok()
