@@ -26,8 +26,8 @@ pub struct MembershipConfig {
     /// API or DNS) lists a pod as soon as it has an address, possibly before
     /// its process listens; without this patience a higher pod that probes
     /// first would found a cluster of its own and the two would only meet
-    /// at the next merge round. Zero for a static list, where an address
-    /// nobody listens on is the normal case.
+    /// at the next merge round. Members of a static list started together
+    /// race the same way, so it gets a short one.
     pub listed_peer_patience: Duration,
 }
 

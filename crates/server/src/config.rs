@@ -525,7 +525,7 @@ mod tests {
     fn discovery_mode_and_its_settings() {
         let c = resolve(&[]).unwrap();
         assert!(matches!(c.discovery, DiscoverySetting::Static(_)));
-        assert!(c.membership.listed_peer_patience.is_zero());
+        assert_eq!(c.membership.listed_peer_patience, Duration::from_secs(1));
 
         let c = resolve(&[
             "--kubernetes-master",

@@ -18,6 +18,11 @@ use tokio_util::sync::CancellationToken;
 /// How long a member started by dynamic discovery waits for a listed pod
 /// with a lower address that does not listen yet (see docs/kubernetes.md).
 pub const DEFAULT_STARTUP_PATIENCE: Duration = Duration::from_secs(10);
+/// The same for a static list: members of one list started together are
+/// ready within milliseconds of each other, and a higher one that probed
+/// before the lowest listened founded a second cluster (merged a merge
+/// round later). A member whose lower peers are all down waits this once.
+pub const STATIC_STARTUP_PATIENCE: Duration = Duration::from_secs(1);
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DiscoveryMode {
@@ -68,8 +73,9 @@ pub struct DiscoveryArgs {
     /// Bound on one DNS lookup [default: 5s].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_DNS_TIMEOUT", value_parser = parse_duration)]
     pub dns_timeout: Option<Duration>,
-    /// With Kubernetes or DNS discovery, how long to wait at start for a
-    /// listed member with a lower address that does not listen yet [default: 10s].
+    /// How long to wait at start for a listed member with a lower address
+    /// that does not listen yet [default: 10s with Kubernetes or DNS
+    /// discovery, 1s with a static list].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_STARTUP_PATIENCE", value_parser = parse_duration)]
     pub startup_patience: Option<Duration>,
     /// Set in every pod; selects Kubernetes discovery by default.
@@ -187,12 +193,13 @@ impl DiscoveryArgs {
         })
     }
 
-    /// The startup patience for the chosen mode (none for a static list).
+    /// The startup patience for the chosen mode.
     pub fn patience(&self, setting: &DiscoverySetting) -> Duration {
-        match setting {
-            DiscoverySetting::Static(_) => Duration::ZERO,
-            _ => self.startup_patience.unwrap_or(DEFAULT_STARTUP_PATIENCE),
-        }
+        let default = match setting {
+            DiscoverySetting::Static(_) => STATIC_STARTUP_PATIENCE,
+            _ => DEFAULT_STARTUP_PATIENCE,
+        };
+        self.startup_patience.unwrap_or(default)
     }
 }
 

@@ -80,3 +80,29 @@ fn zero_config_members_on_one_host_find_each_other() {
         ["[127.0.0.1]:5701", "[127.0.0.1]:5702", "[127.0.0.1]:5703"]
     );
 }
+
+/// The lowest member of a static list starting a moment after a higher
+/// one: the higher one waits for it (`--startup-patience`, 1 s for a
+/// static list) instead of founding a cluster of its own that a merge
+/// round would fold in later.
+#[test]
+fn a_higher_member_started_first_waits_for_the_lowest() {
+    let list = member_list(13, 2..4);
+    let mut args = vec!["--members", list.as_str()];
+    args.extend_from_slice(FAST);
+    let higher = Member::start("127.0.13.3", &args);
+    std::thread::sleep(Duration::from_millis(300));
+    let lowest = Member::start("127.0.13.2", &args);
+    let block = wait_converged(&[&higher, &lowest], 2, Duration::from_secs(20));
+    assert_eq!(block.members[0].0, lowest.addr, "the lowest is master");
+    assert!(
+        higher.blocks().iter().all(|b| b.size == 2),
+        "the higher member founded a cluster first:\n{}",
+        higher.log()
+    );
+    assert!(
+        higher.log().contains("not listening yet"),
+        "{}",
+        higher.log()
+    );
+}
