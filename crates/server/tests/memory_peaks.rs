@@ -94,8 +94,11 @@ async fn a_joining_member_copies_without_doubling_the_holders_memory() {
     );
     let after = peak_kib(&first);
     eprintln!("holder's peak {after} KiB, after loading {loaded} KiB");
+    // Copying everything at once grew it by ~57 MiB (release build); a
+    // few partitions at a time by 8 (release) to 17 (debug, slower to
+    // drain), allocator pages of the copying threads included.
     assert!(
-        after < loaded + 16 * 1024,
+        after < loaded + 28 * 1024,
         "holder's peak {after} KiB while copying, after loading {loaded} KiB"
     );
 }
