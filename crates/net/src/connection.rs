@@ -203,6 +203,11 @@ struct Writer {
 
 /// Bytes a writer gathers before writing, at most (more stays queued).
 const WRITE_BATCH: usize = 256 * 1024;
+/// Longest one batch (about [`WRITE_BATCH`], or one frame up to the frame
+/// limit) may take to go out before the peer counts as not reading and the
+/// connection is closed (what was queued on it is dropped; senders that
+/// wait for answers time out and retry on a new connection).
+const WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Splits the handshake's stream: frames in (keeping what it had read
 /// ahead), the write half out.
@@ -234,9 +239,25 @@ async fn write_loop(
     chunks.staging().extend_from_slice(&w.leftover);
     loop {
         if !chunks.is_empty() {
-            if let Err(e) = chunks.write_to(&mut w.half).await {
-                tracing::debug!("write to {peer} failed: {e}");
-                break;
+            // A peer that stops reading (paused, or its host gone without
+            // a reset) must not hold what is queued for it forever: memory,
+            // and partition copies that wait for theirs to be written.
+            let written = tokio::select! {
+                _ = closed.cancelled() => break,
+                r = tokio::time::timeout(WRITE_STALL_LIMIT, chunks.write_to(&mut w.half)) => r,
+            };
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!("write to {peer} failed: {e}");
+                    break;
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "member {peer} took nothing for {WRITE_STALL_LIMIT:?}; closing the connection"
+                    );
+                    break;
+                }
             }
         }
         let first = tokio::select! {

@@ -58,15 +58,21 @@ impl ClientEndpoint {
                 "this connection is already authenticated".into(),
             ),
             Request::AddClusterViewListener => {
+                // Registered before the first await: the first poll runs in
+                // the connection's own loop, so the registration cannot land
+                // after the connection's cleanup (leaking the listener and
+                // a sender that keeps the connection's writer waiting).
+                // Clients route events by correlation id from the moment
+                // they send the request, so one may precede the answer.
+                self.data
+                    .listeners
+                    .add_view(connection, correlation, tx.clone());
                 let _ = tx
                     .send(responses::empty(
                         CLIENT_ADD_CLUSTER_VIEW_LISTENER,
                         correlation,
                     ))
                     .await;
-                self.data
-                    .listeners
-                    .add_view(connection, correlation, tx.clone());
                 for event in views::both(correlation, &self.data.cluster(), &self.data.service) {
                     let _ = tx.send(event).await;
                 }

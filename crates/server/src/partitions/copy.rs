@@ -2,19 +2,21 @@
 //! asks the previous holders in turn, and the holder answers once its
 //! table is at least as new as the requester's.
 
-use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
+use super::{Coordinator, CoordinatorInput, COPY_LIMIT, COPY_PERMIT_WAIT, PARALLEL_COPIES};
 use crate::service_msg::ServiceMessage;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, Responder};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 /// Encoded bytes that hold a copy permit until the last reference to them
 /// (the connection writer's, once they are on the socket) is gone.
 struct Guarded {
     bytes: Bytes,
-    _permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl AsRef<[u8]> for Guarded {
@@ -138,10 +140,10 @@ impl Coordinator {
         table_version: u64,
         last_resort: bool,
         responder: Responder,
+        permits: Arc<Semaphore>,
     ) {
         let data = self.data.clone();
         let hand_over = self.hand_over.clone();
-        let permits = self.copy_permits.clone();
         hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
         tokio::spawn(async move {
             // First our table must be as new as the requester's.
@@ -171,12 +173,24 @@ impl Coordinator {
                     if synced { "complete" } else { "still arriving" }
                 );
             }
-            if synced && data.service.table_version() >= table_version {
-                // A permit from before the snapshot until its encoded
-                // bytes are written (they own it): queued frames count
-                // too, so a slow peer slows the copies instead of piling
-                // them up. The semaphore is never closed.
-                let permit = permits.acquire_owned().await.ok();
+            // A permit from before the snapshot until its encoded bytes
+            // are written (they own it): queued frames count too, so a slow
+            // peer slows its copies instead of piling them up. The
+            // semaphore is never closed.
+            let permit = if synced && data.service.table_version() >= table_version {
+                match tokio::time::timeout(COPY_PERMIT_WAIT, permits.acquire_owned()).await {
+                    Ok(p) => p.ok(),
+                    Err(_) => {
+                        tracing::warn!(
+                            "partition {partition}: {PARALLEL_COPIES} copies to the same member unsent for {COPY_PERMIT_WAIT:?}; declined"
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(permit) = permit {
                 let (seq, records) = data.service.snapshot(partition);
                 let answer = ServiceMessage::Copy {
                     partition,

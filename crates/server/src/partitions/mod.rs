@@ -30,7 +30,7 @@ pub use hand_over::{hand_over, HandOver};
 const COPY_LIMIT: Duration = Duration::from_secs(60);
 /// How long a released partition's data is kept for members still copying it.
 const RELEASE_GRACE: Duration = Duration::from_secs(30);
-/// Partition copies this member builds and sends at once. Each is a
+/// Partition copies this member builds and sends at once to one member. Each is a
 /// snapshot of a whole partition, copied and encoded: serving all 271 at
 /// once made a member holding 1M entries peak at ~1.9x its data while a
 /// second member joined. Limited where the copy is built, not where it is
@@ -39,6 +39,11 @@ const RELEASE_GRACE: Duration = Duration::from_secs(30);
 /// through that wait serialised a fresh cluster's copies (a graceful leave
 /// took ~1 s instead of 50 ms).
 const PARALLEL_COPIES: usize = 8;
+/// How long a copy waits for a permit before it is declined (the requester
+/// asks again): permits are per requester, so only copies to a member that
+/// stopped reading wait this long, and they must not wait forever (a
+/// graceful shutdown waits for copies in flight).
+const COPY_PERMIT_WAIT: Duration = Duration::from_secs(10);
 
 pub enum CoordinatorInput {
     /// A data-layer message from a peer (its UUID), with the responder of a request.
@@ -65,8 +70,10 @@ pub struct Coordinator {
     /// Entries and bytes copied in since the last in-sync report, and since when.
     copied: Arc<(AtomicUsize, AtomicUsize)>,
     copy_started: Option<Instant>,
-    /// Limits the copies being built and queued to [`PARALLEL_COPIES`].
-    copy_permits: Arc<tokio::sync::Semaphore>,
+    /// Limits the copies being built and queued for each requester to
+    /// [`PARALLEL_COPIES`]; one semaphore per member, so a member that
+    /// stops reading holds up only its own copies.
+    copy_permits: HashMap<Uuid, Arc<tokio::sync::Semaphore>>,
     /// A table that names members our member list does not have yet (it
     /// reached us before the member list did); applied once it does.
     deferred: Option<PartitionTable>,
@@ -97,7 +104,7 @@ impl Coordinator {
             in_sync_reported: 0,
             copied: Arc::default(),
             copy_started: None,
-            copy_permits: Arc::new(tokio::sync::Semaphore::new(PARALLEL_COPIES)),
+            copy_permits: HashMap::new(),
             deferred: None,
         }
     }
@@ -171,6 +178,7 @@ impl Coordinator {
             self.consider(t);
         }
         self.leaving.retain(|u| alive.contains(u));
+        self.copy_permits.retain(|u, _| alive.contains(u));
         if let Ok(mut s) = self.hand_over.in_sync.lock() {
             s.retain(|m, _| alive.contains(m));
         }
@@ -327,10 +335,15 @@ impl Coordinator {
                     table_version,
                     last_resort,
                 },
-                _,
+                from,
                 Some(r),
             ) => {
-                self.serve_copy(partition, table_version, last_resort, r);
+                let permits = self
+                    .copy_permits
+                    .entry(from.unwrap_or_default())
+                    .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PARALLEL_COPIES)))
+                    .clone();
+                self.serve_copy(partition, table_version, last_resort, r, permits);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
                 let accepted = from.is_some_and(|f| self.data.apply_backup_from(batch, f).is_ok());
