@@ -3,7 +3,13 @@
 
 use crate::membership::{Action, Membership, Phase, ProbeOutcome, ProbePurpose, ProbeReport};
 use ferrocast_net::{JoinAnswer, MasterAnswer, MemberInfo, MemberListView};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The next probe round, while waiting for a lower-addressed member that is
+/// starting too: it founds the cluster (or starts listening) within
+/// milliseconds, so a full round (200 ms) would only delay the join. With
+/// it, three members started together form in ~60 ms instead of ~260.
+const WAITING_ROUND: Duration = Duration::from_millis(25);
 
 impl Membership {
     /// The results of a probe round started by [`Action::Probe`].
@@ -55,6 +61,8 @@ impl Membership {
                 lower.member.address
             );
             js.quiet_rounds = 0;
+            // It founds within milliseconds: ask again soon, not a round later.
+            js.next_round = now + WAITING_ROUND.min(interval);
             return Vec::new();
         }
         // A lower-addressed candidate that dynamic discovery lists but that
@@ -78,6 +86,7 @@ impl Membership {
                     }
                 }
                 js.quiet_rounds = 0;
+                js.next_round = now + WAITING_ROUND.min(interval);
                 return Vec::new();
             }
         }

@@ -134,7 +134,10 @@ impl Node {
             "looking for members of the cluster via {}",
             self.discovery.describe()
         );
-        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        // The membership's clock: timeouts and rounds are due at most one
+        // tick late (a join round while waiting for a starting member is
+        // 25 ms, see `join.rs`).
+        let mut ticker = tokio::time::interval(Duration::from_millis(25));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let actions = tokio::select! {
