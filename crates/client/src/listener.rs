@@ -51,8 +51,29 @@ pub(crate) struct ListenerSpec {
     pub key: Option<Bytes>,
     pub include_value: bool,
     pub sink: mpsc::UnboundedSender<EntryEvent>,
-    /// Member -> the registration id that member gave us.
-    pub registrations: HashMap<Uuid, Uuid>,
+    /// Member -> this listener's registration there.
+    pub registrations: HashMap<Uuid, Registration>,
+}
+
+/// A listener's registration on one member.
+pub(crate) enum Registration {
+    /// Being registered by one `register_missing` call (so a concurrent one
+    /// does not register it twice); removed again if that fails.
+    Claimed,
+    /// Registered over `conn`, which the member gave the id `id`. Gone with
+    /// that connection: a member reached again over a new connection no
+    /// longer has it (it drops a connection's listeners when it closes).
+    On { id: Uuid, conn: Connection },
+}
+
+impl Registration {
+    /// Whether the member still has it (or is being given it).
+    fn holds(&self) -> bool {
+        match self {
+            Registration::Claimed => true,
+            Registration::On { conn, .. } => !conn.is_closed(),
+        }
+    }
 }
 
 /// Every event kind ferrocast sends.
@@ -127,13 +148,13 @@ pub(crate) async fn register_missing(client: &Client) {
             .flat_map(|s| {
                 let missing: Vec<Uuid> = live
                     .iter()
-                    .filter(|m| !s.registrations.contains_key(m))
+                    .filter(|m| !s.registrations.get(m).is_some_and(Registration::holds))
                     .copied()
                     .collect();
                 missing
                     .into_iter()
                     .map(|m| {
-                        s.registrations.insert(m, Uuid::nil());
+                        s.registrations.insert(m, Registration::Claimed);
                         Missing {
                             id: s.id,
                             member: m,
@@ -149,18 +170,29 @@ pub(crate) async fn register_missing(client: &Client) {
         Err(_) => return,
     };
     for w in work {
-        let Some(conn) = client.connection_to(w.member) else {
+        let outcome = match client.connection_to(w.member) {
+            Some(conn) => register_on(client, &conn, &w.map, w.key, w.include_value, w.sink)
+                .await
+                .map(|id| Registration::On { id, conn }),
+            None => Err(ClientError::NoMember),
+        };
+        let Ok(mut l) = client.inner.listeners.lock() else {
+            return;
+        };
+        // The listener may have been removed meanwhile.
+        let Some(s) = l.iter_mut().find(|s| s.id == w.id) else {
             continue;
         };
-        match register_on(client, &conn, &w.map, w.key, w.include_value, w.sink).await {
+        match outcome {
             Ok(reg) => {
-                if let Ok(mut l) = client.inner.listeners.lock() {
-                    if let Some(s) = l.iter_mut().find(|s| s.id == w.id) {
-                        s.registrations.insert(w.member, reg);
-                    }
-                }
+                s.registrations.insert(w.member, reg);
             }
-            Err(e) => tracing::debug!("listener registration on {} failed: {e}", w.member),
+            Err(e) => {
+                // Unclaimed, so the next round (the client's maintenance
+                // loop) tries again.
+                s.registrations.remove(&w.member);
+                tracing::debug!("listener registration on {} failed: {e}", w.member);
+            }
         }
     }
 }

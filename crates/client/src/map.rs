@@ -2,7 +2,7 @@
 
 use crate::client::Client;
 use crate::error::ClientError;
-use crate::listener::{self, EntryEvent, ListenerSpec};
+use crate::listener::{self, EntryEvent, ListenerSpec, Registration};
 use crate::serialization::{FromData, ToData};
 use bytes::Bytes;
 use ferrocast_protocol::messages::client_side::MapResponse;
@@ -333,7 +333,11 @@ impl Map {
             Some(l.remove(i))
         });
         let Some(spec) = spec else { return Ok(false) };
-        for (member, registration) in spec.registrations.into_iter().filter(|(_, r)| !r.is_nil()) {
+        let registered = spec.registrations.into_iter().filter_map(|(m, r)| match r {
+            Registration::On { id, .. } => Some((m, id)),
+            Registration::Claimed => None,
+        });
+        for (member, registration) in registered {
             if let Some(conn) = self.client.connection_to(member) {
                 let op = MapOp::RemoveEntryListener { registration };
                 let msg =

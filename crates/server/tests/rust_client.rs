@@ -282,6 +282,39 @@ async fn a_member_leaving_gracefully_loses_no_entry() {
     client.shutdown();
 }
 
+/// A listener whose registration on a member failed (the member was
+/// paused past the timeout) is registered again once the member answers,
+/// by the client's maintenance loop; it used to stay claimed and missing
+/// on that member for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_listener_registration_is_retried() {
+    let members = start_all(111, 2..3, "127.0.111.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut cfg = config(&members, None);
+    cfg.connect_timeout = Duration::from_millis(500);
+    let client = Client::connect(cfg).await.unwrap();
+    let m = client.map("retried");
+    members[0].pause();
+    // The registration times out; adding the listener still succeeds (it
+    // is registered wherever it can be, and later where it could not).
+    let (_, mut events) = m.add_entry_listener(None, true).await.unwrap();
+    members[0].signal(Signal::SIGCONT);
+    // Every write until the listener is back goes unseen; keep writing.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let mut seen = None;
+    let mut i = 0;
+    while seen.is_none() && tokio::time::Instant::now() < deadline {
+        m.put(i, i).await.unwrap();
+        i += 1;
+        seen = tokio::time::timeout(Duration::from_millis(200), events.recv())
+            .await
+            .ok()
+            .flatten();
+    }
+    assert!(seen.is_some(), "no event after {i} puts");
+    client.shutdown();
+}
+
 /// A member that stops answering (paused with SIGSTOP) fails the request
 /// with a timeout near the invocation timeout, not never and not at once;
 /// once it runs again, the same client works.
