@@ -15,7 +15,9 @@ pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
 pub use merge::{MergeEntry, MergePolicy};
 pub use replica::{BackupBatch, Change, PartitionState};
-pub use service::{copy_source, MigratedRecord, PartitionData, PartitionService, TableChange};
+pub use service::{
+    copy_source, EventSink, MigratedRecord, PartitionData, PartitionService, TableChange,
+};
 pub use store::{MapPartition, PartitionStore, Record};
 pub use table::PartitionTable;
 

@@ -251,6 +251,8 @@ impl PartitionService {
                     });
                 }
             }
+            self.emit(&events.list);
+            drop(state);
             return (result, events.list, batches, Vec::new());
         }
         // Multi-key writes find the keys their backups need in the events.
@@ -334,6 +336,7 @@ impl PartitionService {
                     changes,
                 });
             }
+            self.emit(&events.list[events_before..]);
             drop(state);
             acc = Some(match acc {
                 None => part,

@@ -100,6 +100,7 @@ impl PartitionService {
                 });
             }
         }
+        self.emit(&events);
         if changes.is_empty() {
             return Ok((events, None));
         }

@@ -12,7 +12,7 @@ use bytes::Bytes;
 use ferrocast_protocol::messages::responses::entry_event_type as ev;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -51,7 +51,14 @@ pub struct PartitionService {
     states: Vec<Mutex<PartitionState>>,
     awaiting: Vec<AtomicBool>,
     changed: Notify,
+    events: OnceLock<EventSink>,
 }
+
+/// Receives the events of a change while its partition is still locked,
+/// so the events of one key reach listeners in the order of its writes
+/// (handed over after the lock, two writes' events could swap). It must
+/// not block or take a partition's lock.
+pub type EventSink = Box<dyn Fn(&[MapEvent]) + Send + Sync>;
 
 /// Where a new replica of a partition copies it from. When the new owner
 /// held the partition before (a promoted backup, an owner that stays), the
@@ -79,6 +86,7 @@ impl PartitionService {
                 .collect(),
             awaiting: (0..count).map(|_| AtomicBool::new(false)).collect(),
             changed: Notify::new(),
+            events: OnceLock::new(),
         }
     }
 
@@ -129,6 +137,19 @@ impl PartitionService {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Where events go from now on (set once, at start-up); without one,
+    /// operations only return theirs.
+    pub fn set_event_sink(&self, sink: EventSink) {
+        let _ = self.events.set(sink);
+    }
+
+    /// Hands `events` to the sink; called with their partition locked.
+    pub(crate) fn emit(&self, events: &[MapEvent]) {
+        if let (false, Some(sink)) = (events.is_empty(), self.events.get()) {
+            sink(events);
+        }
     }
 
     /// The table, for reading while partitions are locked. Lock order:
@@ -374,6 +395,7 @@ impl PartitionService {
                 continue;
             }
             let mut changes = Vec::new();
+            let events_before = events.len();
             for (name, m) in state.store.maps_mut() {
                 for (key, value) in m.purge_expired(now) {
                     changes.push(Change::Remove {
@@ -398,6 +420,7 @@ impl PartitionService {
                     changes,
                 });
             }
+            self.emit(&events[events_before..]);
         }
         (events, batches)
     }

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use ferrocast_client::{Client, ClientConfig, EntryEventKind, Json};
+use ferrocast_client::{Client, ClientConfig, EntryEventKind, FromData, Json};
 use nix::sys::signal::Signal;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -313,6 +313,56 @@ async fn a_failed_listener_registration_is_retried() {
     }
     assert!(seen.is_some(), "no event after {i} puts");
     client.shutdown();
+}
+
+/// Two clients writing one key at once: the listener's last event is the
+/// value the map ends with. Events used to be dispatched after the
+/// partition's lock was released, so two writes' events could reach
+/// listeners in the other order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_for_one_key_arrive_in_the_order_of_its_writes() {
+    let members = start_all(112, 2..3, "127.0.112.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let watcher = Client::connect(config(&members, None)).await.unwrap();
+    let (a, b) = (
+        Client::connect(config(&members, None)).await.unwrap(),
+        Client::connect(config(&members, None)).await.unwrap(),
+    );
+    let (ma, mb) = (a.map("ordered"), b.map("ordered"));
+    let (_, mut events) = watcher
+        .map("ordered")
+        .add_entry_listener(None, true)
+        .await
+        .unwrap();
+    let mut mismatches = Vec::new();
+    for round in 0..200 {
+        let (ra, rb) = tokio::join!(
+            ma.set("k", format!("a{round}")),
+            mb.set("k", format!("b{round}"))
+        );
+        ra.unwrap();
+        rb.unwrap();
+        let now: String = ma.get_as("k").await.unwrap().expect("value");
+        // Both events of this round, in the order they came.
+        let mut last = None;
+        for _ in 0..2 {
+            let e = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .expect("an event")
+                .expect("open");
+            last = e.value.map(|v| String::from_data(&v).expect("a string"));
+        }
+        if last.as_deref() != Some(now.as_str()) {
+            mismatches.push((round, last, now));
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "last event is not the value: {mismatches:?}"
+    );
+    for c in [watcher, a, b] {
+        c.shutdown();
+    }
 }
 
 /// A member that stops answering (paused with SIGSTOP) fails the request

@@ -84,6 +84,11 @@ impl DataPlane {
         min_cluster_size: usize,
         backups: BackupCounts,
     ) -> Self {
+        // Events go to listeners from under their partition's lock (in the
+        // order of the writes); dispatching only queues them on each
+        // listener's connection, without waiting.
+        let sink = listeners.clone();
+        service.set_event_sink(Box::new(move |events| sink.dispatch(events)));
         Self {
             service,
             proxies: Default::default(),
@@ -239,13 +244,13 @@ impl DataPlane {
             return Ok((MapResult::Unit, others));
         }
         let want_events = self.listeners.wants_entry_events(&req.name);
-        let (result, events, batches, moved) =
+        // Its events went to the listeners already (the event sink).
+        let (result, _, batches, moved) =
             self.service.execute(&req.name, &req.op, &mine, want_events);
         if req.op.key().is_some() && !moved.is_empty() {
             return Ok((MapResult::Unit, moved));
         }
         others.extend(moved);
-        self.listeners.dispatch(&events);
         if !batches.is_empty() {
             self.replicate(batches, Instant::now() + self.op_timeout)
                 .await?;
@@ -333,10 +338,8 @@ impl DataPlane {
                 continue;
             }
             match self.service.merge_entries(p, entries, policy) {
-                Ok((events, batch)) => {
-                    self.listeners.dispatch(&events);
-                    batches.extend(batch);
-                }
+                // Its events went to the listeners already (the event sink).
+                Ok((_, batch)) => batches.extend(batch),
                 Err(entries) => left.push((p, entries)),
             }
         }

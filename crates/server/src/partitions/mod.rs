@@ -486,9 +486,9 @@ impl Coordinator {
                 });
             }
         }
-        // Expired entries: events here, removals on the backups.
-        let (events, batches) = self.data.service.purge_expired();
-        self.data.listeners.dispatch(&events);
+        // Expired entries: events (to the listeners through the event
+        // sink), removals on the backups.
+        let (_, batches) = self.data.service.purge_expired();
         if !batches.is_empty() {
             let data = self.data.clone();
             tokio::spawn(async move {
