@@ -425,6 +425,15 @@ impl DataPlane {
         self.cluster.borrow().clone()
     }
 
+    /// Resolves once `member` is not in the member list (at once if it is
+    /// not now); never, while it stays.
+    pub async fn member_gone(&self, member: Uuid) {
+        let mut cluster = self.cluster.clone();
+        let _ = cluster
+            .wait_for(|s| !s.view.members.iter().any(|m| m.uuid == member))
+            .await;
+    }
+
     /// The cluster once this member is in it, or as it is after `limit`.
     pub async fn wait_joined(&self, limit: Duration) -> ClusterSnapshot {
         let mut rx = self.cluster.clone();

@@ -83,12 +83,17 @@ impl Coordinator {
                         // After a second of nobody having it complete.
                         last_resort: start.elapsed() > Duration::from_secs(1),
                     };
+                    // A holder that leaves the member list (crashed,
+                    // paused past the failure timeout) will not answer:
+                    // the next one is asked then, not after the timeout.
                     let answer = match request.wrap() {
-                        Ok(m) => {
-                            data.transport()
-                                .request(addr, m, Duration::from_secs(30))
-                                .await
-                        }
+                        Ok(m) => tokio::select! {
+                            a = data.transport().request(addr, m, Duration::from_secs(30)) => a,
+                            _ = data.member_gone(candidate) => {
+                                tracing::debug!("partition {p}: {addr} left; asking the next member");
+                                continue;
+                            }
+                        },
                         Err(e) => Err(e),
                     };
                     if let Ok(Some(Ok(ServiceMessage::Copy {
