@@ -4,9 +4,10 @@
 use crate::data::DataPlane;
 use crate::partitions::CoordinatorInput;
 use crate::service_msg::ServiceMessage;
-use ferrocast_net::Incoming;
+use ferrocast_net::{Incoming, Responder};
 use std::sync::Arc;
 use tokio::sync::mpsc;
+use uuid::Uuid;
 
 pub fn spawn(
     mut incoming: mpsc::Receiver<Incoming>,
@@ -65,13 +66,8 @@ pub fn spawn(
                             }
                         }
                         Err(batch) => {
-                            let _ = coordinator
-                                .send(CoordinatorInput::Peer(
-                                    ServiceMessage::Backup(batch),
-                                    Some(msg.from.uuid),
-                                    msg.responder,
-                                ))
-                                .await;
+                            let body = ServiceMessage::Backup(batch);
+                            to_coordinator(&coordinator, body, msg.from.uuid, msg.responder).await;
                         }
                     }
                 }
@@ -83,13 +79,7 @@ pub fn spawn(
                     data.note_proxy(created, service, name, false);
                 }
                 Some(Ok(other)) => {
-                    let _ = coordinator
-                        .send(CoordinatorInput::Peer(
-                            other,
-                            Some(msg.from.uuid),
-                            msg.responder,
-                        ))
-                        .await;
+                    to_coordinator(&coordinator, other, msg.from.uuid, msg.responder).await;
                 }
                 Some(Err(e)) => tracing::warn!(
                     "malformed data-layer message from {}: {e}",
@@ -98,4 +88,17 @@ pub fn spawn(
             }
         }
     });
+}
+
+/// Hands a data-layer message to the partition coordinator, which judges
+/// it in order with the tables queued before it.
+async fn to_coordinator(
+    coordinator: &mpsc::Sender<CoordinatorInput>,
+    body: ServiceMessage,
+    from: Uuid,
+    responder: Option<Responder>,
+) {
+    let _ = coordinator
+        .send(CoordinatorInput::Peer(body, Some(from), responder))
+        .await;
 }
