@@ -133,10 +133,7 @@ impl Membership {
         js.busy = false;
         js.next_round = now + interval;
         match answer {
-            Ok(JoinAnswer::Accepted(view)) if view.contains(&me) => {
-                tracing::info!("joined the cluster of master {master}");
-                self.apply_view(now, view)
-            }
+            Ok(JoinAnswer::Accepted(view)) if view.contains(&me) => self.apply_view(now, view),
             Ok(JoinAnswer::Accepted(_)) => Vec::new(),
             Ok(JoinAnswer::NotMaster { master: Some(real) }) if real != master => {
                 js.target = Some(real);

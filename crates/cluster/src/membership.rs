@@ -294,6 +294,11 @@ impl Membership {
         self.last_heard.retain(|u, _| view.contains(u));
         self.departed.retain(|u| view.contains(u));
         if self.phase != Phase::Joined {
+            // Whether the master's answer or its member list (sent to all
+            // at once, and sometimes first) brought us in.
+            if let Some(master) = view.master().filter(|m| m.uuid != self.me.uuid) {
+                tracing::info!("joined the cluster of master {}", master.address);
+            }
             self.joins += 1;
             self.phase = Phase::Joined;
             self.next_heartbeat = now;

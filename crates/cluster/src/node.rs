@@ -83,6 +83,8 @@ struct Node {
     on_members: MembersListener,
     /// Set once `leave` has told the peers.
     left: bool,
+    /// The other members of the last member list seen, to tell who left.
+    listed: Vec<MemberInfo>,
 }
 
 /// Starts the cluster actor. It looks for a cluster right away and leaves it
@@ -115,6 +117,7 @@ pub fn spawn(
         snapshots: snap_tx,
         on_members,
         left: false,
+        listed: Vec::new(),
     };
     let task = tokio::spawn(node.run(incoming, internal_rx, shutdown));
     ClusterHandle {
@@ -246,10 +249,36 @@ impl Node {
                     });
                 }
                 Action::MembersChanged => {
-                    (self.on_members)(&self.current());
+                    let snapshot = self.current();
+                    (self.on_members)(&snapshot);
+                    self.close_departed(&snapshot);
                 }
             }
         }
+    }
+}
+
+impl Node {
+    /// Closes the connections to members that are no longer listed
+    /// (crashed, paused past the failure timeout, or left): what is queued
+    /// for them is dropped instead of waiting on a peer nobody talks to,
+    /// and the pool forgets their addresses (pods come back under new
+    /// ones). Merge probes and a rejoin dial afresh.
+    fn close_departed(&mut self, snapshot: &ClusterSnapshot) {
+        let me = snapshot.me.uuid;
+        let now: Vec<MemberInfo> = snapshot
+            .view
+            .members
+            .iter()
+            .filter(|m| m.uuid != me)
+            .copied()
+            .collect();
+        for gone in self.listed.iter().filter(|m| !now.contains(m)) {
+            let t = self.transport.clone();
+            let gone = *gone;
+            tokio::spawn(async move { t.disconnect(gone).await });
+        }
+        self.listed = now;
     }
 }
 

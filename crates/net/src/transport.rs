@@ -67,6 +67,11 @@ struct Inner {
     me: MemberInfo,
     cfg: TransportConfig,
     pool: Mutex<HashMap<SocketAddr, Slot>>,
+    /// Live connections outside the pool: accepted ones that lost to the
+    /// pooled connection of the same pair (read until the peer closes
+    /// them) and retired ones finishing their requests. Kept so that
+    /// [`Transport::disconnect`] closes every connection to a member.
+    unpooled: Mutex<Vec<Connection>>,
     incoming: mpsc::Sender<Incoming>,
     shutdown: CancellationToken,
     faults: Arc<Faults>,
@@ -92,6 +97,7 @@ impl Transport {
                 me,
                 cfg,
                 pool: Mutex::default(),
+                unpooled: Mutex::default(),
                 incoming: tx,
                 shutdown,
                 faults,
@@ -171,19 +177,61 @@ impl Transport {
         conn.send(body).await
     }
 
-    /// Drops (and closes) the pooled connection to `addr`, if any.
-    pub async fn disconnect(&self, addr: SocketAddr) {
-        let slot = self
-            .inner
-            .pool
-            .lock()
-            .ok()
-            .and_then(|mut p| p.remove(&addr));
-        if let Some(slot) = slot {
-            if let Some(c) = slot.lock().await.take() {
-                c.close();
+    /// Closes every connection to `peer` (a member that left the member
+    /// list) and forgets its pool slot. A connection to another member
+    /// at the same address (restarted with a new UUID) is left alone, so a
+    /// late call cannot cut off the member that replaced it. Requests still
+    /// waiting on the closed connection fail at once; anything sent to the
+    /// address later dials afresh.
+    pub async fn disconnect(&self, peer: MemberInfo) {
+        if let Some(slot) = self.pooled_slot(peer.address) {
+            self.disconnect_pooled(peer, slot).await;
+        }
+        if let Ok(mut unpooled) = self.inner.unpooled.lock() {
+            unpooled.retain(|c| {
+                let theirs = c.peer().uuid == peer.uuid;
+                if theirs {
+                    c.close();
+                }
+                !theirs && !c.is_closed()
+            });
+        }
+    }
+
+    async fn disconnect_pooled(&self, peer: MemberInfo, slot: Slot) {
+        let mut guard = slot.lock().await;
+        let ours = match guard.as_ref() {
+            Some(c) => c.peer().uuid == peer.uuid || c.is_closed(),
+            None => true,
+        };
+        if !ours {
+            return;
+        }
+        if let Some(c) = guard.take() {
+            tracing::debug!(
+                "closing the connection to {} (left the member list)",
+                peer.address
+            );
+            c.close();
+        }
+        drop(guard);
+        if let Ok(mut pool) = self.inner.pool.lock() {
+            // Only if nobody refilled the slot meanwhile.
+            if pool
+                .get(&peer.address)
+                .is_some_and(|s| Arc::ptr_eq(s, &slot))
+            {
+                if let Ok(g) = slot.try_lock() {
+                    if g.is_none() {
+                        pool.remove(&peer.address);
+                    }
+                }
             }
         }
+    }
+
+    fn pooled_slot(&self, addr: SocketAddr) -> Option<Slot> {
+        self.inner.pool.lock().ok()?.get(&addr).cloned()
     }
 
     fn slot(&self, addr: SocketAddr) -> Slot {
@@ -210,10 +258,14 @@ impl Transport {
             Some(old) if old.origin() == Origin::Accepted => true,
             Some(_) => peer.address < self.inner.me.address,
         };
-        if keep_new {
-            if let Some(old) = guard.replace(conn) {
-                retire(old);
-            }
+        let unpooled = if keep_new {
+            guard.replace(conn).inspect(|old| retire(old.clone()))
+        } else {
+            Some(conn)
+        };
+        if let (Some(c), Ok(mut list)) = (unpooled, self.inner.unpooled.lock()) {
+            list.retain(|c| !c.is_closed());
+            list.push(c);
         }
     }
 }

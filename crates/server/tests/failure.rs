@@ -130,3 +130,54 @@ fn paused_member_is_removed_then_rejoins_after_it_resumes() {
     assert!(after.version > before.version + 1);
     assert_eq!(after.members[0], before.members[0], "the master stays");
 }
+
+/// Members close their connections to a member once it is off the list
+/// (here: paused past the failure timeout), instead of keeping them open,
+/// with whatever is queued for it, until it resumes or the connection
+/// stalls. New connections for merge probes may come and go; the ones the
+/// cluster used before the pause must be gone.
+#[test]
+fn connections_to_a_removed_member_are_closed() {
+    let list = member_list(27, 2..5);
+    let members = start_all(27, 2..5, &list, FAST);
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    let paused = &members[2];
+    let survivors = [&members[0], &members[1]];
+    // Heartbeats flow on every pair: each survivor has a connection.
+    let mut before = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let found: Vec<_> = survivors
+                .iter()
+                .map(|s| connections_between(s.pid(), paused.pid()))
+                .collect();
+            let all = found.iter().all(|c| !c.is_empty());
+            before = found.concat();
+            all
+        }),
+        "a survivor has no connection to the member to pause: {before:?}"
+    );
+    let t0 = Instant::now();
+    paused.signal(Signal::SIGSTOP);
+    wait_converged(&survivors, 2, Duration::from_secs(10));
+    eprintln!(
+        "removed after {:?}; connections before: {before:?}",
+        t0.elapsed()
+    );
+    let mut open = Vec::new();
+    let closed = wait_until(Duration::from_secs(5), || {
+        let now = tcp_sockets();
+        open = before
+            .iter()
+            .filter(|c| now.iter().any(|n| n.established && n.inode == c.inode))
+            .cloned()
+            .collect();
+        open.is_empty()
+    });
+    paused.signal(Signal::SIGCONT);
+    assert!(closed, "still established after the removal: {open:?}");
+    eprintln!("closed after {:?}", t0.elapsed());
+    // It comes back over new connections.
+    wait_converged(&refs(&members), 3, Duration::from_secs(15));
+    eprintln!("back after {:?}", t0.elapsed());
+}

@@ -30,6 +30,25 @@ fn forms_one_cluster(subnet: u8, n: u8) {
             m.addr
         );
     }
+    // Each says how it got in, once: the master founded the cluster, the
+    // others joined it (whether the master's answer or its member list
+    // reached them first).
+    let joined = format!(
+        "joined the cluster of master {}",
+        master.replace(['[', ']'], "")
+    );
+    for m in &members {
+        let log = m.log();
+        let (founded, joins) = (
+            log.matches("starting a new cluster as its master").count(),
+            log.matches(&joined).count(),
+        );
+        if &m.addr == master {
+            assert_eq!((founded, joins), (1, 0), "{}:\n{log}", m.addr);
+        } else {
+            assert_eq!((founded, joins), (0, 1), "{}:\n{log}", m.addr);
+        }
+    }
 }
 
 #[test]

@@ -303,3 +303,73 @@ pub fn start_all(
 pub fn refs(v: &[Member]) -> Vec<&Member> {
     v.iter().collect()
 }
+
+/// One row of the kernel's IPv4 TCP table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSocket {
+    pub local: std::net::SocketAddrV4,
+    pub remote: std::net::SocketAddrV4,
+    pub established: bool,
+    pub inode: u64,
+}
+
+/// Every IPv4 TCP socket on the machine (`/proc/net/tcp`; tests share the
+/// network namespace with the members they start).
+pub fn tcp_sockets() -> Vec<TcpSocket> {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let decode = |hex: &str| -> Option<std::net::SocketAddrV4> {
+        let (ip, port) = hex.split_once(':')?;
+        // The address is in network order, printed as a host-order word.
+        let ip = u32::from_str_radix(ip, 16).ok()?.to_le_bytes();
+        Some(std::net::SocketAddrV4::new(
+            ip.into(),
+            u16::from_str_radix(port, 16).ok()?,
+        ))
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            Some(TcpSocket {
+                local: decode(cols.get(1)?)?,
+                remote: decode(cols.get(2)?)?,
+                // 01 is TCP_ESTABLISHED.
+                established: *cols.get(3)? == "01",
+                inode: cols.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The inodes of the sockets process `pid` has open.
+pub fn socket_inodes(pid: Pid) -> std::collections::HashSet<u64> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Default::default();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let l = l.to_string_lossy().into_owned();
+            l.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
+}
+
+/// `a`'s established connections to `b`: sockets of `a` whose other end
+/// is a socket of `b` (members dial from any local address, so addresses
+/// alone do not say whose a connection is).
+pub fn connections_between(a: Pid, b: Pid) -> Vec<TcpSocket> {
+    let table = tcp_sockets();
+    let (ours, theirs) = (socket_inodes(a), socket_inodes(b));
+    table
+        .iter()
+        .filter(|s| s.established && ours.contains(&s.inode))
+        .filter(|s| {
+            table
+                .iter()
+                .any(|t| theirs.contains(&t.inode) && t.local == s.remote && t.remote == s.local)
+        })
+        .cloned()
+        .collect()
+}
