@@ -98,12 +98,19 @@ impl Connection {
         incoming: mpsc::Sender<Incoming>,
         shutdown: &CancellationToken,
         faults: Arc<Faults>,
+        write_stall_limit: Duration,
     ) -> Connection {
         let (out_tx, out_rx) = mpsc::channel::<OutFrame>(OUTBOUND_QUEUE);
         let (stream, writer) = member_framing(framed);
         let closed = shutdown.child_token();
         let pending: Pending = Arc::default();
-        tokio::spawn(write_loop(writer, out_rx, closed.clone(), peer.address));
+        tokio::spawn(write_loop(
+            writer,
+            out_rx,
+            closed.clone(),
+            peer.address,
+            write_stall_limit,
+        ));
         tokio::spawn(read_loop(
             stream,
             peer,
@@ -206,8 +213,9 @@ const WRITE_BATCH: usize = 256 * 1024;
 /// Longest one batch (about [`WRITE_BATCH`], or one frame up to the frame
 /// limit) may take to go out before the peer counts as not reading and the
 /// connection is closed (what was queued on it is dropped; senders that
-/// wait for answers time out and retry on a new connection).
-const WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
+/// wait for answers time out and retry on a new connection). Set by
+/// `TransportConfig::write_stall_limit`.
+pub(crate) const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
 
 /// Splits the handshake's stream: frames in (keeping what it had read
 /// ahead), the write half out.
@@ -234,6 +242,7 @@ async fn write_loop(
     mut rx: mpsc::Receiver<OutFrame>,
     closed: CancellationToken,
     peer: SocketAddr,
+    stall_limit: Duration,
 ) {
     let mut chunks = Chunks::default();
     chunks.staging().extend_from_slice(&w.leftover);
@@ -244,7 +253,7 @@ async fn write_loop(
             // and partition copies that wait for theirs to be written.
             let written = tokio::select! {
                 _ = closed.cancelled() => break,
-                r = tokio::time::timeout(WRITE_STALL_LIMIT, chunks.write_to(&mut w.half)) => r,
+                r = tokio::time::timeout(stall_limit, chunks.write_to(&mut w.half)) => r,
             };
             match written {
                 Ok(Ok(())) => {}
@@ -254,7 +263,7 @@ async fn write_loop(
                 }
                 Err(_) => {
                     tracing::warn!(
-                        "member {peer} took nothing for {WRITE_STALL_LIMIT:?}; closing the connection"
+                        "member {peer} took nothing for {stall_limit:?}; closing the connection"
                     );
                     break;
                 }

@@ -27,6 +27,10 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     /// Bound on the preamble and the whole handshake of one connection.
     pub handshake_timeout: Duration,
+    /// Longest one batch of writes to a member may take to go out; a peer
+    /// that takes nothing for that long (paused, or its host gone without
+    /// a reset) has its connection closed and what was queued dropped.
+    pub write_stall_limit: Duration,
     /// Testing only: a file of peer addresses to behave as cut off from.
     pub fault_file: Option<std::path::PathBuf>,
     /// Where HTTP requests on the member port go (health checks, as on a
@@ -41,6 +45,7 @@ impl TransportConfig {
             max_frame: codec::DEFAULT_MAX_FRAME,
             connect_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(5),
+            write_stall_limit: crate::connection::DEFAULT_WRITE_STALL_LIMIT,
             fault_file: None,
             http: None,
         }
@@ -151,6 +156,7 @@ impl Transport {
             self.inner.incoming.clone(),
             &self.inner.shutdown,
             self.inner.faults.clone(),
+            cfg.write_stall_limit,
         );
         *guard = Some(conn.clone());
         Ok(conn)
@@ -394,6 +400,7 @@ async fn serve_inbound(
         transport.inner.incoming.clone(),
         &transport.inner.shutdown,
         transport.inner.faults.clone(),
+        cfg.write_stall_limit,
     );
     transport.register_accepted(conn).await;
     Ok(())

@@ -98,6 +98,11 @@ pub struct Cli {
     /// How long a member shutting down may take to hand its partitions over [default: 30s].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
     pub shutdown_timeout: Option<Duration>,
+    /// A member connection whose peer takes nothing for this long (paused, or
+    /// its host gone without a reset) is closed and what was queued on it
+    /// dropped [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "FERROCAST_MEMBER_WRITE_TIMEOUT", value_parser = parse_duration)]
+    pub member_write_timeout: Option<Duration>,
     /// Bound on one client operation, retries included [default: 60s].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_OPERATION_TIMEOUT", value_parser = parse_duration)]
     pub operation_timeout: Option<Duration>,
@@ -170,6 +175,8 @@ struct FileConfig {
     merge_policy: Option<String>,
     #[serde(alias = "shutdown_timeout")]
     shutdown_timeout: Option<String>,
+    #[serde(alias = "member_write_timeout")]
+    member_write_timeout: Option<String>,
     #[serde(alias = "operation_timeout")]
     operation_timeout: Option<String>,
     log: Option<String>,
@@ -225,6 +232,7 @@ pub struct Config {
     pub merge_policy: ferrocast_partition::MergePolicy,
     pub fault_file: Option<PathBuf>,
     pub shutdown_timeout: Duration,
+    pub member_write_timeout: Duration,
     pub operation_timeout: Duration,
     pub log: String,
 }
@@ -412,6 +420,16 @@ impl Config {
             .shutdown_timeout
             .or(file_duration(&file.shutdown_timeout, "shutdown-timeout")?)
             .unwrap_or(Duration::from_secs(30));
+        let member_write_timeout = cli
+            .member_write_timeout
+            .or(file_duration(
+                &file.member_write_timeout,
+                "member-write-timeout",
+            )?)
+            .unwrap_or(Duration::from_secs(30));
+        if member_write_timeout < Duration::from_millis(100) {
+            bail!("--member-write-timeout must be at least 100ms");
+        }
         let operation_timeout = cli
             .operation_timeout
             .or(file_duration(&file.operation_timeout, "operation-timeout")?)
@@ -425,6 +443,7 @@ impl Config {
             fault_file: cli.fault_file,
             merge_policy,
             shutdown_timeout,
+            member_write_timeout,
             operation_timeout,
             bind_ip,
             port: explicit_port.unwrap_or(DEFAULT_PORT),

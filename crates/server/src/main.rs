@@ -134,6 +134,7 @@ async fn run(cfg: Config) -> Result<()> {
         password: cfg.password.clone(),
     });
     tcfg.max_frame = cfg.max_frame;
+    tcfg.write_stall_limit = cfg.member_write_timeout;
     tcfg.fault_file = cfg.fault_file.clone();
     let (http_tx, http_rx) = mpsc::channel(64);
     tcfg.http = Some(http_tx);

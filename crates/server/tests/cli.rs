@@ -33,6 +33,7 @@ fn help_documents_every_setting() {
         "--heartbeat-interval",
         "--failure-timeout",
         "--merge-interval",
+        "--member-write-timeout",
         "HC_PORT",
         "HC_GROUP_NAME",
         "HC_GROUP_PASSWORD",
@@ -58,6 +59,8 @@ fn bad_values_are_one_line_errors_with_exit_code_2() {
         &["--members", "a b"],
         &["--heartbeat-interval", "soon"],
         &["--heartbeat-interval", "2s", "--failure-timeout", "3s"],
+        &["--member-write-timeout", "10ms"],
+        &["--member-write-timeout", "later"],
         &["--config", "/nonexistent/ferrocast.yaml"],
         &["--no-such-flag"],
     ] {

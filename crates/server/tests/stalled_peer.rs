@@ -105,3 +105,71 @@ async fn copies_asked_of_a_stalled_member_move_on_when_it_leaves() {
     eprintln!("third member in sync after {took:?}");
     assert!(took.is_some(), "third member not in sync within 12 s");
 }
+
+/// A member that takes nothing from its connection (paused, but still
+/// listed: the failure timeout here is a minute) has that connection
+/// closed by a member with data queued for it once
+/// `--member-write-timeout` passes, dropping the queue instead of holding
+/// it; after it resumes the two talk over a new connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_takes_nothing_is_closed_after_the_write_timeout() {
+    let list = member_list(114, 2..4);
+    let args = [
+        "--members",
+        list.as_str(),
+        "--heartbeat-interval",
+        "250ms",
+        "--failure-timeout",
+        "60s",
+        "--member-write-timeout",
+        "1s",
+    ];
+    let members = start_all(114, 2..4, &list, &args[2..]);
+    wait_converged(&refs(&members), 2, Duration::from_secs(20));
+    let (writer, paused) = (&members[0], &members[1]);
+    let addr = writer
+        .addr
+        .replace(['[', ']'], "")
+        .parse()
+        .expect("address");
+    let mut cfg = ClientConfig::new(vec![addr]);
+    cfg.smart_routing = false;
+    let client = Client::connect(cfg).await.unwrap();
+    let map = client.map("queued");
+    map.put(0i64, vec![1u8; 16]).await.unwrap();
+
+    paused.pause();
+    let started = Instant::now();
+    // Backups of 256 KiB values for the paused member: far more than the
+    // sockets' buffers take. The puts of partitions it owns, or waiting
+    // for its backup acknowledgements, do not finish while it is paused.
+    let value = vec![5u8; 256 * 1024];
+    let puts: Vec<_> = (1..=96i64)
+        .map(|k| {
+            let (client, value) = (client.clone(), value.clone());
+            tokio::spawn(async move {
+                let map = client.map("queued");
+                let _ = tokio::time::timeout(Duration::from_secs(8), map.put(k, value)).await;
+            })
+        })
+        .collect();
+    let closed = wait_until(Duration::from_secs(10), || {
+        writer
+            .log()
+            .contains("took nothing for 1s; closing the connection")
+    });
+    let took = started.elapsed();
+    paused.signal(Signal::SIGCONT);
+    assert!(closed, "not closed within 10 s:\n{}", writer.log());
+    eprintln!("closed {took:?} after the pause");
+    for p in puts {
+        let _ = p.await;
+    }
+    // Same cluster, a new connection: writes and their backups go through.
+    let block = wait_converged(&refs(&members), 2, Duration::from_secs(20));
+    assert_eq!(block.size, 2);
+    map.put(0i64, vec![2u8; 16]).await.unwrap();
+    let got = map.get(0i64).await.unwrap().expect("entry 0");
+    assert_eq!(got.to::<Vec<u8>>().unwrap(), vec![2u8; 16]);
+    client.shutdown();
+}
