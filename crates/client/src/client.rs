@@ -33,6 +33,8 @@ pub struct ClientConfig {
     /// (deadlines are checked on a coarse clock, see `clock.rs`).
     pub invocation_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Pings on quiet connections, and how long a silent member is given.
+    pub heartbeat: crate::Heartbeat,
 }
 
 impl ClientConfig {
@@ -45,6 +47,7 @@ impl ClientConfig {
             smart_routing: true,
             invocation_timeout: Duration::from_secs(120),
             connect_timeout: Duration::from_secs(5),
+            heartbeat: crate::Heartbeat::default(),
         }
     }
 
@@ -217,6 +220,7 @@ impl Client {
             self.next_correlation(),
             cfg.connect_timeout,
             self.inner.clock.clone(),
+            cfg.heartbeat,
         )
         .await?;
         self.inner

@@ -2,10 +2,12 @@
 //! requests into the socket, a reader task completing requests by
 //! correlation id and handing events to their listeners, and a sweeper
 //! failing requests whose deadline passed (one timer per connection, not
-//! one per request).
+//! one per request) and keeping the connection's heartbeat
+//! (`sweeper.rs`).
 
-use crate::clock::{CoarseClock, TICK};
+use crate::clock::CoarseClock;
 use crate::error::ClientError;
+use crate::sweeper::{Activity, Heartbeat, Sweeper};
 use bytes::BytesMut;
 use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
 use ferrocast_protocol::messages::types::EXCEPTION;
@@ -16,6 +18,7 @@ use ferrocast_protocol::{
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -40,7 +43,7 @@ impl Decoder for Codec {
 
 /// A request on its way out: its correlation id and the message, shared
 /// with the caller, who may send it again under another id.
-type Outgoing = (i64, Arc<ClientMessage>);
+pub(crate) type Outgoing = (i64, Arc<ClientMessage>);
 
 impl Encoder<Outgoing> for Codec {
     type Error = ClientError;
@@ -50,14 +53,14 @@ impl Encoder<Outgoing> for Codec {
 }
 
 /// A request waiting for its response.
-struct Waiter {
-    answer: oneshot::Sender<Result<ClientMessage, ClientError>>,
+pub(crate) struct Waiter {
+    pub(crate) answer: oneshot::Sender<Result<ClientMessage, ClientError>>,
     /// In the connection clock's milliseconds.
-    deadline: u64,
-    timeout: Duration,
+    pub(crate) deadline: u64,
+    pub(crate) timeout: Duration,
 }
 
-type Pending = Arc<Mutex<HashMap<i64, Waiter>>>;
+pub(crate) type Pending = Arc<Mutex<HashMap<i64, Waiter>>>;
 type EventSinks = Arc<Mutex<HashMap<i64, mpsc::UnboundedSender<ClientMessage>>>>;
 
 #[derive(Clone)]
@@ -99,6 +102,7 @@ impl Connection {
         correlation: i64,
         timeout: Duration,
         clock: Arc<CoarseClock>,
+        heartbeat: Heartbeat,
     ) -> Result<(Connection, AuthenticationResult), ClientError> {
         let connect_err = |reason: String| ClientError::Connect {
             addr: addr.to_string(),
@@ -143,7 +147,8 @@ impl Connection {
         let closed = CancellationToken::new();
         let pending: Pending = Arc::default();
         let events: EventSinks = Arc::default();
-        let c = closed.clone();
+        let activity = Arc::new(Activity::starting_at(clock.tick()));
+        let (c, a, now) = (closed.clone(), activity.clone(), clock.clone());
         tokio::spawn(async move {
             loop {
                 let first = tokio::select! {
@@ -173,10 +178,12 @@ impl Connection {
                 if failed || writer.flush().await.is_err() {
                     break;
                 }
+                a.last_write.store(now.now_ms(), Ordering::Relaxed);
             }
             c.cancel();
         });
         let (c, p, e) = (closed.clone(), pending.clone(), events.clone());
+        let (a, now) = (activity.clone(), clock.clone());
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
@@ -184,6 +191,7 @@ impl Connection {
                     n = reader.next() => n,
                 };
                 let Some(Ok(msg)) = next else { break };
+                a.last_read.store(now.now_ms(), Ordering::Relaxed);
                 let Ok(corr) = msg.correlation_id() else {
                     continue;
                 };
@@ -201,27 +209,18 @@ impl Connection {
                 p.clear();
             }
         });
-        let (c, p, now) = (closed.clone(), pending.clone(), clock.clone());
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(TICK);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = c.cancelled() => break,
-                    _ = tick.tick() => {}
-                }
-                let now = now.tick();
-                let expired: Vec<Waiter> = {
-                    let Ok(mut p) = p.lock() else { break };
-                    p.extract_if(|_, w| w.deadline <= now)
-                        .map(|(_, w)| w)
-                        .collect()
-                };
-                for w in expired {
-                    let _ = w.answer.send(Err(ClientError::Timeout(w.timeout)));
-                }
+        tokio::spawn(
+            Sweeper {
+                addr,
+                closed: closed.clone(),
+                pending: pending.clone(),
+                clock: clock.clone(),
+                activity,
+                heartbeat,
+                out: out_tx.clone(),
             }
-        });
+            .run(),
+        );
         let conn = Connection {
             inner: Arc::new(Inner {
                 member,

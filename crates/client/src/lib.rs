@@ -20,6 +20,7 @@ mod error;
 mod listener;
 mod map;
 mod serialization;
+mod sweeper;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;
@@ -27,3 +28,4 @@ pub use ferrocast_protocol::CLIENT_PREAMBLE;
 pub use listener::{EntryEvent, EntryEventKind};
 pub use map::{Map, Value};
 pub use serialization::{FromData, Json, ToData};
+pub use sweeper::Heartbeat;

@@ -98,11 +98,15 @@ pub struct Cli {
     /// How long a member shutting down may take to hand its partitions over [default: 30s].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
     pub shutdown_timeout: Option<Duration>,
-    /// A member connection whose peer takes nothing for this long (paused, or
-    /// its host gone without a reset) is closed and what was queued on it
-    /// dropped [default: 30s].
-    #[arg(long, value_name = "DURATION", env = "FERROCAST_MEMBER_WRITE_TIMEOUT", value_parser = parse_duration)]
-    pub member_write_timeout: Option<Duration>,
+    /// A member or client connection whose peer takes nothing for this long
+    /// (paused, or its host gone without a reset) is closed and what was
+    /// queued on it dropped [default: 30s].
+    #[arg(long, value_name = "DURATION", env = "FERROCAST_WRITE_TIMEOUT", value_parser = parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// A client that sends nothing, not even a ping, for this long is
+    /// disconnected (Hazelcast's client max-no-heartbeat) [default: 60s].
+    #[arg(long, value_name = "DURATION", env = "FERROCAST_CLIENT_HEARTBEAT_TIMEOUT", value_parser = parse_duration)]
+    pub client_heartbeat_timeout: Option<Duration>,
     /// Bound on one client operation, retries included [default: 60s].
     #[arg(long, value_name = "DURATION", env = "FERROCAST_OPERATION_TIMEOUT", value_parser = parse_duration)]
     pub operation_timeout: Option<Duration>,
@@ -175,8 +179,10 @@ struct FileConfig {
     merge_policy: Option<String>,
     #[serde(alias = "shutdown_timeout")]
     shutdown_timeout: Option<String>,
-    #[serde(alias = "member_write_timeout")]
-    member_write_timeout: Option<String>,
+    #[serde(alias = "write_timeout")]
+    write_timeout: Option<String>,
+    #[serde(alias = "client_heartbeat_timeout")]
+    client_heartbeat_timeout: Option<String>,
     #[serde(alias = "operation_timeout")]
     operation_timeout: Option<String>,
     log: Option<String>,
@@ -232,7 +238,8 @@ pub struct Config {
     pub merge_policy: ferrocast_partition::MergePolicy,
     pub fault_file: Option<PathBuf>,
     pub shutdown_timeout: Duration,
-    pub member_write_timeout: Duration,
+    pub write_timeout: Duration,
+    pub client_heartbeat_timeout: Duration,
     pub operation_timeout: Duration,
     pub log: String,
 }
@@ -420,15 +427,22 @@ impl Config {
             .shutdown_timeout
             .or(file_duration(&file.shutdown_timeout, "shutdown-timeout")?)
             .unwrap_or(Duration::from_secs(30));
-        let member_write_timeout = cli
-            .member_write_timeout
-            .or(file_duration(
-                &file.member_write_timeout,
-                "member-write-timeout",
-            )?)
+        let write_timeout = cli
+            .write_timeout
+            .or(file_duration(&file.write_timeout, "write-timeout")?)
             .unwrap_or(Duration::from_secs(30));
-        if member_write_timeout < Duration::from_millis(100) {
-            bail!("--member-write-timeout must be at least 100ms");
+        if write_timeout < Duration::from_millis(100) {
+            bail!("--write-timeout must be at least 100ms");
+        }
+        let client_heartbeat_timeout = cli
+            .client_heartbeat_timeout
+            .or(file_duration(
+                &file.client_heartbeat_timeout,
+                "client-heartbeat-timeout",
+            )?)
+            .unwrap_or(Duration::from_secs(60));
+        if client_heartbeat_timeout < Duration::from_millis(100) {
+            bail!("--client-heartbeat-timeout must be at least 100ms");
         }
         let operation_timeout = cli
             .operation_timeout
@@ -443,7 +457,8 @@ impl Config {
             fault_file: cli.fault_file,
             merge_policy,
             shutdown_timeout,
-            member_write_timeout,
+            write_timeout,
+            client_heartbeat_timeout,
             operation_timeout,
             bind_ip,
             port: explicit_port.unwrap_or(DEFAULT_PORT),

@@ -23,7 +23,7 @@ mod service_msg;
 
 use anyhow::Result;
 use clap::Parser;
-use client::endpoint::ClientEndpoint;
+use client::endpoint::{ClientEndpoint, ClientLimits};
 use client::listeners::Listeners;
 use client::views;
 use config::{Cli, Config};
@@ -134,7 +134,7 @@ async fn run(cfg: Config) -> Result<()> {
         password: cfg.password.clone(),
     });
     tcfg.max_frame = cfg.max_frame;
-    tcfg.write_stall_limit = cfg.member_write_timeout;
+    tcfg.write_stall_limit = cfg.write_timeout;
     tcfg.fault_file = cfg.fault_file.clone();
     let (http_tx, http_rx) = mpsc::channel(64);
     tcfg.http = Some(http_tx);
@@ -204,6 +204,10 @@ async fn run(cfg: Config) -> Result<()> {
         cfg.group.clone(),
         cfg.password.clone(),
         cfg.max_frame,
+        ClientLimits {
+            heartbeat_timeout: cfg.client_heartbeat_timeout,
+            write_timeout: cfg.write_timeout,
+        },
     ));
     endpoint.clone().spawn(client_rx, data_stop.clone());
 

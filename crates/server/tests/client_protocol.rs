@@ -148,3 +148,96 @@ fn a_broken_frame_closes_only_its_connection() {
 
     good.ping_works(2);
 }
+
+/// A client that sends nothing, not even a ping, for the heartbeat timeout
+/// is disconnected (its host may be gone without a reset: the member would
+/// keep its connection and listeners forever); one that pings stays.
+#[test]
+fn a_silent_client_is_disconnected_and_a_pinging_one_stays() {
+    let members = start_all(
+        115,
+        2..3,
+        "127.0.115.2",
+        &["--client-heartbeat-timeout", "1s"],
+    );
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut silent = Raw::connect("127.0.115.2:5701");
+    silent.authenticate();
+    let started = std::time::Instant::now();
+    let mut pinging = Raw::connect("127.0.115.2:5701");
+    pinging.authenticate();
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        pinging.ping_works(10 + i);
+    }
+    // 3 s in: the silent one was closed after 1-1.25 s.
+    assert!(
+        silent.recv().is_none(),
+        "the silent client is still connected"
+    );
+    let log = members[0].log();
+    assert_eq!(
+        log.matches("sent nothing for 1s; closing the connection")
+            .count(),
+        1,
+        "{log}"
+    );
+    pinging.ping_works(30);
+    eprintln!("checked after {:?}", started.elapsed());
+}
+
+/// A client that registered an entry listener and then stopped reading
+/// (paused, or hung) is disconnected once its socket has taken nothing for
+/// the write timeout, instead of the member queueing its events: here
+/// 256 KiB events, 48 MiB of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listener_that_stops_reading_is_disconnected_after_the_write_timeout() {
+    use ferrocast_protocol::messages::MapOp;
+    let members = start_all(117, 2..3, "127.0.117.2", &["--write-timeout", "1s"]);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut stuck = Raw::connect("127.0.117.2:5701");
+    stuck.authenticate();
+    let listen = MapOp::AddEntryListener {
+        key: None,
+        include_value: true,
+        flags: 0x7fff_ffff,
+        local_only: false,
+    };
+    stuck.send(client_side::map_request("events", &listen, -1), 2);
+    let answer = stuck.recv().expect("registration answer");
+    assert_ne!(answer.message_type().unwrap(), EXCEPTION);
+    // From here on `stuck` reads nothing.
+
+    let addr = "127.0.117.2:5701".parse().expect("address");
+    let client = ferrocast_client::Client::connect(ferrocast_client::ClientConfig::new(vec![addr]))
+        .await
+        .unwrap();
+    let map = client.map("events");
+    let value = vec![3u8; 256 * 1024];
+    let started = std::time::Instant::now();
+    let mut closed_after = None;
+    for i in 0..192i64 {
+        map.set(i, value.clone()).await.unwrap();
+        if members[0]
+            .log()
+            .contains("took nothing for 1s; closing the connection")
+        {
+            closed_after = Some(started.elapsed());
+            break;
+        }
+        if i % 16 == 15 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let closed = wait_until(Duration::from_secs(5), || {
+        members[0]
+            .log()
+            .contains("took nothing for 1s; closing the connection")
+    });
+    assert!(closed, "{}", members[0].log());
+    eprintln!("closed after {closed_after:?} of writes");
+    // The member goes on serving others.
+    map.set(-1i64, vec![1u8]).await.unwrap();
+    assert!(map.get(-1i64).await.unwrap().is_some());
+    client.shutdown();
+}

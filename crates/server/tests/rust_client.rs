@@ -393,3 +393,72 @@ async fn a_request_to_a_paused_member_times_out() {
     assert_eq!(m.get_as::<String>("k").await.unwrap().as_deref(), Some("v"));
     client.shutdown();
 }
+
+/// The client pings quiet connections, so a member that disconnects
+/// silent clients (here after 1 s) keeps an idle one; a client that pings
+/// less often than that is disconnected, which shows the pings are what
+/// keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_pings_and_stays_connected() {
+    let members = start_all(
+        116,
+        2..3,
+        "127.0.116.2",
+        &["--client-heartbeat-timeout", "1s"],
+    );
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let closed = |m: &Member| {
+        m.log()
+            .matches("sent nothing for 1s; closing the connection")
+            .count()
+    };
+    let mut cfg = config(&members, None);
+    cfg.heartbeat.interval = Duration::from_millis(300);
+    let client = Client::connect(cfg.clone()).await.unwrap();
+    let map = client.map("idle");
+    map.put(1i64, 1i64).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(closed(&members[0]), 0, "{}", members[0].log());
+    assert_eq!(map.get_as::<i64>(1i64).await.unwrap(), Some(1));
+    client.shutdown();
+
+    cfg.heartbeat.interval = Duration::from_secs(30);
+    let quiet = Client::connect(cfg).await.unwrap();
+    quiet.map("idle").put(2i64, 2i64).await.unwrap();
+    let gone = wait_until(Duration::from_secs(5), || closed(&members[0]) > 0);
+    assert!(gone, "a client that does not ping was kept");
+    quiet.shutdown();
+}
+
+/// A member that stops answering (paused: its socket stays open) is given
+/// up by the client after the heartbeat timeout: the client closes that
+/// connection instead of keeping it (and the requests on it) for good.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
+    let members = start_all(118, 2..3, "127.0.118.2", FAST);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut cfg = config(&members, None);
+    cfg.heartbeat.interval = Duration::from_millis(200);
+    cfg.heartbeat.timeout = Duration::from_secs(1);
+    let client = Client::connect(cfg).await.unwrap();
+    client.map("paused").put(1i64, 1i64).await.unwrap();
+    let me = nix::unistd::Pid::this();
+    let before = connections_between(me, members[0].pid());
+    assert!(!before.is_empty(), "the client holds no connection");
+    members[0].pause();
+    let started = std::time::Instant::now();
+    let closed = wait_until(Duration::from_secs(5), || {
+        let now = tcp_sockets();
+        before
+            .iter()
+            .all(|c| !now.iter().any(|n| n.established && n.inode == c.inode))
+    });
+    let took = started.elapsed();
+    members[0].signal(Signal::SIGCONT);
+    assert!(
+        closed,
+        "the client kept its connection to the paused member"
+    );
+    eprintln!("closed {took:?} after the pause");
+    client.shutdown();
+}

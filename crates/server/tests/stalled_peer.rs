@@ -109,7 +109,7 @@ async fn copies_asked_of_a_stalled_member_move_on_when_it_leaves() {
 /// A member that takes nothing from its connection (paused, but still
 /// listed: the failure timeout here is a minute) has that connection
 /// closed by a member with data queued for it once
-/// `--member-write-timeout` passes, dropping the queue instead of holding
+/// `--write-timeout` passes, dropping the queue instead of holding
 /// it; after it resumes the two talk over a new connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_that_takes_nothing_is_closed_after_the_write_timeout() {
@@ -121,7 +121,7 @@ async fn a_connection_that_takes_nothing_is_closed_after_the_write_timeout() {
         "250ms",
         "--failure-timeout",
         "60s",
-        "--member-write-timeout",
+        "--write-timeout",
         "1s",
     ];
     let members = start_all(114, 2..4, &list, &args[2..]);

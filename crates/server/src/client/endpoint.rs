@@ -33,11 +33,26 @@ use tokio_util::sync::CancellationToken;
 /// How long a connection must stay quiet during a drain before it closes.
 pub const DRAIN_IDLE: Duration = Duration::from_millis(300);
 
+/// When the member gives up on a client connection.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientLimits {
+    /// A client that sends nothing (not even a ping) for this long is gone:
+    /// its host vanished without a reset, or it hangs. Hazelcast's
+    /// `hazelcast.client.max.no.heartbeat.seconds`, 60 s; its clients ping
+    /// every 5 s when idle.
+    pub heartbeat_timeout: Duration,
+    /// A client whose socket takes nothing for this long (paused, or not
+    /// reading) is closed, dropping what was queued for it: responses and
+    /// entry events would otherwise pile up in the member.
+    pub write_timeout: Duration,
+}
+
 pub struct ClientEndpoint {
     pub(crate) data: Arc<DataPlane>,
     group: String,
     password: String,
     max_frame: usize,
+    limits: ClientLimits,
     next_connection: AtomicU64,
     /// Cancelled when the member starts draining its client connections.
     draining: CancellationToken,
@@ -55,12 +70,19 @@ impl Drop for OpenGuard {
 }
 
 impl ClientEndpoint {
-    pub fn new(data: Arc<DataPlane>, group: String, password: String, max_frame: usize) -> Self {
+    pub fn new(
+        data: Arc<DataPlane>,
+        group: String,
+        password: String,
+        max_frame: usize,
+        limits: ClientLimits,
+    ) -> Self {
         Self {
             data,
             group,
             password,
             max_frame,
+            limits,
             next_connection: AtomicU64::new(1),
             draining: CancellationToken::new(),
             open: watch::channel(0).0,
@@ -113,7 +135,15 @@ impl ClientEndpoint {
         let (r, w) = stream.into_split();
         let mut reader = FramedRead::with_capacity(r, ClientCodec::new(self.max_frame), READ_AHEAD);
         let (tx, rx) = mpsc::channel::<ClientMessage>(65_536);
-        let write_task = tokio::spawn(write_responses(w, rx));
+        // Cancelled by the writer when the client takes nothing.
+        let stalled = CancellationToken::new();
+        let write_task = tokio::spawn(write_responses(
+            w,
+            rx,
+            remote,
+            self.limits.write_timeout,
+            stalled.clone(),
+        ));
 
         let first = tokio::time::timeout(Duration::from_secs(30), reader.next()).await;
         let authenticated = match first {
@@ -130,6 +160,7 @@ impl ClientEndpoint {
         };
         if authenticated {
             let mut draining = false;
+            let mut silence = Silence::new(self.limits.heartbeat_timeout);
             loop {
                 let next = if draining {
                     tokio::select! {
@@ -142,8 +173,19 @@ impl ClientEndpoint {
                 } else {
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
+                        _ = stalled.cancelled() => break,
                         _ = self.draining.cancelled() => {
                             draining = true;
+                            continue;
+                        }
+                        _ = silence.check.tick() => {
+                            if silence.too_long() {
+                                tracing::warn!(
+                                    "client {remote} sent nothing for {:?}; closing the connection",
+                                    self.limits.heartbeat_timeout
+                                );
+                                break;
+                            }
                             continue;
                         }
                         n = reader.next() => n,
@@ -151,6 +193,7 @@ impl ClientEndpoint {
                 };
                 match next {
                     Some(Ok(msg)) => {
+                        silence.heard += 1;
                         let me = self.clone();
                         let tx = tx.clone();
                         let mut request = Box::pin(async move {
@@ -259,6 +302,9 @@ impl ClientEndpoint {
 async fn write_responses(
     mut w: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<ClientMessage>,
+    remote: SocketAddr,
+    stall_limit: Duration,
+    stalled: CancellationToken,
 ) {
     let mut staging = BytesMut::new();
     let mut chunks: Vec<Bytes> = Vec::new();
@@ -280,9 +326,58 @@ async fn write_responses(
         if !staging.is_empty() {
             chunks.push(staging.split().freeze());
         }
-        if ferrocast_net::write_all(&mut w, &mut chunks).await.is_err() {
-            return;
+        match tokio::time::timeout(stall_limit, ferrocast_net::write_all(&mut w, &mut chunks)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(
+                    "client {remote} took nothing for {stall_limit:?}; closing the connection"
+                );
+                stalled.cancel();
+                return;
+            }
         }
+    }
+}
+
+/// Tells a client that has sent nothing for the heartbeat timeout. A timer
+/// per read would cost more than the read; this one ticks four times per
+/// timeout and compares counts, so a silent client is noticed between 1
+/// and 1.25 timeouts after its last message.
+struct Silence {
+    check: tokio::time::Interval,
+    timeout: Duration,
+    /// Messages received so far (counted by the read loop).
+    heard: u64,
+    /// `heard` at the last tick, and since when it has not moved.
+    seen: u64,
+    quiet_since: tokio::time::Instant,
+}
+
+impl Silence {
+    fn new(timeout: Duration) -> Self {
+        let period = timeout / 4;
+        let start = tokio::time::Instant::now();
+        let mut check = tokio::time::interval_at(start + period, period);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            check,
+            timeout,
+            heard: 0,
+            seen: 0,
+            quiet_since: start,
+        }
+    }
+
+    /// Called on each tick: whether nothing arrived for the whole timeout.
+    fn too_long(&mut self) -> bool {
+        if self.heard != self.seen {
+            self.seen = self.heard;
+            self.quiet_since = tokio::time::Instant::now();
+            return false;
+        }
+        self.quiet_since.elapsed() >= self.timeout
     }
 }
 

@@ -8,6 +8,7 @@ use ferrocast_protocol::messages::responses::{self, EntryEvent};
 use ferrocast_protocol::ClientMessage;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -24,7 +25,13 @@ struct EntryListener {
     request_type: u32,
     correlation: i64,
     sink: ClientSink,
+    /// Events this listener lost since the last warning about it.
+    dropped: u64,
+    last_warning: Option<Instant>,
 }
+
+/// At most one warning per listener this often about the events it lost.
+const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 struct ViewListener {
     connection: u64,
@@ -75,6 +82,8 @@ impl Listeners {
                 request_type: r.request_type,
                 correlation: r.correlation,
                 sink: r.sink,
+                dropped: 0,
+                last_warning: None,
             });
             self.entry_count.store(l.len(), Ordering::Release);
         }
@@ -129,16 +138,17 @@ impl Listeners {
     }
 
     /// Sends events to the matching entry listeners. A client too slow to
-    /// take its events loses them (logged), rather than stalling the map.
+    /// take its events loses them (counted, and logged at most every 10 s
+    /// per listener), rather than stalling the map.
     pub fn dispatch(&self, events: &[MapEvent]) {
         if events.is_empty() {
             return;
         }
-        let Ok(listeners) = self.entry.lock() else {
+        let Ok(mut listeners) = self.entry.lock() else {
             return;
         };
         for e in events {
-            for l in listeners.iter() {
+            for l in listeners.iter_mut() {
                 if l.map != e.map || l.flags & e.event_type == 0 {
                     continue;
                 }
@@ -166,7 +176,20 @@ impl Listeners {
                     },
                 );
                 if l.sink.try_send(msg).is_err() {
-                    tracing::warn!("dropped an entry event for a client that does not keep up");
+                    l.dropped += 1;
+                    let due = l
+                        .last_warning
+                        .is_none_or(|t| t.elapsed() >= DROP_WARNING_INTERVAL);
+                    if due {
+                        tracing::warn!(
+                            "dropped {} entry event(s) of map '{}' for a client that does not keep up (listener {})",
+                            l.dropped,
+                            l.map,
+                            l.id
+                        );
+                        l.dropped = 0;
+                        l.last_warning = Some(Instant::now());
+                    }
                 }
             }
         }
