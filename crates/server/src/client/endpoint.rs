@@ -161,20 +161,31 @@ impl ClientEndpoint {
         if authenticated {
             let mut draining = false;
             let mut silence = Silence::new(self.limits.heartbeat_timeout);
+            // Made once, not per request: a cancellation future registers
+            // with its token on each first poll and leaves on drop.
+            let stopping = shutdown.cancelled();
+            let drain = self.draining.cancelled();
+            let stall = stalled.cancelled();
+            tokio::pin!(stopping, drain, stall);
             loop {
                 let next = if draining {
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
+                        _ = &mut stopping => break,
                         n = tokio::time::timeout(DRAIN_IDLE, reader.next()) => match n {
                             Ok(n) => n,
                             Err(_) => break, // quiet long enough: close
                         },
                     }
                 } else {
+                    // Requests first; the rest is looked at whenever the
+                    // reader waits (tokio's cooperative budget makes it
+                    // wait now and then even under a flood).
                     tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = stalled.cancelled() => break,
-                        _ = self.draining.cancelled() => {
+                        biased;
+                        n = reader.next() => n,
+                        _ = &mut stopping => break,
+                        _ = &mut stall => break,
+                        _ = &mut drain => {
                             draining = true;
                             continue;
                         }
@@ -188,7 +199,6 @@ impl ClientEndpoint {
                             }
                             continue;
                         }
-                        n = reader.next() => n,
                     }
                 };
                 match next {
