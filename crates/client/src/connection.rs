@@ -150,10 +150,15 @@ impl Connection {
         let activity = Arc::new(Activity::starting_at(clock.tick()));
         let (c, a, now) = (closed.clone(), activity.clone(), clock.clone());
         tokio::spawn(async move {
+            // Made once: a cancellation future registers with its token on
+            // its first poll and leaves on drop, per loop if made there.
+            let closing = c.cancelled();
+            tokio::pin!(closing);
             loop {
                 let first = tokio::select! {
-                    _ = c.cancelled() => break,
+                    biased;
                     m = out_rx.recv() => match m { Some(m) => m, None => break },
+                    _ = &mut closing => break,
                 };
                 if writer.feed(first).await.is_err() {
                     break;
@@ -185,10 +190,13 @@ impl Connection {
         let (c, p, e) = (closed.clone(), pending.clone(), events.clone());
         let (a, now) = (activity.clone(), clock.clone());
         tokio::spawn(async move {
+            let closing = c.cancelled();
+            tokio::pin!(closing);
             loop {
                 let next = tokio::select! {
-                    _ = c.cancelled() => break,
+                    biased;
                     n = reader.next() => n,
+                    _ = &mut closing => break,
                 };
                 let Some(Ok(msg)) = next else { break };
                 a.last_read.store(now.now_ms(), Ordering::Relaxed);
