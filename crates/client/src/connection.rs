@@ -18,14 +18,14 @@ use ferrocast_protocol::{
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
 /// Bytes of requests a connection gathers into one write at most.
@@ -74,7 +74,32 @@ struct Inner {
     clock: Arc<CoarseClock>,
     pending: Pending,
     events: EventSinks,
-    closed: CancellationToken,
+    closed: Closing,
+}
+
+/// Whether a connection is closing: a token for the tasks to wait on, and
+/// a flag for the per-request checks (a token's `is_cancelled` takes a
+/// lock; two per request were 1.75% of the load generator's time).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Closing {
+    token: CancellationToken,
+    done: Arc<AtomicBool>,
+}
+
+impl Closing {
+    pub(crate) fn cancel(&self) {
+        // The flag first: whoever sees the token cancelled sees the flag.
+        self.done.store(true, Ordering::Release);
+        self.token.cancel();
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.token.cancelled()
+    }
 }
 
 /// Converts an exception response into an error.
@@ -144,7 +169,7 @@ impl Connection {
             .member_uuid
             .ok_or_else(|| ProtocolError::Malformed("authentication without member uuid".into()))?;
         let (out_tx, mut out_rx) = mpsc::channel::<Outgoing>(65_536);
-        let closed = CancellationToken::new();
+        let closed = Closing::default();
         let pending: Pending = Arc::default();
         let events: EventSinks = Arc::default();
         let activity = Arc::new(Activity::starting_at(clock.tick()));

@@ -11,7 +11,7 @@
 //! of silence; these are the defaults here too.
 
 use crate::clock::{CoarseClock, TICK};
-use crate::connection::{Outgoing, Pending, Waiter};
+use crate::connection::{Closing, Outgoing, Pending, Waiter};
 use crate::error::ClientError;
 use ferrocast_protocol::messages::client_side;
 use ferrocast_protocol::messages::types::CLIENT_PING;
@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 /// How often a quiet connection pings, and how long a silent member is
 /// given before its connection is closed.
@@ -58,7 +57,7 @@ impl Activity {
 
 pub(crate) struct Sweeper {
     pub(crate) addr: SocketAddr,
-    pub(crate) closed: CancellationToken,
+    pub(crate) closed: Closing,
     pub(crate) pending: Pending,
     pub(crate) clock: Arc<CoarseClock>,
     pub(crate) activity: Arc<Activity>,
