@@ -317,7 +317,14 @@ impl Client {
             let members = self.members();
             if let Ok(mut c) = self.inner.connections.lock() {
                 c.retain(|u, conn| {
-                    !conn.is_closed() && (members.is_empty() || members.iter().any(|(m, _)| m == u))
+                    let keep = !conn.is_closed()
+                        && (members.is_empty() || members.iter().any(|(m, _)| m == u));
+                    // Closed, not just forgotten: the member would keep it
+                    // (and the listeners on it) while its pings go on.
+                    if !keep {
+                        conn.close();
+                    }
+                    keep
                 });
             }
             if self.inner.cfg.smart_routing {

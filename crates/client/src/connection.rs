@@ -185,9 +185,6 @@ impl Connection {
                     m = out_rx.recv() => match m { Some(m) => m, None => break },
                     _ = &mut closing => break,
                 };
-                if writer.feed(first).await.is_err() {
-                    break;
-                }
                 // Gather the requests other tasks are about to send before
                 // writing: a write system call costs far more than a
                 // request, and on loopback it also runs the member's
@@ -196,16 +193,26 @@ impl Connection {
                 // tasks woken by the same batch of responses: drain, let
                 // them run once, drain again. Without the yield every
                 // request went out in a write of its own.
-                let mut failed = false;
-                for after_yield in [false, true] {
-                    if after_yield {
-                        tokio::task::yield_now().await;
+                let batch = async {
+                    writer.feed(first).await?;
+                    for after_yield in [false, true] {
+                        if after_yield {
+                            tokio::task::yield_now().await;
+                        }
+                        while let Ok(more) = out_rx.try_recv() {
+                            writer.feed(more).await?;
+                        }
                     }
-                    while let Ok(more) = out_rx.try_recv() {
-                        failed |= writer.feed(more).await.is_err();
-                    }
-                }
-                if failed || writer.flush().await.is_err() {
+                    writer.flush().await
+                };
+                // A close (the heartbeat timeout: a member that reads
+                // nothing) must not wait for a write that never ends.
+                let written = tokio::select! {
+                    biased;
+                    r = batch => r.is_ok(),
+                    _ = &mut closing => false,
+                };
+                if !written {
                     break;
                 }
                 a.last_write.store(now.now_ms(), Ordering::Relaxed);
@@ -250,7 +257,7 @@ impl Connection {
                 clock: clock.clone(),
                 activity,
                 heartbeat,
-                out: out_tx.clone(),
+                out: out_tx.downgrade(),
             }
             .run(),
         );

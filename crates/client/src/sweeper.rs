@@ -62,13 +62,16 @@ pub(crate) struct Sweeper {
     pub(crate) clock: Arc<CoarseClock>,
     pub(crate) activity: Arc<Activity>,
     pub(crate) heartbeat: Heartbeat,
-    pub(crate) out: mpsc::Sender<Outgoing>,
+    /// Weak: a connection nobody holds any more ends (its writer sees the
+    /// queue close) instead of being kept alive by its own pings.
+    pub(crate) out: mpsc::WeakSender<Outgoing>,
 }
 
 impl Sweeper {
     pub(crate) async fn run(self) {
-        let interval = self.heartbeat.interval.as_millis() as u64;
-        let timeout = self.heartbeat.timeout.as_millis() as u64;
+        // At least a tick each: the sweeper looks once per tick.
+        let interval = self.heartbeat.interval.max(TICK).as_millis() as u64;
+        let timeout = self.heartbeat.timeout.max(TICK * 2).as_millis() as u64;
         // Pings carry negative correlation ids: requests use positive ones,
         // and an answer nobody waits for is dropped by the reader.
         let mut next_ping = -1i64;
@@ -94,9 +97,10 @@ impl Sweeper {
             }
             let wrote = self.activity.last_write.load(Ordering::Relaxed);
             if now.saturating_sub(wrote.max(last_ping)) >= interval {
+                let Some(out) = self.out.upgrade() else { break };
                 let ping = Arc::new(client_side::bare(CLIENT_PING));
                 // A full queue is traffic enough.
-                if self.out.try_send((next_ping, ping)).is_ok() {
+                if out.try_send((next_ping, ping)).is_ok() {
                     next_ping -= 1;
                 }
                 last_ping = now;

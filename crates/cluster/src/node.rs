@@ -251,6 +251,9 @@ impl Node {
                 Action::MembersChanged => {
                     let snapshot = self.current();
                     (self.on_members)(&snapshot);
+                    // Published first: `close_departed` checks the
+                    // published list again when it gets to a connection.
+                    self.publish_snapshot();
                     self.close_departed(&snapshot);
                 }
             }
@@ -276,7 +279,13 @@ impl Node {
         for gone in self.listed.iter().filter(|m| !now.contains(m)) {
             let t = self.transport.clone();
             let gone = *gone;
-            tokio::spawn(async move { t.disconnect(gone).await });
+            // Asked again when the transport gets to it: it may have
+            // rejoined (same UUID) meanwhile.
+            let view = self.snapshots.subscribe();
+            tokio::spawn(async move {
+                let still_gone = || !view.borrow().view.contains(&gone.uuid);
+                t.disconnect(gone, still_gone).await
+            });
         }
         self.listed = now;
     }

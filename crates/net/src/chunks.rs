@@ -7,6 +7,7 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use std::io::IoSlice;
+use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 /// Payloads from this size on are written from their own buffer.
@@ -59,19 +60,28 @@ impl Chunks {
     }
 
     /// Writes everything, in order, with as few system calls as the socket
-    /// allows; empty afterwards.
-    pub async fn write_to<W: AsyncWrite + Unpin>(&mut self, w: &mut W) -> std::io::Result<()> {
+    /// allows; empty afterwards. Fails with `TimedOut` when the socket
+    /// takes no byte for `stall` (see [`write_all`]).
+    pub async fn write_to<W: AsyncWrite + Unpin>(
+        &mut self,
+        w: &mut W,
+        stall: Duration,
+    ) -> std::io::Result<()> {
         self.stage_out();
         self.queued_len = 0;
-        write_all(w, &mut self.queued).await
+        write_all(w, &mut self.queued, stall).await
     }
 }
 
 /// Writes every chunk, in order, with as few `writev` calls as the socket
-/// allows; `chunks` is empty afterwards (also after an error).
+/// allows; `chunks` is empty afterwards (also after an error). A peer that
+/// takes no byte for `stall` fails it with `TimedOut`: the limit is on
+/// progress, not on the whole batch, so a slow but steady reader is never
+/// cut off however much is queued for it.
 pub async fn write_all<W: AsyncWrite + Unpin>(
     w: &mut W,
     chunks: &mut Vec<Bytes>,
+    stall: Duration,
 ) -> std::io::Result<()> {
     let mut first = 0;
     let result = loop {
@@ -83,10 +93,11 @@ pub async fn write_all<W: AsyncWrite + Unpin>(
             .take(MAX_SLICES)
             .map(|c| IoSlice::new(c))
             .collect();
-        let mut n = match w.write_vectored(&slices).await {
-            Ok(0) => break Err(std::io::ErrorKind::WriteZero.into()),
-            Ok(n) => n,
-            Err(e) => break Err(e),
+        let mut n = match tokio::time::timeout(stall, w.write_vectored(&slices)).await {
+            Ok(Ok(0)) => break Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => break Err(e),
+            Err(_) => break Err(std::io::ErrorKind::TimedOut.into()),
         };
         while n > 0 {
             let len = chunks[first].len();
@@ -136,9 +147,73 @@ mod tests {
             expected.extend_from_slice(&payload);
         }
         assert_eq!(chunks.len(), expected.len());
-        chunks.write_to(&mut w).await.unwrap();
+        chunks
+            .write_to(&mut w, Duration::from_secs(10))
+            .await
+            .unwrap();
         assert!(chunks.is_empty());
         drop(w);
         assert!(reader.await.unwrap() == expected);
+    }
+}
+
+#[cfg(test)]
+mod stall_tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (w, r) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (w.unwrap(), r.unwrap().0)
+    }
+
+    fn payload(len: usize) -> Vec<Bytes> {
+        vec![Bytes::from(vec![7u8; len])]
+    }
+
+    /// A reader that takes 1 MiB every 50 ms gets 48 MiB in about 2.4 s:
+    /// far longer than the 300 ms stall limit, which is on progress.
+    #[tokio::test]
+    async fn a_slow_steady_reader_is_not_a_stall() {
+        let (mut w, mut r) = pair().await;
+        let total = 48 << 20;
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut got = 0;
+            while got < total {
+                let mut chunk = 0;
+                while chunk < buf.len() && got < total {
+                    let n = r.read(&mut buf[chunk..]).await.unwrap();
+                    assert!(n > 0, "closed early");
+                    chunk += n;
+                    got += n;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            got
+        });
+        let started = std::time::Instant::now();
+        let mut chunks = payload(total);
+        write_all(&mut w, &mut chunks, Duration::from_millis(300))
+            .await
+            .expect("a steady reader is no stall");
+        assert!(started.elapsed() > Duration::from_millis(300));
+        assert_eq!(reader.await.unwrap(), total);
+    }
+
+    /// A reader that takes nothing fails the write with `TimedOut` once
+    /// the socket buffers are full and the limit has passed.
+    #[tokio::test]
+    async fn a_reader_that_takes_nothing_times_out() {
+        let (mut w, _r) = pair().await;
+        let mut chunks = payload(64 << 20);
+        let err = write_all(&mut w, &mut chunks, Duration::from_millis(300))
+            .await
+            .expect_err("nobody reads");
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(chunks.is_empty());
     }
 }

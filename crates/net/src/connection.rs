@@ -210,9 +210,8 @@ struct Writer {
 
 /// Bytes a writer gathers before writing, at most (more stays queued).
 const WRITE_BATCH: usize = 256 * 1024;
-/// Longest one batch (about [`WRITE_BATCH`], or one frame up to the frame
-/// limit) may take to go out before the peer counts as not reading and the
-/// connection is closed (what was queued on it is dropped; senders that
+/// Longest a peer may take no byte of what is queued for it before it
+/// counts as not reading and the connection is closed (what was queued on it is dropped; senders that
 /// wait for answers time out and retry on a new connection). Set by
 /// `TransportConfig::write_stall_limit`.
 pub(crate) const DEFAULT_WRITE_STALL_LIMIT: Duration = Duration::from_secs(30);
@@ -253,22 +252,23 @@ async fn write_loop(
             // and partition copies that wait for theirs to be written.
             let written = tokio::select! {
                 _ = closed.cancelled() => break,
-                r = tokio::time::timeout(stall_limit, chunks.write_to(&mut w.half)) => r,
+                r = chunks.write_to(&mut w.half, stall_limit) => r,
             };
             match written {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    tracing::debug!("write to {peer} failed: {e}");
-                    break;
-                }
-                Err(_) => {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                     tracing::warn!(
                         "member {peer} took nothing for {stall_limit:?}; closing the connection"
                     );
                     break;
                 }
+                Err(e) => {
+                    tracing::debug!("write to {peer} failed: {e}");
+                    break;
+                }
             }
         }
+
         let first = tokio::select! {
             _ = closed.cancelled() => break,
             m = rx.recv() => match m { Some(m) => m, None => break },

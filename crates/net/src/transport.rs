@@ -189,9 +189,17 @@ impl Transport {
     /// late call cannot cut off the member that replaced it. Requests still
     /// waiting on the closed connection fail at once; anything sent to the
     /// address later dials afresh.
-    pub async fn disconnect(&self, peer: MemberInfo) {
+    ///
+    /// `still_gone` is asked once the pooled slot is ours (a dial to that
+    /// address may hold it for seconds): a member listed again by then
+    /// (same UUID, rejoined) keeps its connections.
+    pub async fn disconnect(&self, peer: MemberInfo, still_gone: impl Fn() -> bool) {
         if let Some(slot) = self.pooled_slot(peer.address) {
-            self.disconnect_pooled(peer, slot).await;
+            if !self.disconnect_pooled(peer, slot, &still_gone).await {
+                return;
+            }
+        } else if !still_gone() {
+            return;
         }
         if let Ok(mut unpooled) = self.inner.unpooled.lock() {
             unpooled.retain(|c| {
@@ -204,14 +212,24 @@ impl Transport {
         }
     }
 
-    async fn disconnect_pooled(&self, peer: MemberInfo, slot: Slot) {
+    /// Whether the member was still gone (and its pooled connection, if
+    /// any, closed).
+    async fn disconnect_pooled(
+        &self,
+        peer: MemberInfo,
+        slot: Slot,
+        still_gone: &impl Fn() -> bool,
+    ) -> bool {
         let mut guard = slot.lock().await;
+        if !still_gone() {
+            return false;
+        }
         let ours = match guard.as_ref() {
             Some(c) => c.peer().uuid == peer.uuid || c.is_closed(),
             None => true,
         };
         if !ours {
-            return;
+            return true;
         }
         if let Some(c) = guard.take() {
             tracing::debug!(
@@ -234,6 +252,7 @@ impl Transport {
                 }
             }
         }
+        true
     }
 
     fn pooled_slot(&self, addr: SocketAddr) -> Option<Slot> {

@@ -447,6 +447,17 @@ async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
     assert!(!before.is_empty(), "the client holds no connection");
     members[0].pause();
     let started = std::time::Instant::now();
+    // Puts of 1 MiB values while it is paused: more than the sockets'
+    // buffers, so the client's writer is stuck in a write when the
+    // heartbeat timeout closes the connection.
+    let puts: Vec<_> = (0..48i64)
+        .map(|k| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let _ = client.map("paused").set(k, vec![9u8; 1 << 20]).await;
+            })
+        })
+        .collect();
     let closed = wait_until(Duration::from_secs(5), || {
         let now = tcp_sockets();
         before
@@ -461,4 +472,7 @@ async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
     );
     eprintln!("closed {took:?} after the pause");
     client.shutdown();
+    for p in puts {
+        p.abort();
+    }
 }

@@ -171,6 +171,7 @@ impl ClientEndpoint {
                 let next = if draining {
                     tokio::select! {
                         _ = &mut stopping => break,
+                        _ = &mut stall => break,
                         n = tokio::time::timeout(DRAIN_IDLE, reader.next()) => match n {
                             Ok(n) => n,
                             Err(_) => break, // quiet long enough: close
@@ -336,17 +337,16 @@ async fn write_responses(
         if !staging.is_empty() {
             chunks.push(staging.split().freeze());
         }
-        match tokio::time::timeout(stall_limit, ferrocast_net::write_all(&mut w, &mut chunks)).await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => return,
-            Err(_) => {
+        match ferrocast_net::write_all(&mut w, &mut chunks, stall_limit).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                 tracing::warn!(
                     "client {remote} took nothing for {stall_limit:?}; closing the connection"
                 );
                 stalled.cancel();
                 return;
             }
+            Err(_) => return,
         }
     }
 }

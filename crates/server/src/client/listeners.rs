@@ -175,7 +175,8 @@ impl Listeners {
                         },
                     },
                 );
-                if l.sink.try_send(msg).is_err() {
+                // Closed: the connection is going away with its listeners.
+                if let Err(mpsc::error::TrySendError::Full(_)) = l.sink.try_send(msg) {
                     l.dropped += 1;
                     let due = l
                         .last_warning
