@@ -241,3 +241,41 @@ async fn a_listener_that_stops_reading_is_disconnected_after_the_write_timeout()
     assert!(map.get(-1i64).await.unwrap().is_some());
     client.shutdown();
 }
+
+/// Silence is counted in bytes, not whole messages: a client sending one
+/// big request slowly, over more than the heartbeat timeout, is talking
+/// and keeps its connection (the put goes through).
+#[test]
+fn a_client_sending_one_request_slowly_is_not_silent() {
+    use ferrocast_protocol::data;
+    use ferrocast_protocol::messages::MapOp;
+    let members = start_all(
+        119,
+        2..3,
+        "127.0.119.2",
+        &["--client-heartbeat-timeout", "1s"],
+    );
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let mut c = Raw::connect("127.0.119.2:5701");
+    c.authenticate();
+    let put = MapOp::Put {
+        key: data::string("slow"),
+        value: data::byte_array(&vec![4u8; 20_000]),
+        ttl: -1,
+    };
+    let mut msg = client_side::map_request("slow", &put, -1);
+    msg.set_correlation_id(2).expect("correlation");
+    let mut bytes = BytesMut::new();
+    msg.encode(&mut bytes);
+    // 2.5 s for one message: 25 pieces, 100 ms apart.
+    let piece = bytes.len().div_ceil(25);
+    for part in bytes.chunks(piece) {
+        c.s.write_all(part).expect("write");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let answer = c.recv().expect("the put's answer: the connection stayed");
+    assert_ne!(answer.message_type().unwrap(), EXCEPTION);
+    assert_eq!(answer.correlation_id().unwrap(), 2);
+    let log = members[0].log();
+    assert!(!log.contains("sent nothing for"), "{log}");
+}

@@ -12,6 +12,7 @@
 
 use crate::client::codec::ClientCodec;
 use crate::client::listeners::ClientSink;
+use crate::client::silence::{Counted, Silence};
 use crate::client::views;
 use crate::data::DataPlane;
 use bytes::{Bytes, BytesMut};
@@ -133,7 +134,11 @@ impl ClientEndpoint {
     ) {
         let id = self.next_connection.fetch_add(1, Ordering::Relaxed);
         let (r, w) = stream.into_split();
-        let mut reader = FramedRead::with_capacity(r, ClientCodec::new(self.max_frame), READ_AHEAD);
+        let mut reader = FramedRead::with_capacity(
+            Counted::new(r),
+            ClientCodec::new(self.max_frame),
+            READ_AHEAD,
+        );
         let (tx, rx) = mpsc::channel::<ClientMessage>(65_536);
         // Cancelled by the writer when the client takes nothing.
         let stalled = CancellationToken::new();
@@ -191,7 +196,7 @@ impl ClientEndpoint {
                             continue;
                         }
                         _ = silence.check.tick() => {
-                            if silence.too_long() {
+                            if silence.too_long(reader.get_ref().bytes()) {
                                 tracing::warn!(
                                     "client {remote} sent nothing for {:?}; closing the connection",
                                     self.limits.heartbeat_timeout
@@ -204,7 +209,6 @@ impl ClientEndpoint {
                 };
                 match next {
                     Some(Ok(msg)) => {
-                        silence.heard += 1;
                         let me = self.clone();
                         let tx = tx.clone();
                         let mut request = Box::pin(async move {
@@ -348,46 +352,6 @@ async fn write_responses(
             }
             Err(_) => return,
         }
-    }
-}
-
-/// Tells a client that has sent nothing for the heartbeat timeout. A timer
-/// per read would cost more than the read; this one ticks four times per
-/// timeout and compares counts, so a silent client is noticed between 1
-/// and 1.25 timeouts after its last message.
-struct Silence {
-    check: tokio::time::Interval,
-    timeout: Duration,
-    /// Messages received so far (counted by the read loop).
-    heard: u64,
-    /// `heard` at the last tick, and since when it has not moved.
-    seen: u64,
-    quiet_since: tokio::time::Instant,
-}
-
-impl Silence {
-    fn new(timeout: Duration) -> Self {
-        let period = timeout / 4;
-        let start = tokio::time::Instant::now();
-        let mut check = tokio::time::interval_at(start + period, period);
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        Self {
-            check,
-            timeout,
-            heard: 0,
-            seen: 0,
-            quiet_since: start,
-        }
-    }
-
-    /// Called on each tick: whether nothing arrived for the whole timeout.
-    fn too_long(&mut self) -> bool {
-        if self.heard != self.seen {
-            self.seen = self.heard;
-            self.quiet_since = tokio::time::Instant::now();
-            return false;
-        }
-        self.quiet_since.elapsed() >= self.timeout
     }
 }
 

@@ -5,4 +5,5 @@ pub mod codec;
 pub mod endpoint;
 pub mod listeners;
 mod requests;
+mod silence;
 pub mod views;
