@@ -175,7 +175,7 @@ mod stall_tests {
     }
 
     /// A reader that takes 1 MiB every 50 ms gets 48 MiB in about 2.4 s:
-    /// far longer than the 300 ms stall limit, which is on progress.
+    /// far longer than the 1 s stall limit, which is on progress.
     #[tokio::test]
     async fn a_slow_steady_reader_is_not_a_stall() {
         let (mut w, mut r) = pair().await;
@@ -197,10 +197,10 @@ mod stall_tests {
         });
         let started = std::time::Instant::now();
         let mut chunks = payload(total);
-        write_all(&mut w, &mut chunks, Duration::from_millis(300))
+        write_all(&mut w, &mut chunks, Duration::from_secs(1))
             .await
             .expect("a steady reader is no stall");
-        assert!(started.elapsed() > Duration::from_millis(300));
+        assert!(started.elapsed() > Duration::from_secs(1));
         assert_eq!(reader.await.unwrap(), total);
     }
 
