@@ -10,6 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod allocator;
 mod backup_wire;
+mod cli;
 mod client;
 mod config;
 mod data;
