@@ -86,8 +86,7 @@ impl Raw {
 
 #[test]
 fn unknown_and_malformed_requests_get_errors_and_the_connection_stays() {
-    let members = start_all(85, 2..3, "127.0.85.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let _members = lone_member(85, FAST);
     let mut c = Raw::connect("127.0.85.2:5701");
     c.authenticate();
 
@@ -113,8 +112,7 @@ fn unknown_and_malformed_requests_get_errors_and_the_connection_stays() {
 
 #[test]
 fn a_broken_frame_closes_only_its_connection() {
-    let members = start_all(86, 2..3, "127.0.86.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let _members = lone_member(86, FAST);
     let mut good = Raw::connect("127.0.86.2:5701");
     good.authenticate();
 
@@ -154,13 +152,7 @@ fn a_broken_frame_closes_only_its_connection() {
 /// keep its connection and listeners forever); one that pings stays.
 #[test]
 fn a_silent_client_is_disconnected_and_a_pinging_one_stays() {
-    let members = start_all(
-        115,
-        2..3,
-        "127.0.115.2",
-        &["--client-heartbeat-timeout", "1s"],
-    );
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(115, &["--client-heartbeat-timeout", "1s"]);
     let mut silent = Raw::connect("127.0.115.2:5701");
     silent.authenticate();
     let started = std::time::Instant::now();
@@ -193,8 +185,7 @@ fn a_silent_client_is_disconnected_and_a_pinging_one_stays() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_that_stops_reading_is_disconnected_after_the_write_timeout() {
     use ferrocast_protocol::messages::MapOp;
-    let members = start_all(117, 2..3, "127.0.117.2", &["--write-timeout", "1s"]);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(117, &["--write-timeout", "1s"]);
     let mut stuck = Raw::connect("127.0.117.2:5701");
     stuck.authenticate();
     let listen = MapOp::AddEntryListener {
@@ -249,13 +240,7 @@ async fn a_listener_that_stops_reading_is_disconnected_after_the_write_timeout()
 fn a_client_sending_one_request_slowly_is_not_silent() {
     use ferrocast_protocol::data;
     use ferrocast_protocol::messages::MapOp;
-    let members = start_all(
-        119,
-        2..3,
-        "127.0.119.2",
-        &["--client-heartbeat-timeout", "1s"],
-    );
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(119, &["--client-heartbeat-timeout", "1s"]);
     let mut c = Raw::connect("127.0.119.2:5701");
     c.authenticate();
     let put = MapOp::Put {

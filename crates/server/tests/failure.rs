@@ -166,12 +166,7 @@ fn connections_to_a_removed_member_are_closed() {
     );
     let mut open = Vec::new();
     let closed = wait_until(Duration::from_secs(5), || {
-        let now = tcp_sockets();
-        open = before
-            .iter()
-            .filter(|c| now.iter().any(|n| n.established && n.inode == c.inode))
-            .cloned()
-            .collect();
+        open = still_established(&before);
         open.is_empty()
     });
     paused.signal(Signal::SIGCONT);

@@ -140,8 +140,7 @@ async fn every_operation(client: &Client, stats: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_against_one_member() {
-    let members = start_all(81, 2..3, "127.0.81.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(81, FAST);
     let client = Client::connect(config(&members, None)).await.unwrap();
     every_operation(&client, false).await;
     client.shutdown();
@@ -288,8 +287,7 @@ async fn a_member_leaving_gracefully_loses_no_entry() {
 /// on that member for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_listener_registration_is_retried() {
-    let members = start_all(111, 2..3, "127.0.111.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(111, FAST);
     let mut cfg = config(&members, None);
     cfg.connect_timeout = Duration::from_millis(500);
     let client = Client::connect(cfg).await.unwrap();
@@ -321,8 +319,7 @@ async fn a_failed_listener_registration_is_retried() {
 /// listeners in the other order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_for_one_key_arrive_in_the_order_of_its_writes() {
-    let members = start_all(112, 2..3, "127.0.112.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(112, FAST);
     let watcher = Client::connect(config(&members, None)).await.unwrap();
     let (a, b) = (
         Client::connect(config(&members, None)).await.unwrap(),
@@ -370,8 +367,7 @@ async fn events_for_one_key_arrive_in_the_order_of_its_writes() {
 /// once it runs again, the same client works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_to_a_paused_member_times_out() {
-    let members = start_all(87, 2..3, "127.0.87.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(87, FAST);
     let mut cfg = config(&members, None);
     cfg.invocation_timeout = Duration::from_millis(1500);
     let client = Client::connect(cfg).await.unwrap();
@@ -400,13 +396,7 @@ async fn a_request_to_a_paused_member_times_out() {
 /// keeps it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_client_pings_and_stays_connected() {
-    let members = start_all(
-        116,
-        2..3,
-        "127.0.116.2",
-        &["--client-heartbeat-timeout", "1s"],
-    );
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(116, &["--client-heartbeat-timeout", "1s"]);
     let closed = |m: &Member| {
         m.log()
             .matches("sent nothing for 1s; closing the connection")
@@ -435,8 +425,7 @@ async fn an_idle_client_pings_and_stays_connected() {
 /// connection instead of keeping it (and the requests on it) for good.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
-    let members = start_all(118, 2..3, "127.0.118.2", FAST);
-    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let members = lone_member(118, FAST);
     let mut cfg = config(&members, None);
     cfg.heartbeat.interval = Duration::from_millis(200);
     cfg.heartbeat.timeout = Duration::from_secs(1);
@@ -459,10 +448,7 @@ async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
         })
         .collect();
     let closed = wait_until(Duration::from_secs(5), || {
-        let now = tcp_sockets();
-        before
-            .iter()
-            .all(|c| !now.iter().any(|n| n.established && n.inode == c.inode))
+        still_established(&before).is_empty()
     });
     let took = started.elapsed();
     members[0].signal(Signal::SIGCONT);

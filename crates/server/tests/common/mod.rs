@@ -373,3 +373,23 @@ pub fn connections_between(a: Pid, b: Pid) -> Vec<TcpSocket> {
         .cloned()
         .collect()
 }
+
+/// One member on 127.0.`subnet`.2:5701 (its own static list) with `extra`
+/// flags, once it has founded its cluster; a Vec so tests can use
+/// [`refs`] and index it like a started cluster.
+pub fn lone_member(subnet: u8, extra: &[&str]) -> Vec<Member> {
+    let me = format!("127.0.{subnet}.2");
+    let members = start_all(subnet, 2..3, &me, extra);
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    members
+}
+
+/// Which of `before` (sockets seen earlier) are still established now.
+pub fn still_established(before: &[TcpSocket]) -> Vec<TcpSocket> {
+    let now = tcp_sockets();
+    before
+        .iter()
+        .filter(|c| now.iter().any(|n| n.established && n.inode == c.inode))
+        .cloned()
+        .collect()
+}
