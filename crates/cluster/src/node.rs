@@ -84,6 +84,8 @@ struct Node {
     /// Set once `leave` has told the peers.
     left: bool,
     /// The other members of the last member list seen, to tell who left.
+    /// Not the published snapshot's list: a reset to joining publishes an
+    /// empty one, and members gone meanwhile must still be told apart.
     listed: Vec<MemberInfo>,
 }
 

@@ -27,9 +27,9 @@ pub struct TransportConfig {
     pub connect_timeout: Duration,
     /// Bound on the preamble and the whole handshake of one connection.
     pub handshake_timeout: Duration,
-    /// Longest one batch of writes to a member may take to go out; a peer
-    /// that takes nothing for that long (paused, or its host gone without
-    /// a reset) has its connection closed and what was queued dropped.
+    /// A peer that takes no byte of what is queued for it for this long
+    /// (paused, or its host gone without a reset) has its connection
+    /// closed and what was queued dropped.
     pub write_stall_limit: Duration,
     /// Testing only: a file of peer addresses to behave as cut off from.
     pub fault_file: Option<std::path::PathBuf>,
