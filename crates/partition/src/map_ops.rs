@@ -272,21 +272,17 @@ impl PartitionService {
                     MapOp::Size => MapResult::Int(m.live_len(now) as i64),
                     MapOp::IsEmpty => MapResult::Bool(m.live_len(now) == 0),
                     MapOp::ContainsValue { value } => {
-                        MapResult::Bool(m.live_entries(now).any(|(_, v)| v == &value[..]))
+                        MapResult::Bool(m.live_entries(now).any(|e| e.value_is(value)))
                     }
-                    MapOp::KeySet => MapResult::List(
-                        m.live_entries(now)
-                            .map(|(k, _)| Bytes::copy_from_slice(k))
-                            .collect(),
-                    ),
-                    MapOp::Values => MapResult::List(
-                        m.live_entries(now)
-                            .map(|(_, v)| Bytes::copy_from_slice(v))
-                            .collect(),
-                    ),
+                    MapOp::KeySet => {
+                        MapResult::List(m.live_entries(now).map(|e| e.key_bytes()).collect())
+                    }
+                    MapOp::Values => {
+                        MapResult::List(m.live_entries(now).map(|e| e.value_bytes()).collect())
+                    }
                     MapOp::EntrySet => MapResult::Entries(
                         m.live_entries(now)
-                            .map(|(k, v)| (Bytes::copy_from_slice(k), Bytes::copy_from_slice(v)))
+                            .map(|e| (e.key_bytes(), e.value_bytes()))
                             .collect(),
                     ),
                     MapOp::Clear | MapOp::EvictAll => {

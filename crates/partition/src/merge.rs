@@ -14,7 +14,7 @@ use std::time::Instant;
 pub enum MergePolicy {
     /// Keep the merged cluster's entry; add the incoming one only if absent (Hazelcast's default).
     PutIfAbsent,
-    /// The entry updated last wins.
+    /// The entry updated last wins; the incoming one on a tie.
     LatestUpdate,
     /// The incoming entry wins.
     PassThrough,
@@ -80,7 +80,12 @@ impl PartitionService {
             let take = match policy {
                 MergePolicy::PutIfAbsent => existing.is_none(),
                 MergePolicy::PassThrough => true,
-                MergePolicy::LatestUpdate => existing.is_none_or(|t| incoming.last_update_time > t),
+                // A tie goes to the incoming entry, as in Hazelcast's
+                // LatestUpdateMergePolicy; update times are whole seconds
+                // in both (see entry/fields.rs), so ties are not rare.
+                MergePolicy::LatestUpdate => {
+                    existing.is_none_or(|t| incoming.last_update_time >= t)
+                }
                 MergePolicy::Discard => false,
             };
             if take {

@@ -3,7 +3,7 @@
 //! as Hazelcast does for maps in binary format. Expiry is checked on every
 //! access and swept periodically (so expired events fire without a read).
 
-use crate::entry::Entry;
+use crate::entry::{Compact, Entry};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
@@ -114,11 +114,14 @@ impl MapPartition {
         }
     }
 
-    fn hash(&self, key: &[u8]) -> u64 {
+    /// Keys are hashed and compared as entries store them (see
+    /// [`Compact`]), so a lookup never rebuilds a stored key.
+    fn hash(&self, key: Compact<'_>) -> u64 {
         self.hasher.hash_one(key)
     }
 
     fn take(&mut self, key: &[u8]) -> Option<Entry> {
+        let key = Compact::of(key);
         let h = self.hash(key);
         match self.entries.find_entry(h, |e| e.key() == key) {
             Ok(occupied) => Some(occupied.remove().0),
@@ -137,6 +140,7 @@ impl MapPartition {
     /// The live entry of `key`, in one lookup: an expired one is dropped
     /// on the way (expiry is checked on every access).
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+        let key = Compact::of(key);
         let h = self.hash(key);
         match self.entries.find_entry(h, |e| e.key() == key) {
             Ok(occupied) if occupied.get().is_expired(now) => {
@@ -259,7 +263,7 @@ impl MapPartition {
         let mut out = Vec::new();
         self.entries.retain(|e| {
             if e.is_expired(now) {
-                out.push((Bytes::copy_from_slice(e.key()), e.value_bytes()));
+                out.push((e.key_bytes(), e.value_bytes()));
                 false
             } else {
                 true
@@ -286,15 +290,13 @@ impl MapPartition {
         self.entries
             .iter()
             .filter(move |e| !e.is_expired(now))
-            .map(|e| (Bytes::copy_from_slice(e.key()), e.record()))
+            .map(|e| (e.key_bytes(), e.record()))
     }
 
-    /// Live keys and values, without the statistics.
-    pub fn live_entries(&self, now: Instant) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.entries
-            .iter()
-            .filter(move |e| !e.is_expired(now))
-            .map(|e| (e.key(), e.value()))
+    /// Live entries (expired ones are skipped, not removed), for reads
+    /// of keys or values without the statistics.
+    pub(crate) fn live_entries(&self, now: Instant) -> impl Iterator<Item = &Entry> + '_ {
+        self.entries.iter().filter(move |e| !e.is_expired(now))
     }
 
     pub fn clear(&mut self) -> usize {
@@ -307,18 +309,19 @@ impl MapPartition {
     pub fn snapshot(&self) -> Vec<(Bytes, Record)> {
         self.entries
             .iter()
-            .map(|e| (Bytes::copy_from_slice(e.key()), e.record()))
+            .map(|e| (e.key_bytes(), e.record()))
             .collect()
     }
 
     /// Installs `record` as it came from another member (a backup change,
     /// a copy); its value, just decoded, becomes the entry's own buffer.
     pub fn install(&mut self, key: Bytes, mut record: Record) {
-        let (h, stats) = (self.hash(&key), self.stats);
+        let compact = Compact::of(&key);
+        let (h, stats) = (self.hash(compact), self.stats);
         if record.value.len() >= crate::entry::SHARED_VALUE_MIN {
             record.value = crate::entry::own_buffer(record.value);
         }
-        match self.entries.find_entry(h, |e| e.key() == key) {
+        match self.entries.find_entry(h, |e| e.key() == compact) {
             Ok(mut occupied) => {
                 let e = occupied.get_mut();
                 if !e.overwrite_sharing(&record, stats) {
@@ -410,6 +413,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// `payload` serialized as Hazelcast type `ty` with a length prefix.
+    fn data(ty: i32, payload: &[u8]) -> Bytes {
+        let mut v = vec![0u8; 4];
+        v.extend_from_slice(&ty.to_be_bytes());
+        v.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+        v.extend_from_slice(payload);
+        Bytes::from(v)
+    }
+
+    #[test]
+    fn keys_and_values_come_back_as_sent_whatever_form_they_are_stored_in() {
+        let now = Instant::now();
+        let mut m = MapPartition::default();
+        // Same payload, different types or headers: four different keys.
+        let keys = [
+            data(-12, b"key"),
+            data(-11, b"key"),
+            data(-7, b"key"),
+            Bytes::from_static(b"key"),
+        ];
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(
+                m.put(k.clone(), data(-12, &[i as u8; 100]), None, now),
+                None
+            );
+        }
+        assert_eq!(m.len(), 4);
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(k, now), Some(data(-12, &[i as u8; 100])));
+            assert!(m
+                .live_entries(now)
+                .any(|e| e.value_is(&data(-12, &[i as u8; 100]))));
+        }
+        assert!(!m
+            .live_entries(now)
+            .any(|e| e.value_is(&data(-11, &[0; 100]))));
+        let mut back: Vec<_> = m.iter(now).map(|(k, r)| (k, r.value)).collect();
+        back.sort();
+        let mut sent: Vec<_> = (0..4)
+            .map(|i| (keys[i].clone(), data(-12, &[i as u8; 100])))
+            .collect();
+        sent.sort();
+        assert_eq!(back, sent);
+        assert_eq!(m.remove(&keys[1], now), Some(data(-12, &[1; 100])));
+        assert_eq!(m.get(&keys[1], now), None);
+        assert_eq!(m.get(&keys[0], now), Some(data(-12, &[0; 100])));
     }
 
     #[test]

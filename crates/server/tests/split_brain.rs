@@ -162,13 +162,25 @@ async fn split_and_merge(subnet: u8, policy: &str) -> HashMap<&'static str, Opti
     // Let the lone member promote and settle its own table.
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    m.set("shared", "majority").await.unwrap();
-    m.set("only-majority", "1").await.unwrap();
-    tokio::time::sleep(Duration::from_millis(50)).await;
     let mut lone_cfg = ClientConfig::new(vec![addr(2)]);
     lone_cfg.smart_routing = false;
     let minority = Client::connect(lone_cfg).await.unwrap();
     let mm = minority.map("merge");
+    // Last update times are whole seconds (as in Hazelcast): for the
+    // latest-update policy, the two sides write a second apart, so that
+    // "newer-on-majority" is newer on the majority and "shared" on the
+    // minority, and ties (where the incoming entry wins) are not what the
+    // test sees.
+    let apart = match policy {
+        "latest-update" => Duration::from_millis(1100),
+        _ => Duration::from_millis(50),
+    };
+    mm.set("newer-on-majority", "minority").await.unwrap();
+    tokio::time::sleep(apart).await;
+    m.set("shared", "majority").await.unwrap();
+    m.set("newer-on-majority", "majority").await.unwrap();
+    m.set("only-majority", "1").await.unwrap();
+    tokio::time::sleep(apart).await;
     mm.set("shared", "minority").await.unwrap();
     mm.set("only-minority", "1").await.unwrap();
     minority.shutdown();
@@ -178,7 +190,12 @@ async fn split_and_merge(subnet: u8, policy: &str) -> HashMap<&'static str, Opti
     }
     wait_converged(&refs(&members), 3, Duration::from_secs(30));
     let mut out = HashMap::new();
-    for key in ["shared", "only-majority", "only-minority"] {
+    for key in [
+        "shared",
+        "newer-on-majority",
+        "only-majority",
+        "only-minority",
+    ] {
         // The merge runs right after the rejoin; give it a moment.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut v = m.get_as::<String>(key).await.unwrap();
@@ -192,13 +209,19 @@ async fn split_and_merge(subnet: u8, policy: &str) -> HashMap<&'static str, Opti
         }
         out.insert(key, v);
     }
-    if policy != "discard" {
-        // The shared key may still be on its way.
+    // Entries the minority's side may still be replacing (each
+    // partition merges on its own): wait for them to change.
+    let replaced: &[&str] = match policy {
+        "latest-update" => &["shared"],
+        "pass-through" => &["shared", "newer-on-majority"],
+        _ => &[],
+    };
+    for key in replaced {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
-            let v = m.get_as::<String>("shared").await.unwrap();
-            if v.as_deref() == Some("minority") || policy == "put-if-absent" {
-                out.insert("shared", v);
+            let v = m.get_as::<String>(key).await.unwrap();
+            if v.as_deref() == Some("minority") {
+                out.insert(key, v);
                 break;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -220,6 +243,7 @@ async fn put_if_absent_keeps_the_larger_side_and_adds_what_it_lacks() {
 async fn latest_update_takes_the_newer_entry() {
     let r = split_and_merge(99, "latest-update").await;
     assert_eq!(r["shared"].as_deref(), Some("minority"));
+    assert_eq!(r["newer-on-majority"].as_deref(), Some("majority"));
     assert_eq!(r["only-majority"].as_deref(), Some("1"));
     assert_eq!(r["only-minority"].as_deref(), Some("1"));
 }
@@ -235,6 +259,7 @@ async fn discard_drops_the_smaller_sides_entries() {
 async fn pass_through_takes_the_smaller_sides_entry() {
     let r = split_and_merge(104, "pass-through").await;
     assert_eq!(r["shared"].as_deref(), Some("minority"));
+    assert_eq!(r["newer-on-majority"].as_deref(), Some("minority"));
     assert_eq!(r["only-majority"].as_deref(), Some("1"));
     assert_eq!(r["only-minority"].as_deref(), Some("1"));
 }

@@ -1,5 +1,6 @@
-//! How the header's fields are written: TTLs in 4 bytes, times in 48 bits,
-//! expiry instants as milliseconds after a base instant, lengths as LEB128.
+//! How the header's fields are written: TTLs in 4 bytes, wall-clock times
+//! in whole seconds in 4 bytes, expiry instants as milliseconds after a
+//! base instant in 48 bits, lengths and versions as LEB128.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -42,10 +43,30 @@ pub(super) fn to_offset(t: Instant) -> u64 {
     (t.saturating_duration_since(base()).as_millis() as u64).min(MAX_48)
 }
 
-/// An epoch-ms time in 48 bits (negative times, which clocks do not give,
-/// become 0).
-pub(super) fn time_48(t: i64) -> u64 {
-    (t.max(0) as u64).min(MAX_48)
+/// 2020-01-01T00:00:00Z in epoch ms: what stored times count from.
+const TIME_BASE: i64 = 1_577_836_800_000;
+
+/// An epoch-ms wall-clock time (creation, update, access) in 4 bytes:
+/// whole seconds after [`TIME_BASE`], plus one so that 0 can stand for a
+/// time not set (0 or negative, which clocks do not give). Hazelcast keeps
+/// these times the same way (whole seconds after a base, in an int), so
+/// entry views report them to the second in both; they last until 2156,
+/// and times before 2020 read back as 2020. Expiry does not depend on
+/// them: it has an instant of its own, to the millisecond.
+pub(super) fn time_32(t: i64) -> u32 {
+    if t <= 0 {
+        return 0;
+    }
+    let secs = (t - TIME_BASE).max(0) / 1000 + 1;
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}
+
+/// Epoch ms of a time written by [`time_32`].
+pub(super) fn from_time_32(v: u32) -> i64 {
+    match v {
+        0 => 0,
+        v => TIME_BASE + (i64::from(v) - 1) * 1000,
+    }
 }
 
 pub(super) fn saturating_u32(v: i64) -> u32 {

@@ -1,8 +1,9 @@
 //! What an entry is built from: its header, encoded from a record, and
 //! the buffer a big value lives in.
 
-use super::fields::{encode_ttl, put_varint, saturating_u32, time_48, to_offset, MAX_48};
-use super::{SHARED_VALUE, SHARED_VALUE_MIN, WITH_STATS, WITH_TTL};
+use super::fields::{encode_ttl, put_varint, saturating_u32, time_32, to_offset, MAX_48};
+use super::form::{Compact, RAW};
+use super::{KEY_FORM, SHARED_VALUE, SHARED_VALUE_MIN, VALUE_FORM, WITH_STATS, WITH_TTL};
 use crate::store::Record;
 use bytes::Bytes;
 use std::time::Duration;
@@ -32,36 +33,52 @@ pub(crate) fn own_buffer(value: Bytes) -> Bytes {
     }
 }
 
-/// An entry's header, encoded (at most 47 bytes: flags, two 5-byte
-/// lengths, the fixed fields, statistics and TTL).
+/// An entry's header, encoded (at most 42 bytes: flags, two 5-byte
+/// lengths, a 5-byte version, the times, statistics and TTL).
 pub(super) struct Header {
     pub(super) buf: [u8; 48],
     pub(super) len: usize,
     pub(super) shared: bool,
+    /// Bytes at the start of the value its form leaves out.
+    pub(super) value_skip: usize,
 }
 
 impl Header {
-    pub(super) fn of(key_len: usize, r: &Record, stats: bool) -> Header {
+    /// The header of an entry for `key` holding `r`. A big value is
+    /// shared whole, a small one stored in the form [`Compact::of`] gives.
+    pub(super) fn of(key: Compact<'_>, r: &Record, stats: bool) -> Header {
         let mut h = Header {
             buf: [0; 48],
             len: 0,
             shared: r.value.len() >= SHARED_VALUE_MIN,
+            value_skip: 0,
         };
+        let value = if h.shared {
+            Compact {
+                form: RAW,
+                body: &r.value,
+            }
+        } else {
+            Compact::of(&r.value)
+        };
+        h.value_skip = r.value.len() - value.body.len();
         // An expiry without a TTL (not built here, but representable in a
         // record) keeps its expiry with the longest TTL.
         let ttl = r.ttl.or(r.expires_at.map(|_| Duration::MAX));
         let flags = if stats { WITH_STATS } else { 0 }
             | if ttl.is_some() { WITH_TTL } else { 0 }
-            | if h.shared { SHARED_VALUE } else { 0 };
+            | if h.shared { SHARED_VALUE } else { 0 }
+            | key.form << KEY_FORM
+            | value.form << VALUE_FORM;
         h.put(&[flags]);
-        h.len += put_varint(&mut h.buf[h.len..], key_len as u32);
-        h.len += put_varint(&mut h.buf[h.len..], r.value.len() as u32);
-        h.put(&saturating_u32(r.version).to_le_bytes());
-        h.put(&time_48(r.creation_time).to_le_bytes()[..6]);
-        h.put(&time_48(r.last_update_time).to_le_bytes()[..6]);
+        h.len += put_varint(&mut h.buf[h.len..], key.body.len() as u32);
+        h.len += put_varint(&mut h.buf[h.len..], value.body.len() as u32);
+        h.len += put_varint(&mut h.buf[h.len..], saturating_u32(r.version));
+        h.put(&time_32(r.creation_time).to_le_bytes());
+        h.put(&time_32(r.last_update_time).to_le_bytes());
         if stats {
             h.put(&saturating_u32(r.hits).to_le_bytes());
-            h.put(&time_48(r.last_access_time).to_le_bytes()[..6]);
+            h.put(&time_32(r.last_access_time).to_le_bytes());
         }
         if let Some(ttl) = ttl {
             h.put(&encode_ttl(ttl).to_le_bytes());

@@ -9,8 +9,8 @@ fn record(now: Instant, ttl: Option<Duration>) -> Record {
         ttl,
         expires_at: ttl.map(|d| now + d),
         creation_time: 1_700_000_000_000,
-        last_update_time: 1_700_000_000_500,
-        last_access_time: 1_700_000_000_900,
+        last_update_time: 1_700_000_005_000,
+        last_access_time: 1_700_000_009_000,
         hits: 7,
         version: 3,
     }
@@ -21,8 +21,8 @@ fn an_entry_gives_back_what_it_was_built_from() {
     let now = Instant::now();
     let r = record(now, Some(Duration::from_millis(1500)));
     let e = Entry::new(b"the key", &r, true);
-    assert_eq!(e.key(), b"the key");
-    assert_eq!(e.value(), b"value bytes");
+    assert_eq!(&e.key_bytes()[..], b"the key");
+    assert_eq!(&e.value_bytes()[..], b"value bytes");
     assert_eq!(e.record(), r_with_ms_expiry(&r));
     assert!(!e.is_expired(now + Duration::from_millis(1400)));
     assert!(e.is_expired(now + Duration::from_millis(1600)));
@@ -49,22 +49,67 @@ fn without_statistics_hits_and_access_are_not_tracked() {
     assert_eq!((back.hits, back.last_access_time), (-1, -1));
     assert_eq!(
         (back.version, back.creation_time, back.last_update_time),
-        (3, 1_700_000_000_000, 1_700_000_000_500)
+        (3, 1_700_000_000_000, 1_700_000_005_000)
     );
     let mut with = Entry::new(b"k", &record(now, None), true);
     with.touch();
     assert_eq!(with.record().hits, 8);
-    assert!(with.record().last_access_time > 1_700_000_000_900);
+    assert!(with.record().last_access_time > 1_700_000_009_000);
+}
+
+/// `payload` as a client serializes a byte array: partition hash 0, type
+/// id -12, the length, the bytes (all big-endian).
+pub(super) fn byte_array(payload: &[u8]) -> Bytes {
+    let mut v = vec![0u8; 4];
+    v.extend_from_slice(&(-12i32).to_be_bytes());
+    v.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+    v.extend_from_slice(payload);
+    Bytes::from(v)
 }
 
 #[test]
-fn a_16_byte_key_and_100_byte_value_fit_the_160_byte_class() {
+fn a_16_byte_key_and_100_byte_value_fit_the_128_byte_class() {
     let now = Instant::now();
     let mut r = record(now, None);
+    r.value = byte_array(&[1u8; 100]);
+    let key = byte_array(&[2u8; 16]);
+    let e = Entry::new(&key, &r, false);
+    assert_eq!(e.bytes().len(), 128);
+    assert_eq!(
+        (e.key_bytes(), e.value_bytes()),
+        (key.clone(), r.value.clone())
+    );
+    assert_eq!(Entry::new(&key, &r, true).bytes().len(), 136);
+    // Bytes that are not a compactable Data are kept whole.
     r.value = Bytes::from(vec![1u8; 112]);
-    let e = Entry::new(&[2u8; 28], &r, false);
-    assert_eq!(e.bytes().len(), 159);
-    assert_eq!(Entry::new(&[2u8; 28], &r, true).bytes().len(), 169);
+    assert_eq!(Entry::new(&[2u8; 28], &r, false).bytes().len(), 152);
+}
+
+#[test]
+fn times_are_kept_to_the_second_as_hazelcast_keeps_them() {
+    let now = Instant::now();
+    let mut r = record(now, None);
+    (r.creation_time, r.last_update_time) = (1_700_000_000_999, 1_700_000_001_001);
+    r.last_access_time = 1_700_000_002_500;
+    let back = Entry::new(b"k", &r, true).record();
+    assert_eq!(
+        (
+            back.creation_time,
+            back.last_update_time,
+            back.last_access_time
+        ),
+        (1_700_000_000_000, 1_700_000_001_000, 1_700_000_002_000)
+    );
+    for t in [-1, 0] {
+        r.last_access_time = t;
+        assert_eq!(Entry::new(b"k", &r, true).record().last_access_time, 0);
+    }
+    r.creation_time = 1_000;
+    assert_eq!(
+        Entry::new(b"k", &r, true).record().creation_time,
+        1_577_836_800_000,
+        "before 2020: 2020"
+    );
 }
 
 #[test]
@@ -75,15 +120,18 @@ fn set_ttl_adds_changes_and_drops_the_ttl_fields() {
         e.set_ttl(Some(Duration::from_secs(2)), now, 1_800_000_000_000);
         assert!(e.is_expired(now + Duration::from_millis(2001)));
         assert!(!e.is_expired(now + Duration::from_millis(1999)));
-        e.set_ttl(Some(Duration::from_secs(5)), now, 1_800_000_000_001);
+        e.set_ttl(Some(Duration::from_secs(5)), now, 1_800_000_001_000);
         assert!(!e.is_expired(now + Duration::from_millis(4999)));
         assert_eq!(e.record().ttl, Some(Duration::from_secs(5)));
-        assert_eq!(e.record().last_update_time, 1_800_000_000_001);
-        e.set_ttl(None, now, 1_800_000_000_002);
+        assert_eq!(e.record().last_update_time, 1_800_000_001_000);
+        e.set_ttl(None, now, 1_800_000_002_000);
         assert!(!e.is_expired(now + Duration::from_secs(1 << 20)));
         let back = e.record();
-        assert_eq!((back.ttl, back.last_update_time), (None, 1_800_000_000_002));
-        assert_eq!((e.key(), e.value()), (&b"key"[..], &b"value bytes"[..]));
+        assert_eq!((back.ttl, back.last_update_time), (None, 1_800_000_002_000));
+        assert_eq!(
+            (&e.key_bytes()[..], &e.value_bytes()[..]),
+            (&b"key"[..], &b"value bytes"[..])
+        );
         assert_eq!(e.shape().stats().is_some(), stats);
     }
 }
@@ -96,8 +144,11 @@ fn lengths_of_every_width_round_trip() {
         r.value = Bytes::from(vec![9u8; len]);
         let key = vec![3u8; len.min(200_000)];
         let e = Entry::new(&key, &r, false);
-        assert_eq!((e.key().len(), e.value().len()), (key.len(), len));
-        assert!(e.value().iter().all(|b| *b == 9));
+        assert_eq!(
+            (e.key_bytes().len(), e.value_bytes().len()),
+            (key.len(), len)
+        );
+        assert!(e.value_bytes().iter().all(|b| *b == 9));
         assert_eq!(e.clone().record().value.len(), len);
     }
 }
@@ -124,14 +175,14 @@ fn clones_and_big_values_are_independent_copies() {
     let mut a = Entry::new(b"k", &Record::new(big.clone(), None, now), true);
     let b = a.clone();
     a.touch();
-    assert_eq!(a.value(), &big[..]);
-    assert_eq!(b.value(), &big[..]);
+    assert_eq!(a.value_bytes(), &big[..]);
+    assert_eq!(b.value_bytes(), &big[..]);
     assert_eq!((a.record().hits, b.record().hits), (1, 0));
-    assert_eq!(b.key(), b"k");
+    assert_eq!(&b.key_bytes()[..], b"k");
     let empty = Entry::new(b"", &Record::new(Bytes::new(), None, now), false);
-    assert_eq!((empty.key(), empty.value()), (&b""[..], &b""[..]));
+    assert!(empty.key_bytes().is_empty() && empty.value_bytes().is_empty());
     drop(a);
-    assert_eq!(b.value().len(), 1 << 20);
+    assert_eq!(b.value_bytes().len(), 1 << 20);
 }
 
 #[test]
@@ -142,13 +193,17 @@ fn big_values_are_shared_not_copied() {
     let (a, b) = (e.value_bytes(), e.value_bytes());
     assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, shared");
     assert_ne!(a.as_ptr(), big.as_ptr(), "not the caller's buffer");
-    assert_eq!(e.bytes().len(), 1 + 1 + 2 + FIXED + 3 + HANDLE);
+    // Flags, lengths of 1 and 2 bytes, version, times, "key", the pointer.
+    assert_eq!(e.bytes().len(), 1 + 1 + 2 + 1 + FIXED + 3 + HANDLE);
     e.set_ttl(Some(Duration::from_secs(5)), now, 1);
-    assert_eq!((e.key(), e.value()), (&b"key"[..], &big[..]));
+    assert_eq!(
+        (&e.key_bytes()[..], &e.value_bytes()[..]),
+        (&b"key"[..], &big[..])
+    );
     let copy = e.clone();
     drop(e);
     assert_eq!(a, big);
-    assert_eq!(copy.value(), &big[..]);
+    assert_eq!(copy.value_bytes(), &big[..]);
     assert_eq!(copy.record().ttl, Some(Duration::from_secs(5)));
     let small = Entry::new(
         b"k",
@@ -178,13 +233,18 @@ fn a_rewrite_in_place_is_the_entry_built_anew() {
         SHARED_VALUE_MIN,
         10_240,
     ] {
-        for ttl in [None, Some(Duration::from_millis(2500))] {
+        for (ttl, data) in [(None, false), (Some(Duration::from_millis(2500)), true)] {
             for stats in [false, true] {
+                // Values as bytes, and as a client's byte arrays.
+                let value = |b: u8| match data {
+                    false => Bytes::from(vec![b; len]),
+                    true => byte_array(&vec![b; len]),
+                };
                 let mut r = record(now, ttl);
-                r.value = Bytes::from(vec![1u8; len]);
+                r.value = value(1);
                 let mut e = Entry::new(b"the key", &r, stats);
                 let mut next = r.clone();
-                next.value = Bytes::from(vec![2u8; len]);
+                next.value = value(2);
                 next.version = 4;
                 next.last_update_time += 1_000;
                 next.hits = 9;
@@ -195,10 +255,10 @@ fn a_rewrite_in_place_is_the_entry_built_anew() {
                 assert!(o.overwrite(&next, stats), "same layout: in place");
                 let fresh = Entry::new(b"the key", &next, stats);
                 for e in [&e, &o] {
-                    assert_eq!(e.key(), b"the key");
-                    assert_eq!(e.value(), fresh.value());
+                    assert_eq!(&e.key_bytes()[..], b"the key");
+                    assert_eq!(e.value_bytes(), fresh.value_bytes());
                     assert_eq!(e.record(), fresh.record());
-                    if len < SHARED_VALUE_MIN {
+                    if r.value.len() < SHARED_VALUE_MIN {
                         assert_eq!(e.bytes(), fresh.bytes());
                     }
                 }
@@ -219,6 +279,16 @@ fn a_rewrite_that_changes_the_layout_is_refused_and_changes_nothing() {
     let with_ttl = record(now, Some(Duration::from_secs(5)));
     assert!(e.rewrite(&with_ttl, false).is_none());
     assert!(e.rewrite(&r, true).is_none(), "statistics switched on");
+    // Same stored length, another form: the flags differ.
+    let mut as_data = r.clone();
+    as_data.value = byte_array(b"value bytes");
+    assert!(e.rewrite(&as_data, false).is_none());
+    // A version past 127 takes a second byte.
+    let (mut v127, mut v128) = (r.clone(), r.clone());
+    (v127.version, v128.version) = (127, 128);
+    assert!(e.rewrite(&v127, false).is_some());
+    assert!(e.rewrite(&v128, false).is_none());
+    assert!(e.rewrite(&r, false).is_some());
     assert!(!e.overwrite(&longer, false));
     assert!(!e.overwrite(&r, true));
     assert_eq!(e.record(), before);
@@ -232,7 +302,7 @@ fn a_rewrite_that_changes_the_layout_is_refused_and_changes_nothing() {
     let previous = e.rewrite(&next, false).unwrap();
     assert_eq!(held, previous);
     assert!(held.iter().all(|b| *b == 5));
-    assert!(e.value().iter().all(|b| *b == 6));
+    assert!(e.value_bytes().iter().all(|b| *b == 6));
 }
 
 #[test]
@@ -261,12 +331,12 @@ fn a_buffer_of_its_own_is_kept_and_any_other_copied() {
     r.value = own_buffer(Bytes::from(vec![1u8; 4096]));
     let at = r.value.as_ptr();
     let mut e = Entry::sharing(b"k", &r, false);
-    assert_eq!(e.value().as_ptr(), at);
+    assert_eq!(e.value_bytes().as_ptr(), at);
     let mut next = r.clone();
     next.value = own_buffer(Bytes::from(vec![2u8; 4096]));
     let at = next.value.as_ptr();
     assert!(e.overwrite_sharing(&next, false));
-    assert_eq!(e.value().as_ptr(), at);
+    assert_eq!(e.value_bytes().as_ptr(), at);
     // `new` always copies.
-    assert_ne!(Entry::new(b"k", &next, false).value().as_ptr(), at);
+    assert_ne!(Entry::new(b"k", &next, false).value_bytes().as_ptr(), at);
 }
