@@ -7,7 +7,7 @@
 
 use crate::clock::CoarseClock;
 use crate::error::ClientError;
-use crate::sweeper::{Activity, Heartbeat, Sweeper};
+use crate::sweeper::{Activity, Heartbeat, StampedReader, Sweeper};
 use bytes::BytesMut;
 use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
 use ferrocast_protocol::messages::types::EXCEPTION;
@@ -140,6 +140,12 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         stream.write_all(CLIENT_PREAMBLE).await?;
         let (r, w) = stream.into_split();
+        let activity = Arc::new(Activity::starting_at(clock.tick()));
+        let r = StampedReader {
+            inner: r,
+            activity: activity.clone(),
+            clock: clock.clone(),
+        };
         let mut reader = FramedRead::with_capacity(r, Codec(MessageDecoder::default()), READ_AHEAD);
         let mut writer = FramedWrite::new(w, Codec(MessageDecoder::default()));
         // The sink writes out its buffer before taking a message once the
@@ -172,7 +178,6 @@ impl Connection {
         let closed = Closing::default();
         let pending: Pending = Arc::default();
         let events: EventSinks = Arc::default();
-        let activity = Arc::new(Activity::starting_at(clock.tick()));
         let (c, a, now) = (closed.clone(), activity.clone(), clock.clone());
         tokio::spawn(async move {
             // Made once: a cancellation future registers with its token on
@@ -220,7 +225,6 @@ impl Connection {
             c.cancel();
         });
         let (c, p, e) = (closed.clone(), pending.clone(), events.clone());
-        let (a, now) = (activity.clone(), clock.clone());
         tokio::spawn(async move {
             let closing = c.cancelled();
             tokio::pin!(closing);
@@ -231,7 +235,6 @@ impl Connection {
                     _ = &mut closing => break,
                 };
                 let Some(Ok(msg)) = next else { break };
-                a.last_read.store(now.now_ms(), Ordering::Relaxed);
                 let Ok(corr) = msg.correlation_id() else {
                     continue;
                 };

@@ -16,9 +16,12 @@ use crate::error::ClientError;
 use ferrocast_protocol::messages::client_side;
 use ferrocast_protocol::messages::types::CLIENT_PING;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::mpsc;
 
 /// How often a quiet connection pings, and how long a silent member is
@@ -39,7 +42,9 @@ impl Default for Heartbeat {
 }
 
 /// When the connection last wrote and last read, in the coarse clock's
-/// milliseconds (the writer and the reader store, the sweeper loads).
+/// milliseconds (the writer and the socket's reader store, the sweeper
+/// loads). Reads count bytes, not messages, as members count a client's
+/// silence: a big response coming in slowly is the member talking.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     pub(crate) last_write: AtomicU64,
@@ -52,6 +57,31 @@ impl Activity {
             last_write: AtomicU64::new(now_ms),
             last_read: AtomicU64::new(now_ms),
         }
+    }
+}
+
+/// The socket's read half, noting in [`Activity::last_read`] when bytes
+/// came in: one atomic store per read system call, where a timer per read
+/// would cost more than the read.
+pub(crate) struct StampedReader<R> {
+    pub(crate) inner: R,
+    pub(crate) activity: Arc<Activity>,
+    pub(crate) clock: Arc<CoarseClock>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for StampedReader<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let now = self.clock.now_ms();
+            self.activity.last_read.store(now, Ordering::Relaxed);
+        }
+        polled
     }
 }
 

@@ -462,3 +462,110 @@ async fn a_member_silent_past_the_heartbeat_timeout_is_disconnected() {
         p.abort();
     }
 }
+
+/// A proxy on `listen` to `member` that passes the member's bytes on in
+/// pieces of 32 KiB every 50 ms (about 640 KiB/s), and the client's at
+/// once: a slow link, for one connection.
+async fn slow_link(listen: &str, member: &str) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let member = member.to_string();
+    tokio::spawn(async move {
+        let (client, _) = listener.accept().await.unwrap();
+        let upstream = tokio::net::TcpStream::connect(&member).await.unwrap();
+        let (mut cr, mut cw) = client.into_split();
+        let (mut ur, mut uw) = upstream.into_split();
+        tokio::spawn(async move { tokio::io::copy(&mut cr, &mut uw).await });
+        let mut buf = vec![0u8; 32 << 10];
+        loop {
+            let n = match ur.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if cw.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    addr
+}
+
+/// A response that takes longer than the heartbeat timeout to arrive but
+/// keeps arriving does not get its connection closed: the client counts
+/// the member's bytes, not whole messages, as members count a client's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_big_response_arriving_slowly_keeps_its_connection() {
+    let members = lone_member(121, FAST);
+    let member = members[0].addr.replace(['[', ']'], "");
+    let proxy = slow_link("127.0.121.3:5701", &member).await;
+    let mut cfg = ClientConfig::new(vec![proxy]);
+    cfg.smart_routing = false;
+    cfg.heartbeat.interval = Duration::from_millis(200);
+    cfg.heartbeat.timeout = Duration::from_secs(1);
+    let client = Client::connect(cfg).await.unwrap();
+    let map = client.map("slow");
+    let big = vec![7u8; 2 << 20];
+    map.set(1i64, big.clone()).await.unwrap();
+    let started = std::time::Instant::now();
+    let back = map.get_as::<Vec<u8>>(1i64).await;
+    let took = started.elapsed();
+    assert!(
+        matches!(&back, Ok(Some(v)) if *v == big),
+        "after {took:?}: {:?}",
+        back.map(|v| v.map(|v| v.len()))
+    );
+    assert!(
+        took > Duration::from_secs(2),
+        "the link was not slow: {took:?}"
+    );
+    client.shutdown();
+}
+
+/// A member that leaves the member list while its socket stays open (it is
+/// paused) has its connection closed by the client once the new list
+/// arrives, not just forgotten: requests in flight to it hold the
+/// connection (forgetting it would leave it open until they time out), and
+/// the client's heartbeat timeout (60 s here) is not what closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_to_a_member_removed_from_the_list_is_closed() {
+    let list = member_list(122, 2..4);
+    let members = start_all(122, 2..4, &list, FAST);
+    wait_converged(&refs(&members), 2, Duration::from_secs(20));
+    let client = Client::connect(config(&members, None)).await.unwrap();
+    client.map("m").put(1i64, 1i64).await.unwrap();
+    let me = nix::unistd::Pid::this();
+    let paused = &members[1];
+    let mut before = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            before = connections_between(me, paused.pid());
+            !before.is_empty()
+        }),
+        "the client opened no connection to the second member"
+    );
+    paused.signal(Signal::SIGSTOP);
+    let t0 = std::time::Instant::now();
+    // Gets of 32 keys: those the paused member owns wait on its connection.
+    let gets: Vec<_> = (0..32i64)
+        .map(|k| {
+            let client = client.clone();
+            tokio::spawn(async move { client.map("m").get_as::<i64>(k).await })
+        })
+        .collect();
+    wait_converged(&[&members[0]], 1, Duration::from_secs(10));
+    let removed = t0.elapsed();
+    let closed = wait_until(Duration::from_secs(5), || {
+        still_established(&before).is_empty()
+    });
+    paused.signal(Signal::SIGCONT);
+    assert!(closed, "still established after the member left the list");
+    eprintln!("removed after {removed:?}, closed after {:?}", t0.elapsed());
+    // Retried on the member that owns their partitions now.
+    for g in gets {
+        let got = tokio::time::timeout(Duration::from_secs(10), g).await;
+        assert!(matches!(got, Ok(Ok(Ok(_)))), "{got:?}");
+    }
+    client.shutdown();
+}
