@@ -118,6 +118,16 @@ impl Writers {
     }
 }
 
+/// The members' logs on stderr (shown for a failed test) when a write was
+/// lost: what a loss that shows once in many runs is diagnosed from.
+fn dump_if_lost(members: &[Member], lost: usize) {
+    if lost > 0 {
+        for m in members {
+            m.dump();
+        }
+    }
+}
+
 fn cluster(subnet: u8, n: u8, extra: &[&str]) -> (Vec<Member>, Vec<String>) {
     let list = member_list(subnet, 2..2 + n);
     let mut args = FAST.to_vec();
@@ -205,6 +215,7 @@ async fn chaos_kill_nine_twice_loses_no_acknowledged_write() {
         )
         .await;
     assert!(acked > 100, "too few writes to mean anything: {acked}");
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
@@ -235,6 +246,7 @@ async fn chaos_kill_nine_of_the_master_with_a_restart_loses_nothing() {
         )
         .await;
     assert!(acked > 100);
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
@@ -258,6 +270,7 @@ async fn chaos_a_member_paused_past_the_failure_timeout_loses_nothing() {
         .finish(&client, "chaos", "SIGSTOP for 4 s (timeout 2 s), SIGCONT")
         .await;
     assert!(acked > 100);
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
@@ -289,6 +302,7 @@ async fn chaos_a_rolling_restart_with_sigterm_loses_nothing() {
         )
         .await;
     assert!(acked > 100);
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
@@ -315,6 +329,7 @@ async fn chaos_two_backups_survive_two_simultaneous_kills() {
         )
         .await;
     assert!(acked > 100);
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
@@ -370,6 +385,7 @@ async fn chaos_scale_1_to_5_to_2_loses_nothing() {
         .finish(&client, "chaos", "scale 1 -> 5 -> 2 (joins, then SIGTERM)")
         .await;
     assert!(acked > 100);
+    dump_if_lost(&members, lost);
     assert_eq!(lost, 0);
     client.shutdown();
 }
