@@ -9,6 +9,8 @@ mod merge;
 mod replica;
 mod service;
 mod store;
+#[cfg(test)]
+mod store_model_tests;
 mod table;
 
 pub use entry::set_per_entry_stats;
