@@ -248,6 +248,7 @@ impl PartitionService {
                         partition: p,
                         seq: state.seq,
                         changes,
+                        epoch: state.epoch,
                     });
                 }
             }
@@ -330,6 +331,7 @@ impl PartitionService {
                     partition: p,
                     seq: state.seq,
                     changes,
+                    epoch: state.epoch,
                 });
             }
             self.emit(&events.list[events_before..]);

@@ -106,6 +106,10 @@ impl PartitionService {
             }
         }
         self.emit(&events);
+        tracing::debug!(
+            "partition {p}: merge took {} entries ({policy:?})",
+            changes.len()
+        );
         if changes.is_empty() {
             return Ok((events, None));
         }
@@ -117,6 +121,7 @@ impl PartitionService {
                 partition: p,
                 seq,
                 changes,
+                epoch: state.epoch,
             }),
         ))
     }

@@ -34,6 +34,10 @@ pub struct BackupBatch {
     pub partition: u32,
     pub seq: u64,
     pub changes: Vec<Change>,
+    /// The owner's [`PartitionState::epoch`] when it numbered these
+    /// changes; the owner's own bookkeeping, not sent to backups.
+    #[serde(skip)]
+    pub epoch: u64,
 }
 
 /// Changes buffered beyond this many mean the backup lost track: resync.
@@ -63,6 +67,15 @@ pub struct PartitionState {
     /// away and back while its copies were in flight) would otherwise wait
     /// on each other while the data sits here.
     pub retained: bool,
+    /// Counts the times this replica's data stopped continuing the changes
+    /// it numbered as owner: reset, replaced by a copy, or ownership lost.
+    /// A change numbered before must not be acknowledged after: a backup
+    /// whose table now names this member owner again would take (or skip,
+    /// as already seen) a change that is in no store any more. A member
+    /// paused past the failure timeout did that once it was back: it
+    /// acknowledged writes it had made to its stale data just before it
+    /// dropped them (`crates/server/tests/chaos.rs`, the pause scenario).
+    pub epoch: u64,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
@@ -99,6 +112,11 @@ impl PartitionState {
     /// lost track and needs a full copy.
     pub fn receive(&mut self, seq: u64, changes: Vec<Change>, now: Instant) -> bool {
         if seq <= self.seq && self.synced {
+            tracing::debug!(
+                "change {seq} ignored: this replica is at {} ({} changes in it)",
+                self.seq,
+                changes.len()
+            );
             return true;
         }
         if self.synced && seq == self.seq + 1 && self.pending.is_empty() {
@@ -130,6 +148,7 @@ impl PartitionState {
 
     /// Installs a full copy taken at `seq`, then what arrived after it.
     pub fn install(&mut self, seq: u64, store: PartitionStore, now: Instant) {
+        self.epoch = self.epoch.wrapping_add(1);
         self.store = store;
         self.seq = seq;
         self.synced = true;
@@ -162,11 +181,16 @@ impl PartitionState {
         self.owned && self.synced
     }
 
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
     pub fn has_gap(&self) -> bool {
         !self.pending.is_empty()
     }
 
     pub fn reset(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
         self.store.clear();
         self.pending.clear();
         self.seq = 0;

@@ -225,7 +225,19 @@ impl PartitionService {
                 // A backup still waiting for its copy (it became a replica
                 // moments ago) is promoted without its data: operations wait
                 // for the copy, or writes made now would be overwritten by it.
-                if !self.state(p).promote(now) {
+                let mut st = self.state(p);
+                let promoted = st.promote(now);
+                tracing::debug!(
+                    "partition {p}: promoted at change {} ({})",
+                    st.seq,
+                    if promoted {
+                        "data complete"
+                    } else {
+                        "waiting for its copy"
+                    }
+                );
+                drop(st);
+                if !promoted {
                     self.awaiting[p as usize].store(true, Ordering::SeqCst);
                 }
             }
@@ -237,7 +249,12 @@ impl PartitionService {
             if was && !cur.contains(&me) {
                 change.released.push(p);
             }
-            self.state(p).owned = is_owner;
+            let mut st = self.state(p);
+            if st.owned && !is_owner {
+                // Changes numbered as owner so far belong to the past.
+                st.epoch = st.epoch.wrapping_add(1);
+            }
+            st.owned = is_owner;
         }
         *table = next;
         drop(table);
@@ -307,7 +324,14 @@ impl PartitionService {
                 m.install(k, from_wire(r, now));
             }
         }
-        self.state(p).install(seq, store, now);
+        let mut state = self.state(p);
+        let pending = state.pending_len();
+        state.install(seq, store, now);
+        tracing::debug!(
+            "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}",
+            state.seq
+        );
+        drop(state);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
@@ -327,6 +351,12 @@ impl PartitionService {
         let table = self.table_guard();
         let p = batch.partition;
         if table.owner(p) != Some(from) || !table.backups(p).contains(&self.me) {
+            tracing::debug!(
+                "partition {p}: change {} from {from} refused: table {} names {:?}",
+                batch.seq,
+                table.version,
+                table.replicas.get(p as usize)
+            );
             return Err(batch);
         }
         let applied = self
@@ -334,6 +364,11 @@ impl PartitionService {
             .receive(batch.seq, batch.changes, Instant::now());
         drop(table);
         Ok(applied)
+    }
+
+    /// The epoch of `p`'s replica (see [`PartitionState::epoch`]).
+    pub fn epoch(&self, p: u32) -> u64 {
+        self.state(p).epoch
     }
 
     /// (sequence number, holds full data, has changes waiting for a gap) of `p`.
@@ -418,6 +453,7 @@ impl PartitionService {
                     partition: p,
                     seq: state.seq,
                     changes,
+                    epoch: state.epoch,
                 });
             }
             self.emit(&events[events_before..]);

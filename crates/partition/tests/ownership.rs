@@ -168,3 +168,53 @@ fn writes_during_table_changes_do_not_deadlock() {
     writer.join().expect("writer");
     tables.join().expect("tables");
 }
+
+/// A change numbered by an owner belongs to the data it was made on: once
+/// that replica is reset (the member was removed and rejoins), replaced by
+/// a copy, or loses ownership, its epoch moves on, so the owner cannot
+/// take a late acknowledgement of that change as "backed up" (the backup
+/// may have taken or skipped it under a newer table naming this member
+/// owner again, while the change itself is in no store any more).
+#[test]
+fn a_change_numbered_before_a_reset_or_a_move_belongs_to_an_older_epoch() {
+    let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
+    let alive = [me, other];
+    let service = PartitionService::new(me, COUNT);
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+    let t1 = table(1, me, other, &PartitionTable::empty(COUNT));
+    service.apply_table(t1.clone(), &alive).expect("applied");
+    let epoch_of = |service: &PartitionService| {
+        let (_, _, batches, _) = service.execute("m", &set(&key), &[p], true);
+        assert_eq!(batches.len(), 1, "executed here");
+        assert_eq!(batches[0].epoch, service.epoch(p));
+        batches[0].epoch
+    };
+    let first = epoch_of(&service);
+    assert_eq!(epoch_of(&service), first, "writes keep the epoch");
+    // A newer table that keeps this member owner keeps it too.
+    let t2 = table(2, me, other, &t1);
+    service.apply_table(t2.clone(), &alive).expect("applied");
+    assert_eq!(service.epoch(p), first);
+
+    // Removed from the cluster: everything is dropped.
+    service.reset_all();
+    assert_ne!(service.epoch(p), first, "a reset starts a new epoch");
+
+    // Owner again: a fresh service state, then the move away and back.
+    let fresh = PartitionService::new(me, COUNT);
+    fresh.apply_table(t1.clone(), &alive).expect("applied");
+    let before_move = epoch_of(&fresh);
+    let t2 = table(2, other, me, &t1);
+    fresh.apply_table(t2.clone(), &alive).expect("applied");
+    assert_ne!(fresh.epoch(p), before_move, "ownership lost");
+    let after_move = fresh.epoch(p);
+    // Back as owner: its data continues the other owner's changes now.
+    fresh
+        .apply_table(table(3, me, other, &t2), &alive)
+        .expect("applied");
+    assert_eq!(fresh.epoch(p), after_move);
+    // And a copy installed over it starts another.
+    fresh.install_copy(p, 40, Vec::new());
+    assert_ne!(fresh.epoch(p), after_move, "replaced by a copy");
+}

@@ -152,6 +152,7 @@ pub fn decode(payload: &Bytes) -> Result<BackupBatch, NetError> {
         partition,
         seq,
         changes,
+        epoch: 0,
     })
 }
 
@@ -213,6 +214,7 @@ mod tests {
 
     fn batch() -> BackupBatch {
         BackupBatch {
+            epoch: 0,
             partition: 270,
             seq: u64::MAX - 1,
             changes: vec![
@@ -264,6 +266,7 @@ mod tests {
             partition: 0,
             seq: 1,
             changes: Vec::new(),
+            epoch: 0,
         };
         assert_eq!(decode(&joined(&encode(&empty))).unwrap(), empty);
     }

@@ -84,18 +84,26 @@ impl DataPlane {
         batch: BackupBatch,
         deadline: Instant,
     ) -> Result<(), String> {
-        let p = batch.partition;
+        let (p, seq, epoch) = (batch.partition, batch.seq, batch.epoch);
         let me = self.service.me();
+        // The change is ours to have backed up only while our replica
+        // still continues it (see `PartitionState::epoch`).
+        let changed_hands = || {
+            Err(format!(
+                "{RETRY_MARK}partition {p} changed hands during the write; retry"
+            ))
+        };
         let msg = ServiceMessage::Backup(batch)
             .wrap()
             .map_err(|e| e.to_string())?;
         loop {
-            if self.service.owner(p) != Some(me) || !self.cluster.borrow().joined {
+            if self.service.owner(p) != Some(me)
+                || !self.cluster.borrow().joined
+                || self.service.epoch(p) != epoch
+            {
                 // Ownership moved while we waited: this change may not be on
                 // the new owner; the client must retry there.
-                return Err(format!(
-                    "{RETRY_MARK}partition {p} changed owner during the write; retry"
-                ));
+                return changed_hands();
             }
             if !self.service.backups_of(p).contains(&backup) {
                 // Replaced: the new backup copies the partition from us.
@@ -118,6 +126,15 @@ impl DataPlane {
                 .request(addr, msg.clone(), Duration::from_secs(5))
                 .await;
             match answer.as_ref().map(ServiceMessage::unwrap) {
+                // An answer to a change sent before our replica was reset
+                // or replaced (its backup took, or skipped, it under a newer
+                // table) says nothing about data we still hold.
+                Ok(Some(Ok(ServiceMessage::Ack))) if self.service.epoch(p) != epoch => {
+                    tracing::info!(
+                        "partition {p}: change {seq} was confirmed by {addr} after this member's data for it was dropped or replaced; the write fails and is retried"
+                    );
+                    return changed_hands();
+                }
                 Ok(Some(Ok(ServiceMessage::Ack))) => return Ok(()),
                 _ if Instant::now() > deadline => {
                     return Err(format!(
@@ -126,7 +143,13 @@ impl DataPlane {
                 }
                 // Refused (its table differs from ours) or unreachable:
                 // wait for the tables to agree or the member to be removed.
-                _ => self.service.wait_for_change(Duration::from_millis(50)).await,
+                _ => {
+                    tracing::debug!(
+                        "partition {p}: backup {addr} did not take change {seq} (table {}); waiting",
+                        self.service.table_version()
+                    );
+                    self.service.wait_for_change(Duration::from_millis(50)).await
+                }
             }
         }
     }
