@@ -27,13 +27,25 @@ fn set(key: &Bytes) -> MapOp {
     }
 }
 
-#[test]
-fn a_write_after_the_partition_moved_away_is_not_executed_here() {
+/// Two members, the partition service of the first, and a key with its
+/// partition.
+fn two_members() -> (Uuid, Uuid, [Uuid; 2], PartitionService, Bytes, u32) {
     let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let alive = [me, other];
-    let service = PartitionService::new(me, COUNT);
     let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
     let p = partition_id(&key, COUNT);
+    (
+        me,
+        other,
+        [me, other],
+        PartitionService::new(me, COUNT),
+        key,
+        p,
+    )
+}
+
+#[test]
+fn a_write_after_the_partition_moved_away_is_not_executed_here() {
+    let (me, other, alive, service, key, p) = two_members();
 
     let t1 = table(1, me, other, &PartitionTable::empty(COUNT));
     service.apply_table(t1.clone(), &alive).expect("applied");
@@ -177,11 +189,7 @@ fn writes_during_table_changes_do_not_deadlock() {
 /// owner again, while the change itself is in no store any more).
 #[test]
 fn a_change_numbered_before_a_reset_or_a_move_belongs_to_an_older_epoch() {
-    let (me, other) = (Uuid::new_v4(), Uuid::new_v4());
-    let alive = [me, other];
-    let service = PartitionService::new(me, COUNT);
-    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
-    let p = partition_id(&key, COUNT);
+    let (me, other, alive, service, key, p) = two_members();
     let t1 = table(1, me, other, &PartitionTable::empty(COUNT));
     service.apply_table(t1.clone(), &alive).expect("applied");
     let epoch_of = |service: &PartitionService| {

@@ -291,7 +291,11 @@ impl Entry {
     /// The key as stored: compare and hash this, rebuild it with
     /// [`Compact::to_bytes`].
     pub fn key(&self) -> Compact<'_> {
-        let s = self.shape();
+        self.key_of(&self.shape())
+    }
+
+    /// The stored key, with the header already read.
+    fn key_of(&self, s: &Shape) -> Compact<'_> {
         Compact {
             form: s.key_form(),
             body: self.raw(s.header, s.key_len),
@@ -400,7 +404,7 @@ impl Entry {
         keep: bool,
     ) -> Option<Option<Bytes>> {
         let s = self.shape();
-        let h = Header::of(self.key(), r, stats);
+        let h = Header::of(self.key_of(&s), r, stats);
         let value = &r.value[h.value_skip..];
         if h.len != s.header || h.buf[0] != s.flags || value.len() != s.value_len {
             return None;
