@@ -8,6 +8,7 @@ mod map_ops;
 mod merge;
 mod replica;
 mod service;
+mod slot_table;
 mod store;
 #[cfg(test)]
 mod store_model_tests;

@@ -4,8 +4,8 @@
 //! access and swept periodically (so expired events fire without a read).
 
 use crate::entry::{Compact, Entry};
+use crate::slot_table::SlotTable;
 use bytes::Bytes;
-use hashbrown::HashTable;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -69,12 +69,12 @@ impl Record {
 
 /// The entries of one map in one partition, compact: each entry is one
 /// allocation holding its statistics, key and value (see [`Entry`]), and
-/// the table holds only pointers to them. A `HashMap<Bytes, Record>` cost
+/// the table ([`SlotTable`]) holds only pointers to them. A `HashMap<Bytes, Record>` cost
 /// about 400 bytes per entry above the data (its buckets, sized to powers
 /// of two, held the whole record, and key and value were two allocations
 /// more); docs/performance.md has the figures of this layout.
 pub struct MapPartition {
-    entries: HashTable<Entry>,
+    entries: SlotTable<Entry>,
     hasher: RandomState,
     /// Entries built here keep hits and last access time.
     stats: bool,
@@ -108,7 +108,7 @@ impl MapPartition {
     /// A map partition whose entries keep hits and last access time, or not.
     pub fn with_entry_stats(stats: bool) -> Self {
         Self {
-            entries: HashTable::new(),
+            entries: SlotTable::default(),
             hasher: RandomState::new(),
             stats,
         }
@@ -123,18 +123,15 @@ impl MapPartition {
     fn take(&mut self, key: &[u8]) -> Option<Entry> {
         let key = Compact::of(key);
         let h = self.hash(key);
-        match self.entries.find_entry(h, |e| e.key() == key) {
-            Ok(occupied) => Some(occupied.remove().0),
-            Err(_) => None,
-        }
+        let slot = self.entries.find(h, |e| e.key() == key)?;
+        self.entries.remove(slot)
     }
 
     /// Inserts an entry whose key is known to be absent.
     fn insert_absent(&mut self, entry: Entry) {
         let h = self.hash(entry.key());
         let hasher = &self.hasher;
-        self.entries
-            .insert_unique(h, entry, |e| hasher.hash_one(e.key()));
+        self.entries.insert(h, entry, |e| hasher.hash_one(e.key()));
     }
 
     /// The live entry of `key`, in one lookup: an expired one is dropped
@@ -142,14 +139,12 @@ impl MapPartition {
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         let key = Compact::of(key);
         let h = self.hash(key);
-        match self.entries.find_entry(h, |e| e.key() == key) {
-            Ok(occupied) if occupied.get().is_expired(now) => {
-                occupied.remove();
-                None
-            }
-            Ok(occupied) => Some(occupied.into_mut()),
-            Err(_) => None,
+        let slot = self.entries.find(h, |e| e.key() == key)?;
+        if self.entries.get(slot)?.is_expired(now) {
+            self.entries.remove(slot);
+            return None;
         }
+        self.entries.get_mut(slot)
     }
 
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
@@ -321,14 +316,14 @@ impl MapPartition {
         if record.value.len() >= crate::entry::SHARED_VALUE_MIN {
             record.value = crate::entry::own_buffer(record.value);
         }
-        match self.entries.find_entry(h, |e| e.key() == compact) {
-            Ok(mut occupied) => {
-                let e = occupied.get_mut();
+        let slot = self.entries.find(h, |e| e.key() == compact);
+        match slot.and_then(|slot| self.entries.get_mut(slot)) {
+            Some(e) => {
                 if !e.overwrite_sharing(&record, stats) {
                     *e = Entry::sharing(&key, &record, stats);
                 }
             }
-            Err(_) => self.insert_absent(Entry::sharing(&key, &record, stats)),
+            None => self.insert_absent(Entry::sharing(&key, &record, stats)),
         }
     }
 }

@@ -1,0 +1,163 @@
+//! `SlotTable` against a `HashSet` over random inserts, removals and
+//! retains, with its Robin Hood layout checked after every step, under a
+//! well-spread hash and under ones that pile keys onto few home slots.
+
+use super::{home, SlotTable, MAX_DISTANCE};
+use std::collections::HashSet;
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn spread(k: &u64) -> u64 {
+    let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// 64 distinct hashes, with equal tags: long runs, every tag a match.
+fn clumped(k: &u64) -> u64 {
+    (k % 64) << 58
+}
+
+/// Every slot holds what its metadata says, in Robin Hood order: each item
+/// is `distance` after its home, every slot in between is taken, and the
+/// distance grows by at most one from a slot to the next.
+fn check(t: &SlotTable<u64>, hash: fn(&u64) -> u64) {
+    let n = t.meta.len();
+    let mut count = 0;
+    for i in 0..n {
+        let m = u32::from(t.meta[i]);
+        let Some(k) = t.slots[i] else {
+            assert_eq!(m, 0, "slot {i} empty with metadata");
+            continue;
+        };
+        count += 1;
+        let h = hash(&k);
+        assert_ne!(m, 0, "slot {i} taken without metadata");
+        assert_eq!(m & 0xff, h as u32 & 0xff, "tag of {k}");
+        let distance = (m >> 8) as usize - 1;
+        assert_eq!((home(h, n) + distance) % n, i, "distance of {k}");
+        for back in 1..=distance {
+            assert!(t.slots[(i + n - back) % n].is_some(), "gap before {k}");
+        }
+        let next = u32::from(t.meta[(i + 1) % n]) >> 8;
+        assert!(next <= (m >> 8) + 1, "order after slot {i}");
+        assert!(distance as u32 <= MAX_DISTANCE);
+    }
+    assert_eq!(count, t.len());
+    assert!(n == 0 || t.len() * 10 <= n * 9 || n <= 8);
+}
+
+fn run(hash: fn(&u64) -> u64, keys: u64, steps: usize, seed: u64) {
+    let mut rng = Rng(seed);
+    let mut t = SlotTable::default();
+    let mut model = HashSet::new();
+    for step in 0..steps {
+        let k = rng.next() % keys;
+        match rng.next() % 10 {
+            0..=5 => {
+                if t.find(hash(&k), |x| *x == k).is_none() {
+                    t.insert(hash(&k), k, hash);
+                }
+                model.insert(k);
+            }
+            6..=8 => {
+                let removed = t.find(hash(&k), |x| *x == k).and_then(|i| t.remove(i));
+                assert_eq!(removed.is_some(), model.remove(&k), "remove {k}");
+            }
+            _ => {
+                let cut = rng.next() % keys;
+                t.retain(|x| !(x ^ cut).is_multiple_of(3));
+                model.retain(|x| !(x ^ cut).is_multiple_of(3));
+            }
+        }
+        if step % 97 == 0 || keys < 1000 {
+            check(&t, hash);
+        }
+        for probe in [k, rng.next() % keys] {
+            let found = t.find(hash(&probe), |x| *x == probe).and_then(|i| t.get(i));
+            assert_eq!(found.copied(), model.get(&probe).copied(), "find {probe}");
+        }
+    }
+    check(&t, hash);
+    let mut all: Vec<u64> = t.iter().copied().collect();
+    all.sort();
+    let mut expected: Vec<u64> = model.into_iter().collect();
+    expected.sort();
+    assert_eq!(all, expected);
+}
+
+#[test]
+fn matches_a_set_with_a_spread_hash() {
+    for seed in 1..=3 {
+        run(spread, 5_000, 40_000, seed);
+    }
+}
+
+#[test]
+fn matches_a_set_when_keys_share_home_slots_and_tags() {
+    run(clumped, 400, 20_000, 7);
+}
+
+#[test]
+fn grows_past_its_load_when_a_run_would_pass_the_longest_distance() {
+    // 600 keys on 4 home hashes: at 90% load runs of 150 overlap into one
+    // of 600; the table grows until the four runs stand apart.
+    let hash = |k: &u64| (k % 4) << 62;
+    let mut t = SlotTable::default();
+    for k in 0..600u64 {
+        t.insert(hash(&k), k, hash);
+    }
+    check(&t, hash);
+    assert!(t.slots() > 600 * 10 / 9 + 1, "{} slots", t.slots());
+    for k in 0..600u64 {
+        assert_eq!(
+            t.find(hash(&k), |x| *x == k).and_then(|i| t.get(i)),
+            Some(&k)
+        );
+    }
+}
+
+#[test]
+fn stays_between_60_and_90_percent_full_while_growing() {
+    let mut t = SlotTable::default();
+    for k in 0..100_000u64 {
+        t.insert(spread(&k), k, spread);
+        if k > 100 {
+            let load = t.len() as f64 / t.slots() as f64;
+            assert!((0.59..=0.9).contains(&load), "{} in {}", t.len(), t.slots());
+        }
+    }
+    // 3,690 entries (1M over 271 partitions): 11-17 bytes per entry.
+    let mut t = SlotTable::default();
+    for k in 0..3_690u64 {
+        t.insert(spread(&k), k, spread);
+    }
+    let per_entry = t.slots() as f64 * 10.0 / 3_690.0;
+    assert!(
+        (11.0..=17.0).contains(&per_entry),
+        "{per_entry} bytes per entry"
+    );
+}
+
+#[test]
+fn clear_frees_and_the_table_works_after() {
+    let mut t = SlotTable::default();
+    for k in 0..1000u64 {
+        t.insert(spread(&k), k, spread);
+    }
+    t.clear();
+    assert_eq!((t.len(), t.slots()), (0, 0));
+    assert!(t.find(spread(&5), |x| *x == 5).is_none());
+    t.insert(spread(&5), 5, spread);
+    assert_eq!(t.iter().copied().collect::<Vec<_>>(), vec![5]);
+}
