@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 const CLIENT_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn main() -> ExitCode {
+    let heap = allocator::small_pages_at_heap_start();
     // clap prints its own one-line error and exits with 2 for bad flags.
     let cli = Cli::parse();
     let cfg = match Config::resolve(cli) {
@@ -52,6 +53,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&cfg.log);
+    match heap {
+        Ok(r) => tracing::debug!("heap {:#x}..{:#x} in small pages", r.start, r.end),
+        Err(e) => tracing::debug!("heap start left to huge pages: {e}"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
