@@ -238,14 +238,37 @@ impl Client {
         Ok(conn)
     }
 
-    /// Registers the cluster view listener on some live connection if none has it.
+    /// Registers the cluster view listener on some live connection if none
+    /// has it, or on another one if its member went quiet: a paused member
+    /// answers no ping, and until the heartbeat timeout (60 s by default)
+    /// closed its connection the client would learn nothing of the cluster
+    /// moving on without it, and keep sending it the writes of partitions
+    /// others own by then. The old registration stays: a member that comes
+    /// back sends views older than those the new one sent, which the
+    /// version check drops.
     async fn ensure_view_listener(&self) -> Result<(), ClientError> {
         let current = self.inner.view_connection.lock().ok().and_then(|v| *v);
-        let live = self.live_connections();
-        if current.is_some_and(|c| live.contains(&c)) {
-            return Ok(());
-        }
-        let conn = self.any_connection().ok_or(ClientError::NoMember)?;
+        // Pings go out after an interval without writes and are answered at
+        // once: twice that without a byte is a member not answering.
+        let quiet = self.inner.cfg.heartbeat.interval * 2;
+        let conn = match current.and_then(|m| self.connection_to(m)) {
+            Some(c) if c.silent_for() < quiet => return Ok(()),
+            Some(c) => {
+                let Some(other) = self.talking_connection(Some(c.member()), quiet) else {
+                    return Ok(());
+                };
+                tracing::info!(
+                    "member {} silent for {:?}: the cluster view listener moves to member {}",
+                    c.member(),
+                    c.silent_for(),
+                    other.member()
+                );
+                other
+            }
+            None => self
+                .talking_connection(None, Duration::MAX)
+                .ok_or(ClientError::NoMember)?,
+        };
         let correlation = self.next_correlation();
         let (tx, mut rx) = mpsc::unbounded_channel::<ClientMessage>();
         conn.on_events(correlation, tx);
@@ -348,6 +371,17 @@ impl Client {
             }
             listener::register_missing(self).await;
         }
+    }
+
+    /// The live connection whose member spoke last, other than `except`'s,
+    /// if it spoke within `quiet`.
+    fn talking_connection(&self, except: Option<Uuid>, quiet: Duration) -> Option<Connection> {
+        let c = self.inner.connections.lock().ok()?;
+        c.values()
+            .filter(|c| !c.is_closed() && Some(c.member()) != except)
+            .min_by_key(|c| c.silent_for())
+            .filter(|c| c.silent_for() < quiet)
+            .cloned()
     }
 
     pub(crate) fn any_connection(&self) -> Option<Connection> {

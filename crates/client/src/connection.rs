@@ -75,6 +75,7 @@ struct Inner {
     pending: Pending,
     events: EventSinks,
     closed: Closing,
+    activity: Arc<Activity>,
 }
 
 /// Whether a connection is closing: a token for the tasks to wait on, and
@@ -258,7 +259,7 @@ impl Connection {
                 closed: closed.clone(),
                 pending: pending.clone(),
                 clock: clock.clone(),
-                activity,
+                activity: activity.clone(),
                 heartbeat,
                 out: out_tx.downgrade(),
             }
@@ -272,6 +273,7 @@ impl Connection {
                 pending,
                 events,
                 closed,
+                activity,
             }),
         };
         Ok((conn, result))
@@ -283,6 +285,13 @@ impl Connection {
 
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
+    }
+
+    /// How long the member has sent nothing (no byte) on this connection,
+    /// to the coarse clock's tick. Pings keep an idle connection talking.
+    pub fn silent_for(&self) -> Duration {
+        let read = self.inner.activity.last_read.load(Ordering::Relaxed);
+        Duration::from_millis(self.inner.clock.now_ms().saturating_sub(read))
     }
 
     pub fn close(&self) {

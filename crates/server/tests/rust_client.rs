@@ -569,3 +569,63 @@ async fn the_connection_to_a_member_removed_from_the_list_is_closed() {
     }
     client.shutdown();
 }
+
+/// The client's cluster view listener is on the first member it reached.
+/// Paused, that member answers nothing, and its connection stays open until
+/// the client's heartbeat timeout (60 s here): the listener moves to a
+/// member that talks, so the client learns the member list and partition
+/// table without the paused member from the others, and writes reach the
+/// members that took its partitions over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cluster_view_listener_moves_off_a_paused_member() {
+    let list = member_list(123, 2..5);
+    let members = start_all(123, 2..5, &list, FAST);
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    let mut cfg = config(&members, None);
+    cfg.heartbeat.interval = Duration::from_millis(500);
+    cfg.heartbeat.timeout = Duration::from_secs(60);
+    let client = Client::connect(cfg).await.unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || client.live_connections().len()
+            == 3),
+        "the client did not connect to every member"
+    );
+    let paused_addr = members[0].addr.replace(['[', ']'], "");
+    let paused = client
+        .members()
+        .into_iter()
+        .find(|(_, a)| a.to_string() == paused_addr)
+        .map(|(u, _)| u)
+        .expect("the first member in the client's list");
+    let m = client.map("m");
+    for k in 0..64i64 {
+        m.put(k, k).await.unwrap();
+    }
+    members[0].signal(Signal::SIGSTOP);
+    let t0 = std::time::Instant::now();
+    wait_converged(&[&members[1], &members[2]], 2, Duration::from_secs(20));
+    let removed = t0.elapsed();
+    let learned = wait_until(Duration::from_secs(10), || {
+        !client.members().iter().any(|(u, _)| *u == paused)
+            && !client.partition_owners().contains(&Some(paused))
+    });
+    let learned_after = t0.elapsed();
+    let writes = tokio::time::timeout(Duration::from_secs(10), async {
+        for k in 0..64i64 {
+            m.put(k, k + 1).await?;
+        }
+        Ok::<_, ferrocast_client::ClientError>(())
+    })
+    .await;
+    members[0].signal(Signal::SIGCONT);
+    assert!(
+        learned,
+        "after {learned_after:?} the client still routes to the paused member (removed from the cluster after {removed:?})"
+    );
+    assert!(matches!(writes, Ok(Ok(()))), "{writes:?}");
+    for k in 0..64i64 {
+        assert_eq!(m.get_as::<i64>(k).await.unwrap(), Some(k + 1));
+    }
+    eprintln!("removed after {removed:?}, the client's view without it after {learned_after:?}");
+    client.shutdown();
+}
