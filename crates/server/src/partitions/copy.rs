@@ -169,8 +169,16 @@ impl Coordinator {
                     .wait_for_change(Duration::from_millis(20))
                     .await;
             }
-            let synced = data.service.replica_status(partition).1
-                || (last_resort && data.service.is_retained(partition));
+            let complete = data.service.replica_status(partition).1;
+            let synced = complete || (last_resort && data.service.is_retained(partition));
+            if synced && !complete {
+                // The fallback for when the only member holding it complete
+                // was lost while it moved, which is more than one backup
+                // covers: what we kept may miss changes made since.
+                tracing::warn!(
+                    "partition {partition}: no member holds it complete; serving the copy this member kept from when it last held it (changes made elsewhere since then are not in it)"
+                );
+            }
             if !synced || data.service.table_version() < table_version {
                 tracing::debug!(
                     "partition {partition}: copy asked for at table version {table_version}; ours is {}, data {}: declined",
