@@ -13,6 +13,8 @@ mod store;
 #[cfg(test)]
 mod store_model_tests;
 mod table;
+#[cfg(test)]
+mod test_rng;
 
 pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};

@@ -3,18 +3,8 @@
 //! well-spread hash and under ones that pile keys onto few home slots.
 
 use super::{home, SlotTable, MAX_DISTANCE};
+use crate::test_rng::Rng;
 use std::collections::HashSet;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
 
 fn spread(k: &u64) -> u64 {
     let mut z = k.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -4,24 +4,10 @@
 //! compared or rebuilt differently on one path shows as a difference.
 
 use crate::store::{MapPartition, Record};
+use crate::test_rng::Rng;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn data(hash: i32, ty: i32, payload: &[u8], with_len: bool) -> Bytes {
     let mut v = hash.to_be_bytes().to_vec();
