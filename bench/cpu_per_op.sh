@@ -3,6 +3,7 @@
 # member's CPU time (user + system, from /proc) per operation. CPU per op
 # moves less than ops/s on this shared machine; alternate A/B builds.
 #   bench/cpu_per_op.sh path/to/ferrocast --get-percent 90 --value-size 100
+# KEYS (default 10000) sets how many keys are preloaded and used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=$1
@@ -12,7 +13,7 @@ taskset -c 1 "$BIN" --bind "$ADDR" --members "$ADDR" >/dev/null 2>&1 &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null || true' EXIT
 sleep 0.4
-B=(taskset -c 0 target/release/ferrocast-bench --addresses "$ADDR" --keys 10000)
+B=(taskset -c 0 target/release/ferrocast-bench --addresses "$ADDR" --keys "${KEYS:-10000}")
 "${B[@]}" --preload --warmup 1 --duration 1 "$@" >/dev/null 2>&1
 T0=$(awk '{print $14 + $15}' "/proc/$PID/stat")
 OPS=$("${B[@]}" --warmup 0 --duration 5 "$@" 2>&1 | tail -1 | awk '{print $1}')
