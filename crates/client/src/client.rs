@@ -3,7 +3,7 @@
 //! member (smart routing), sends each key operation to its partition's owner,
 //! and retries on another connection when a member goes away.
 
-use crate::clock::CoarseClock;
+use crate::clock::{CoarseClock, TICK};
 use crate::connection::Connection;
 use crate::error::ClientError;
 use crate::listener::{self, ListenerSpec};
@@ -76,6 +76,10 @@ pub(crate) struct Inner {
     pub(crate) connections: Mutex<HashMap<Uuid, Connection>>,
     view: Mutex<View>,
     view_connection: Mutex<Option<Uuid>>,
+    /// Connections the cluster view listener is registered on (it moves,
+    /// and the old registration stays): moving back to one of them needs
+    /// no new registration.
+    view_registered: Mutex<Vec<Connection>>,
     view_changed: Notify,
     pub(crate) listeners: Mutex<Vec<ListenerSpec>>,
     closed: CancellationToken,
@@ -100,6 +104,7 @@ impl Client {
             connections: Mutex::default(),
             view: Mutex::default(),
             view_connection: Mutex::default(),
+            view_registered: Mutex::default(),
             view_changed: Notify::new(),
             listeners: Mutex::default(),
             closed: CancellationToken::new(),
@@ -248,9 +253,10 @@ impl Client {
     /// version check drops.
     async fn ensure_view_listener(&self) -> Result<(), ClientError> {
         let current = self.inner.view_connection.lock().ok().and_then(|v| *v);
-        // Pings go out after an interval without writes and are answered at
-        // once: twice that without a byte is a member not answering.
-        let quiet = self.inner.cfg.heartbeat.interval * 2;
+        // Pings go out after an interval without writes (checked once a
+        // tick) and are answered at once: twice that without a byte, give or
+        // take the clock's tick, is a member not answering.
+        let quiet = self.inner.cfg.heartbeat.interval.max(TICK) * 2 + TICK;
         let conn = match current.and_then(|m| self.connection_to(m)) {
             Some(c) if c.silent_for() < quiet => return Ok(()),
             Some(c) => {
@@ -269,24 +275,33 @@ impl Client {
                 .talking_connection(None, Duration::MAX)
                 .ok_or(ClientError::NoMember)?,
         };
-        let correlation = self.next_correlation();
-        let (tx, mut rx) = mpsc::unbounded_channel::<ClientMessage>();
-        conn.on_events(correlation, tx);
-        conn.request(
-            client_side::bare(CLIENT_ADD_CLUSTER_VIEW_LISTENER),
-            correlation,
-            self.inner.cfg.connect_timeout,
-        )
-        .await?;
+        let registered = self.inner.view_registered.lock().ok().is_some_and(|mut r| {
+            r.retain(|c| !c.is_closed());
+            r.iter().any(|c| c.is(&conn))
+        });
+        if !registered {
+            let correlation = self.next_correlation();
+            let (tx, mut rx) = mpsc::unbounded_channel::<ClientMessage>();
+            conn.on_events(correlation, tx);
+            conn.request(
+                client_side::bare(CLIENT_ADD_CLUSTER_VIEW_LISTENER),
+                correlation,
+                self.inner.cfg.connect_timeout,
+            )
+            .await?;
+            if let Ok(mut r) = self.inner.view_registered.lock() {
+                r.push(conn.clone());
+            }
+            let me = self.clone();
+            tokio::spawn(async move {
+                while let Some(ev) = rx.recv().await {
+                    me.on_view_event(&ev);
+                }
+            });
+        }
         if let Ok(mut v) = self.inner.view_connection.lock() {
             *v = Some(conn.member());
         }
-        let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
-                me.on_view_event(&ev);
-            }
-        });
         Ok(())
     }
 

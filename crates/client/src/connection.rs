@@ -283,6 +283,11 @@ impl Connection {
         self.inner.member
     }
 
+    /// Whether both are the same connection (not just to the same member).
+    pub(crate) fn is(&self, other: &Connection) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.inner.closed.is_cancelled()
     }
