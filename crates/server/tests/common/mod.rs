@@ -393,3 +393,17 @@ pub fn still_established(before: &[TcpSocket]) -> Vec<TcpSocket> {
         .cloned()
         .collect()
 }
+
+/// A Rust client's configuration for `members`, with the group password
+/// they were started with, if any.
+pub fn client_config(members: &[Member], password: Option<&str>) -> ferrocast_client::ClientConfig {
+    let addrs = members
+        .iter()
+        .map(|m| m.addr.replace(['[', ']'], "").parse().expect("address"))
+        .collect();
+    let cfg = ferrocast_client::ClientConfig::new(addrs);
+    match password {
+        Some(p) => cfg.credentials("dev", p),
+        None => cfg,
+    }
+}
