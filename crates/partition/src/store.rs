@@ -127,9 +127,9 @@ impl MapPartition {
         self.entries.remove(slot)
     }
 
-    /// Inserts an entry whose key is known to be absent.
-    fn insert_absent(&mut self, entry: Entry) {
-        let h = self.hash(entry.key());
+    /// Inserts an entry whose key is known to be absent; `h` is its key's
+    /// hash, as the lookup that found it absent computed it.
+    fn insert_absent(&mut self, h: u64, entry: Entry) {
         let hasher = &self.hasher;
         self.entries.insert(h, entry, |e| hasher.hash_one(e.key()));
     }
@@ -139,6 +139,11 @@ impl MapPartition {
     fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
         let key = Compact::of(key);
         let h = self.hash(key);
+        self.live_hashed(key, h, now)
+    }
+
+    /// [`live`](Self::live) for a key already hashed (`h`).
+    fn live_hashed(&mut self, key: Compact<'_>, h: u64, now: Instant) -> Option<&mut Entry> {
         let slot = self.entries.find(h, |e| e.key() == key)?;
         if self.entries.get(slot)?.is_expired(now) {
             self.entries.remove(slot);
@@ -191,7 +196,9 @@ impl MapPartition {
     ) -> Written {
         let t = epoch_millis();
         let stats = self.stats;
-        match self.live(&key, now) {
+        let compact = Compact::of(&key);
+        let h = self.hash(compact);
+        match self.live_hashed(compact, h, now) {
             Some(slot) => {
                 let mut r = slot.metadata();
                 r.value = value;
@@ -222,7 +229,7 @@ impl MapPartition {
             }
             None => {
                 let mut r = Record::new(value, ttl, now);
-                self.insert_absent(Entry::new(&key, &r, stats));
+                self.insert_absent(h, Entry::new(&key, &r, stats));
                 if !stats {
                     // As the entry reads back: statistics not tracked.
                     (r.hits, r.last_access_time) = (-1, -1);
@@ -323,7 +330,7 @@ impl MapPartition {
                     *e = Entry::sharing(&key, &record, stats);
                 }
             }
-            None => self.insert_absent(Entry::sharing(&key, &record, stats)),
+            None => self.insert_absent(h, Entry::sharing(&key, &record, stats)),
         }
     }
 }

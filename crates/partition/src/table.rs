@@ -130,11 +130,8 @@ impl PartitionTable {
         // owner fails, its partitions' promotions spread over the others too.
         let backup_fair =
             |i: usize| (count * (slots - 1)) / n + usize::from(i < (count * (slots - 1)) % n);
-        let mut owned = vec![0usize; n];
-        for o in owner.iter().flatten() {
-            owned[*o] += 1;
-        }
-        let pair_fair = |o: usize| (owned[o] * (slots - 1)).div_ceil((n - 1).max(1));
+        // `load` holds the partitions each member owns now.
+        let pair_fair = |o: usize| (load[o] * (slots - 1)).div_ceil((n - 1).max(1));
         let mut pair = vec![vec![0usize; n]; n];
         let mut bload = vec![0usize; n];
         let mut chosen: Vec<Vec<usize>> = (0..count).map(|p| vec![owner[p].unwrap_or(0)]).collect();
