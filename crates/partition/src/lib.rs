@@ -9,6 +9,7 @@ mod merge;
 mod replica;
 mod service;
 mod slot_table;
+mod slot_words;
 mod store;
 #[cfg(test)]
 mod store_model_tests;

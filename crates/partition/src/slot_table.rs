@@ -24,29 +24,137 @@
 //!
 //! Hashes are not stored: growing asks the caller to hash each entry
 //! again, as hashbrown does.
+//!
+//! Each slot is one 64-bit word: the metadata in its high 16 bits, the item
+//! in its low 48 (an entry's pointer: user space addresses on Linux have 47
+//! bits unless a mapping asks for more, which nothing here does). That is
+//! 8 bytes a slot instead of 10 in two arrays, and a lookup reads the
+//! metadata and the pointer from the same cache line instead of two. An
+//! item is only rebuilt from its bits, so the table hands out views
+//! ([`Slot`], [`SlotMut`]) rather than references. The words live in
+//! [`SlotWords`], in a mapping of their own once the table is large.
 
-use std::mem;
+use crate::slot_words::SlotWords;
+use std::marker::PhantomData;
+use std::mem::{self, ManuallyDrop};
+use std::ops::{Deref, DerefMut};
 
 /// Slots of the first table.
 const MIN_SLOTS: usize = 8;
 /// The largest distance from home the metadata holds (255 - 1).
-const MAX_DISTANCE: u32 = 254;
+const MAX_DISTANCE: u64 = 254;
+/// Where the metadata starts in a word.
+const META_SHIFT: u32 = 48;
+/// The item's bits in a word.
+const ITEM_BITS: u64 = (1 << META_SHIFT) - 1;
 
-/// A table of `T`s found by hash and an equality test.
-#[derive(Clone)]
-pub(crate) struct SlotTable<T> {
-    meta: Box<[u16]>,
-    slots: Box<[Option<T>]>,
-    len: usize,
+/// An item a table can hold in 48 bits, and that is nothing but those bits:
+/// a copy rebuilt from them behaves as the item (for an entry, its pointer).
+pub(crate) trait Packed: Sized {
+    /// The item as bits below 2^48; the table owns what they stand for.
+    fn into_bits(self) -> u64;
+    /// The item `into_bits` gave these bits for.
+    ///
+    /// # Safety
+    /// `bits` came from `into_bits`, and only one of the items rebuilt
+    /// from them is ever dropped.
+    unsafe fn from_bits(bits: u64) -> Self;
 }
 
-impl<T> Default for SlotTable<T> {
+impl Packed for u64 {
+    fn into_bits(self) -> u64 {
+        self
+    }
+
+    unsafe fn from_bits(bits: u64) -> Self {
+        bits
+    }
+}
+
+/// A table of `T`s found by hash and an equality test.
+pub(crate) struct SlotTable<T: Packed> {
+    words: SlotWords,
+    len: usize,
+    items: PhantomData<T>,
+}
+
+impl<T: Packed> Default for SlotTable<T> {
     fn default() -> Self {
         Self {
-            meta: Box::new([]),
-            slots: Box::new([]),
+            words: SlotWords::empty(),
             len: 0,
+            items: PhantomData,
         }
+    }
+}
+
+/// The item in a taken word.
+fn bits(word: u64) -> u64 {
+    word & ITEM_BITS
+}
+
+/// A word holding `item` with metadata `meta`.
+fn word<T: Packed>(item: T, meta: u64) -> u64 {
+    let bits = item.into_bits();
+    assert!(
+        bits <= ITEM_BITS,
+        "a table item of more than 48 bits: {bits:#x}"
+    );
+    (meta << META_SHIFT) | bits
+}
+
+/// A view of an item in the table (it stays the table's).
+pub(crate) struct Slot<'a, T> {
+    item: ManuallyDrop<T>,
+    table: PhantomData<&'a T>,
+}
+
+impl<T: Packed> Slot<'_, T> {
+    /// # Safety
+    /// `word` is a taken word of a table that outlives the view.
+    unsafe fn of(word: u64) -> Self {
+        Self {
+            item: ManuallyDrop::new(T::from_bits(bits(word))),
+            table: PhantomData,
+        }
+    }
+}
+
+impl<T> Deref for Slot<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.item
+    }
+}
+
+/// A changeable view of an item in the table: what it holds when the view
+/// ends (the same item changed in place, or one assigned over it, which
+/// drops the old one) is written back to the slot.
+pub(crate) struct SlotMut<'a, T: Packed> {
+    item: ManuallyDrop<T>,
+    word: &'a mut u64,
+}
+
+impl<T: Packed> Deref for SlotMut<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.item
+    }
+}
+
+impl<T: Packed> DerefMut for SlotMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.item
+    }
+}
+
+impl<T: Packed> Drop for SlotMut<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: taken once, here; the slot owns it again.
+        let item = unsafe { ManuallyDrop::take(&mut self.item) };
+        *self.word = word(item, *self.word >> META_SHIFT);
     }
 }
 
@@ -61,8 +169,13 @@ fn grown(n: usize) -> usize {
 }
 
 /// Metadata of an entry `distance` slots from home.
-fn meta(hash: u64, distance: u32) -> u32 {
-    ((distance + 1) << 8) | (hash as u32 & 0xff)
+fn meta(hash: u64, distance: u64) -> u64 {
+    ((distance + 1) << 8) | (hash & 0xff)
+}
+
+/// The metadata of a word (0: empty).
+fn meta_of(word: u64) -> u64 {
+    word >> META_SHIFT
 }
 
 /// Where an insert stopped: placed, or this item (not necessarily the one
@@ -73,7 +186,7 @@ enum Placed<T> {
     Overflow(T),
 }
 
-impl<T> SlotTable<T> {
+impl<T: Packed> SlotTable<T> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -82,14 +195,14 @@ impl<T> SlotTable<T> {
         self.len == 0
     }
 
-    /// Number of slots (what the table costs: 10 bytes each).
+    /// Number of slots (what the table costs: 8 bytes each).
     #[cfg(test)]
     pub fn slots(&self) -> usize {
-        self.meta.len()
+        self.words.len()
     }
 
     fn next(&self, i: usize) -> usize {
-        if i + 1 == self.meta.len() {
+        if i + 1 == self.words.len() {
             0
         } else {
             i + 1
@@ -101,20 +214,20 @@ impl<T> SlotTable<T> {
         if self.len == 0 {
             return None;
         }
-        let mut i = home(hash, self.meta.len());
+        let mut i = home(hash, self.words.len());
         let mut want = meta(hash, 0);
         loop {
-            let m = u32::from(self.meta[i]);
-            if m == want {
-                if let Some(item) = &self.slots[i] {
-                    if eq(item) {
-                        return Some(i);
-                    }
+            let w = self.words[i];
+            if meta_of(w) == want {
+                // SAFETY: a taken word of this table, viewed while borrowed.
+                let item = unsafe { Slot::<T>::of(w) };
+                if eq(&item) {
+                    return Some(i);
                 }
             }
             // Empty, or an entry nearer its home than we are to ours: in
             // Robin Hood order, ours would have taken that slot.
-            if (m >> 8) < (want >> 8) || (want >> 8) > MAX_DISTANCE {
+            if (meta_of(w) >> 8) < (want >> 8) || (want >> 8) > MAX_DISTANCE {
                 return None;
             }
             want += 1 << 8;
@@ -122,19 +235,28 @@ impl<T> SlotTable<T> {
         }
     }
 
-    pub fn get(&self, slot: usize) -> Option<&T> {
-        self.slots.get(slot)?.as_ref()
+    pub fn get(&self, slot: usize) -> Option<Slot<'_, T>> {
+        let w = *self.words.get(slot)?;
+        // SAFETY: a taken word of this table, viewed while borrowed.
+        (w != 0).then(|| unsafe { Slot::of(w) })
     }
 
-    pub fn get_mut(&mut self, slot: usize) -> Option<&mut T> {
-        self.slots.get_mut(slot)?.as_mut()
+    pub fn get_mut(&mut self, slot: usize) -> Option<SlotMut<'_, T>> {
+        let word = self.words.get_mut(slot)?;
+        if *word == 0 {
+            return None;
+        }
+        // SAFETY: a taken word; the view writes its item back when done,
+        // and nothing else reads the slot while it is borrowed mutably.
+        let item = ManuallyDrop::new(unsafe { T::from_bits(bits(*word)) });
+        Some(SlotMut { item, word })
     }
 
     /// Inserts `item`, whose key the caller knows is absent. `rehash`
     /// gives the hash of an item already in the table (to grow it).
     pub fn insert(&mut self, hash: u64, item: T, rehash: impl Fn(&T) -> u64) {
-        if (self.len + 1) * 10 > self.meta.len() * 9 {
-            self.resize(grown(self.meta.len()), &rehash);
+        if (self.len + 1) * 10 > self.words.len() * 9 {
+            self.resize(grown(self.words.len()), &rehash);
         }
         let (mut hash, mut item) = (hash, item);
         // A run of more than MAX_DISTANCE taken slots: grow, which
@@ -144,44 +266,35 @@ impl<T> SlotTable<T> {
         while let Placed::Overflow(back) = self.place(hash, item) {
             hash = rehash(&back);
             item = back;
-            self.resize(grown(self.meta.len()), &rehash);
+            self.resize(grown(self.words.len()), &rehash);
         }
     }
 
     /// Places an item in Robin Hood order; `len` counts it only if done.
     fn place(&mut self, hash: u64, item: T) -> Placed<T> {
-        if self.meta.is_empty() {
+        if self.words.is_empty() {
             return Placed::Overflow(item);
         }
-        let mut i = home(hash, self.meta.len());
-        let mut m = meta(hash, 0);
-        let mut carried = item;
+        let mut i = home(hash, self.words.len());
+        let mut carried = word(item, meta(hash, 0));
         loop {
-            let resident = u32::from(self.meta[i]);
+            let resident = self.words[i];
             if resident == 0 {
-                self.meta[i] = m as u16;
-                self.slots[i] = Some(carried);
+                self.words[i] = carried;
                 self.len += 1;
                 return Placed::Done;
             }
-            if (resident >> 8) < (m >> 8) {
+            if (meta_of(resident) >> 8) < (meta_of(carried) >> 8) {
                 // The resident is nearer its home: it moves on instead.
-                self.meta[i] = m as u16;
-                m = resident;
-                match self.slots[i].replace(carried) {
-                    Some(moved) => carried = moved,
-                    None => {
-                        // Metadata said taken; the slot was empty. Count
-                        // what is in it now and stop.
-                        self.len += 1;
-                        return Placed::Done;
-                    }
-                }
+                self.words[i] = carried;
+                carried = resident;
             }
-            if (m >> 8) > MAX_DISTANCE {
-                return Placed::Overflow(carried);
+            if (meta_of(carried) >> 8) > MAX_DISTANCE {
+                // SAFETY: the carried word's item was taken out of the
+                // table (or never in it); it is handed back once.
+                return Placed::Overflow(unsafe { T::from_bits(bits(carried)) });
             }
-            m += 1 << 8;
+            carried += 1 << (META_SHIFT + 8);
             i = self.next(i);
         }
     }
@@ -191,8 +304,7 @@ impl<T> SlotTable<T> {
     fn resize(&mut self, mut slots: usize, rehash: &impl Fn(&T) -> u64) {
         let mut items = self.take_all();
         loop {
-            self.meta = vec![0; slots].into_boxed_slice();
-            self.slots = std::iter::repeat_with(|| None).take(slots).collect();
+            self.words = SlotWords::zeroed(slots);
             self.len = 0;
             let mut fits = true;
             while let Some(item) = items.pop() {
@@ -210,75 +322,112 @@ impl<T> SlotTable<T> {
         }
     }
 
+    /// Takes every item out, leaving the table empty (and without slots).
     fn take_all(&mut self) -> Vec<T> {
         self.len = 0;
-        self.meta = Box::new([]);
-        mem::take(&mut self.slots)
-            .into_vec()
-            .into_iter()
-            .flatten()
+        let words = mem::replace(&mut self.words, SlotWords::empty());
+        words
+            .iter()
+            .filter(|w| **w != 0)
+            // SAFETY: each taken word's item leaves the table here, once;
+            // the words are freed without dropping anything.
+            .map(|w| unsafe { T::from_bits(bits(*w)) })
             .collect()
     }
 
     /// Removes the item in `slot`, shifting the ones after it back.
     pub fn remove(&mut self, slot: usize) -> Option<T> {
-        let item = self.slots.get_mut(slot)?.take()?;
+        let w = *self.words.get(slot)?;
+        if w == 0 {
+            return None;
+        }
+        // SAFETY: the item leaves the table: its slot is overwritten below.
+        let item = unsafe { T::from_bits(bits(w)) };
         self.len -= 1;
         let mut i = slot;
         loop {
             let j = self.next(i);
-            let m = self.meta[j];
+            let next = self.words[j];
             // Empty, or at its home: nothing further belongs earlier.
-            if (m >> 8) <= 1 {
-                self.meta[i] = 0;
+            if (meta_of(next) >> 8) <= 1 {
+                self.words[i] = 0;
                 return Some(item);
             }
-            self.meta[i] = m - (1 << 8);
-            self.slots[i] = self.slots[j].take();
+            self.words[i] = next - (1 << (META_SHIFT + 8));
             i = j;
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &T> + '_ {
-        self.slots.iter().flatten()
+    pub fn iter(&self) -> impl Iterator<Item = Slot<'_, T>> + '_ {
+        self.words
+            .iter()
+            .filter(|w| **w != 0)
+            // SAFETY: taken words of this table, viewed while borrowed.
+            .map(|w| unsafe { Slot::of(*w) })
     }
 
     /// Keeps the items for which `keep` holds, in one pass: each kept item
     /// moves back to the first free slot at or after its home.
     pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
-        let n = self.meta.len();
+        let n = self.words.len();
         // Start at an empty slot: no item's walk from home crosses it, so
         // in the order from there every item comes after its home.
-        let Some(start) = self.meta.iter().position(|m| *m == 0) else {
+        let Some(start) = self.words.iter().position(|w| *w == 0) else {
             return;
         };
         let mut free = 0; // the first offset from `start` nothing was put at
         for offset in 0..n {
             let i = (start + offset) % n;
-            let m = u32::from(self.meta[i]);
-            if m == 0 {
+            let w = self.words[i];
+            if w == 0 {
                 continue;
             }
-            self.meta[i] = 0;
-            let Some(item) = self.slots[i].take() else {
-                continue;
-            };
-            if !keep(&item) {
+            self.words[i] = 0;
+            // SAFETY: a taken word, viewed while the table is borrowed.
+            if !keep(&*unsafe { Slot::<T>::of(w) }) {
+                // SAFETY: its slot was cleared above; dropped once, here.
+                drop(unsafe { T::from_bits(bits(w)) });
                 self.len -= 1;
                 continue;
             }
+            let m = meta_of(w);
             let home = offset - ((m >> 8) as usize - 1);
             let at = home.max(free);
-            let distance = (at - home) as u32;
-            self.meta[(start + at) % n] = (((distance + 1) << 8) | (m & 0xff)) as u16;
-            self.slots[(start + at) % n] = Some(item);
+            let distance = (at - home) as u64;
+            self.words[(start + at) % n] = (meta(m, distance) << META_SHIFT) | bits(w);
             free = at + 1;
         }
     }
 
     /// Drops every item and the table's memory.
     pub fn clear(&mut self) {
-        *self = Self::default();
+        drop(self.take_all());
+    }
+}
+
+impl<T: Packed> Drop for SlotTable<T> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+impl<T: Packed + Clone> Clone for SlotTable<T> {
+    /// The same layout, slot for slot, with each item cloned.
+    fn clone(&self) -> Self {
+        let mut copy = Self {
+            words: SlotWords::zeroed(self.words.len()),
+            len: 0,
+            items: PhantomData,
+        };
+        for (i, w) in self.words.iter().enumerate() {
+            if *w != 0 {
+                // SAFETY: a taken word of `self`, viewed while borrowed.
+                let item = (*unsafe { Slot::<T>::of(*w) }).clone();
+                copy.words[i] = word(item, meta_of(*w));
+                copy.len += 1;
+            }
+        }
+        copy
     }
 }
 

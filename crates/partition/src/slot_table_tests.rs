@@ -2,7 +2,7 @@
 //! retains, with its Robin Hood layout checked after every step, under a
 //! well-spread hash and under ones that pile keys onto few home slots.
 
-use super::{home, SlotTable, MAX_DISTANCE};
+use super::{home, Packed, SlotTable, ITEM_BITS, MAX_DISTANCE, META_SHIFT};
 use crate::test_rng::Rng;
 use std::collections::HashSet;
 
@@ -22,26 +22,27 @@ fn clumped(k: &u64) -> u64 {
 /// is `distance` after its home, every slot in between is taken, and the
 /// distance grows by at most one from a slot to the next.
 fn check(t: &SlotTable<u64>, hash: fn(&u64) -> u64) {
-    let n = t.meta.len();
+    let n = t.words.len();
     let mut count = 0;
     for i in 0..n {
-        let m = u32::from(t.meta[i]);
-        let Some(k) = t.slots[i] else {
-            assert_eq!(m, 0, "slot {i} empty with metadata");
+        let w = t.words[i];
+        let m = w >> META_SHIFT;
+        if m == 0 {
+            assert_eq!(w, 0, "slot {i} empty with an item");
             continue;
-        };
+        }
+        let k = w & ITEM_BITS;
         count += 1;
         let h = hash(&k);
-        assert_ne!(m, 0, "slot {i} taken without metadata");
-        assert_eq!(m & 0xff, h as u32 & 0xff, "tag of {k}");
+        assert_eq!(m & 0xff, h & 0xff, "tag of {k}");
         let distance = (m >> 8) as usize - 1;
         assert_eq!((home(h, n) + distance) % n, i, "distance of {k}");
         for back in 1..=distance {
-            assert!(t.slots[(i + n - back) % n].is_some(), "gap before {k}");
+            assert_ne!(t.words[(i + n - back) % n], 0, "gap before {k}");
         }
-        let next = u32::from(t.meta[(i + 1) % n]) >> 8;
+        let next = t.words[(i + 1) % n] >> (META_SHIFT + 8);
         assert!(next <= (m >> 8) + 1, "order after slot {i}");
-        assert!(distance as u32 <= MAX_DISTANCE);
+        assert!(distance as u64 <= MAX_DISTANCE);
     }
     assert_eq!(count, t.len());
     assert!(n == 0 || t.len() * 10 <= n * 9 || n <= 8);
@@ -75,11 +76,15 @@ fn run(hash: fn(&u64) -> u64, keys: u64, steps: usize, seed: u64) {
         }
         for probe in [k, rng.next() % keys] {
             let found = t.find(hash(&probe), |x| *x == probe).and_then(|i| t.get(i));
-            assert_eq!(found.copied(), model.get(&probe).copied(), "find {probe}");
+            assert_eq!(
+                found.map(|x| *x),
+                model.get(&probe).copied(),
+                "find {probe}"
+            );
         }
     }
     check(&t, hash);
-    let mut all: Vec<u64> = t.iter().copied().collect();
+    let mut all: Vec<u64> = t.iter().map(|x| *x).collect();
     all.sort();
     let mut expected: Vec<u64> = model.into_iter().collect();
     expected.sort();
@@ -111,8 +116,10 @@ fn grows_past_its_load_when_a_run_would_pass_the_longest_distance() {
     assert!(t.slots() > 600 * 10 / 9 + 1, "{} slots", t.slots());
     for k in 0..600u64 {
         assert_eq!(
-            t.find(hash(&k), |x| *x == k).and_then(|i| t.get(i)),
-            Some(&k)
+            t.find(hash(&k), |x| *x == k)
+                .and_then(|i| t.get(i))
+                .map(|x| *x),
+            Some(k)
         );
     }
 }
@@ -127,14 +134,14 @@ fn stays_between_60_and_90_percent_full_while_growing() {
             assert!((0.59..=0.9).contains(&load), "{} in {}", t.len(), t.slots());
         }
     }
-    // 3,690 entries (1M over 271 partitions): 11-17 bytes per entry.
+    // 3,690 entries (1M over 271 partitions): 9-13.4 bytes per entry.
     let mut t = SlotTable::default();
     for k in 0..3_690u64 {
         t.insert(spread(&k), k, spread);
     }
-    let per_entry = t.slots() as f64 * 10.0 / 3_690.0;
+    let per_entry = t.slots() as f64 * 8.0 / 3_690.0;
     assert!(
-        (11.0..=17.0).contains(&per_entry),
+        (8.8..=13.4).contains(&per_entry),
         "{per_entry} bytes per entry"
     );
 }
@@ -149,5 +156,87 @@ fn clear_frees_and_the_table_works_after() {
     assert_eq!((t.len(), t.slots()), (0, 0));
     assert!(t.find(spread(&5), |x| *x == 5).is_none());
     t.insert(spread(&5), 5, spread);
-    assert_eq!(t.iter().copied().collect::<Vec<_>>(), vec![5]);
+    assert_eq!(t.iter().map(|x| *x).collect::<Vec<_>>(), vec![5]);
+}
+
+thread_local! {
+    /// Live `Counted` items on this thread.
+    static LIVE: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// A heap item (a pointer, like an entry) that counts itself.
+struct Counted(Box<u64>);
+
+impl Counted {
+    fn new(k: u64) -> Self {
+        LIVE.with(|n| n.set(n.get() + 1));
+        Counted(Box::new(k))
+    }
+}
+
+impl Clone for Counted {
+    fn clone(&self) -> Self {
+        Counted::new(*self.0)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        LIVE.with(|n| n.set(n.get() - 1));
+    }
+}
+
+impl Packed for Counted {
+    fn into_bits(self) -> u64 {
+        let this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: the box is moved out once; `this` is never dropped.
+        let boxed = unsafe { std::ptr::read(&this.0) };
+        Box::into_raw(boxed).expose_provenance() as u64
+    }
+
+    unsafe fn from_bits(bits: u64) -> Self {
+        // SAFETY: bits of a box `into_bits` released, taken back once.
+        Counted(unsafe { Box::from_raw(std::ptr::with_exposed_provenance_mut(bits as usize)) })
+    }
+}
+
+#[test]
+fn items_are_dropped_once_whether_removed_replaced_retained_cloned_or_left_in() {
+    let hash = |c: &Counted| spread(&c.0);
+    let live = || LIVE.with(|n| n.get());
+    let mut t = SlotTable::default();
+    for k in 0..5_000u64 {
+        t.insert(spread(&k), Counted::new(k), hash);
+    }
+    assert_eq!(live(), 5_000);
+    for k in (0..5_000u64).step_by(5) {
+        let slot = t.find(spread(&k), |c| *c.0 == k).expect("present");
+        assert_eq!(t.remove(slot).map(|c| *c.0), Some(k));
+    }
+    assert_eq!(live(), 4_000);
+    // Replacing through a changeable view drops the old item and keeps
+    // the new one in the slot; changing it in place keeps it.
+    for k in [1u64, 2, 3] {
+        let slot = t.find(spread(&k), |c| *c.0 == k).expect("present");
+        *t.get_mut(slot).expect("taken") = Counted::new(k);
+        *t.get_mut(slot).expect("taken").0 += 0;
+    }
+    assert_eq!(live(), 4_000);
+    t.retain(|c| *c.0 % 2 == 0);
+    assert_eq!((t.len() as i64, live()), (2_000, 2_000));
+    let copy = t.clone();
+    assert_eq!(live(), 4_000);
+    for k in 0..5_000u64 {
+        let want = (k % 5 != 0 && k % 2 == 0).then_some(k);
+        for table in [&t, &copy] {
+            let found = table
+                .find(spread(&k), |c| *c.0 == k)
+                .and_then(|i| table.get(i));
+            assert_eq!(found.map(|c| *c.0), want, "key {k}");
+        }
+    }
+    drop(t);
+    assert_eq!(live(), 2_000);
+    drop(copy);
+    assert_eq!(live(), 0);
 }

@@ -4,7 +4,7 @@
 //! access and swept periodically (so expired events fire without a read).
 
 use crate::entry::{Compact, Entry};
-use crate::slot_table::SlotTable;
+use crate::slot_table::{Slot, SlotMut, SlotTable};
 use bytes::Bytes;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -136,14 +136,19 @@ impl MapPartition {
 
     /// The live entry of `key`, in one lookup: an expired one is dropped
     /// on the way (expiry is checked on every access).
-    fn live(&mut self, key: &[u8], now: Instant) -> Option<&mut Entry> {
+    fn live(&mut self, key: &[u8], now: Instant) -> Option<SlotMut<'_, Entry>> {
         let key = Compact::of(key);
         let h = self.hash(key);
         self.live_hashed(key, h, now)
     }
 
     /// [`live`](Self::live) for a key already hashed (`h`).
-    fn live_hashed(&mut self, key: Compact<'_>, h: u64, now: Instant) -> Option<&mut Entry> {
+    fn live_hashed(
+        &mut self,
+        key: Compact<'_>,
+        h: u64,
+        now: Instant,
+    ) -> Option<SlotMut<'_, Entry>> {
         let slot = self.entries.find(h, |e| e.key() == key)?;
         if self.entries.get(slot)?.is_expired(now) {
             self.entries.remove(slot);
@@ -153,7 +158,7 @@ impl MapPartition {
     }
 
     pub fn get(&mut self, key: &[u8], now: Instant) -> Option<Bytes> {
-        let e = self.live(key, now)?;
+        let mut e = self.live(key, now)?;
         e.touch();
         Some(e.value_bytes())
     }
@@ -198,48 +203,46 @@ impl MapPartition {
         let stats = self.stats;
         let compact = Compact::of(&key);
         let h = self.hash(compact);
-        match self.live_hashed(compact, h, now) {
-            Some(slot) => {
-                let mut r = slot.metadata();
-                r.value = value;
-                r.ttl = ttl;
-                r.expires_at = ttl.map(|d| now + d);
-                r.last_update_time = t;
-                r.version += 1;
-                let previous = if keep {
-                    match slot.rewrite(&r, stats) {
-                        Some(previous) => Some(previous),
-                        None => {
-                            let previous = slot.value_bytes();
-                            *slot = Entry::new(&key, &r, stats);
-                            Some(previous)
-                        }
-                    }
-                } else {
-                    if !slot.overwrite(&r, stats) {
+        // The slot's view writes back when it ends, so the insert below
+        // comes after the `if let` (a `match` would still hold the view).
+        if let Some(mut slot) = self.live_hashed(compact, h, now) {
+            let mut r = slot.metadata();
+            r.value = value;
+            r.ttl = ttl;
+            r.expires_at = ttl.map(|d| now + d);
+            r.last_update_time = t;
+            r.version += 1;
+            let previous = if keep {
+                match slot.rewrite(&r, stats) {
+                    Some(previous) => Some(previous),
+                    None => {
+                        let previous = slot.value_bytes();
                         *slot = Entry::new(&key, &r, stats);
+                        Some(previous)
                     }
-                    None
-                };
-                Written {
-                    existed: true,
-                    previous,
-                    record: r,
                 }
-            }
-            None => {
-                let mut r = Record::new(value, ttl, now);
-                self.insert_absent(h, Entry::new(&key, &r, stats));
-                if !stats {
-                    // As the entry reads back: statistics not tracked.
-                    (r.hits, r.last_access_time) = (-1, -1);
+            } else {
+                if !slot.overwrite(&r, stats) {
+                    *slot = Entry::new(&key, &r, stats);
                 }
-                Written {
-                    existed: false,
-                    previous: None,
-                    record: r,
-                }
-            }
+                None
+            };
+            return Written {
+                existed: true,
+                previous,
+                record: r,
+            };
+        }
+        let mut r = Record::new(value, ttl, now);
+        self.insert_absent(h, Entry::new(&key, &r, stats));
+        if !stats {
+            // As the entry reads back: statistics not tracked.
+            (r.hits, r.last_access_time) = (-1, -1);
+        }
+        Written {
+            existed: false,
+            previous: None,
+            record: r,
         }
     }
 
@@ -252,7 +255,7 @@ impl MapPartition {
     /// Changes the TTL of a live entry, counted from now. `None`: never expire.
     pub fn set_ttl(&mut self, key: &[u8], ttl: Option<Duration>, now: Instant) -> bool {
         match self.live(key, now) {
-            Some(e) => {
+            Some(mut e) => {
                 e.set_ttl(ttl, now, epoch_millis());
                 true
             }
@@ -297,7 +300,7 @@ impl MapPartition {
 
     /// Live entries (expired ones are skipped, not removed), for reads
     /// of keys or values without the statistics.
-    pub(crate) fn live_entries(&self, now: Instant) -> impl Iterator<Item = &Entry> + '_ {
+    pub(crate) fn live_entries(&self, now: Instant) -> impl Iterator<Item = Slot<'_, Entry>> + '_ {
         self.entries.iter().filter(move |e| !e.is_expired(now))
     }
 
@@ -324,14 +327,13 @@ impl MapPartition {
             record.value = crate::entry::own_buffer(record.value);
         }
         let slot = self.entries.find(h, |e| e.key() == compact);
-        match slot.and_then(|slot| self.entries.get_mut(slot)) {
-            Some(e) => {
-                if !e.overwrite_sharing(&record, stats) {
-                    *e = Entry::sharing(&key, &record, stats);
-                }
+        if let Some(mut e) = slot.and_then(|slot| self.entries.get_mut(slot)) {
+            if !e.overwrite_sharing(&record, stats) {
+                *e = Entry::sharing(&key, &record, stats);
             }
-            None => self.insert_absent(h, Entry::sharing(&key, &record, stats)),
+            return;
         }
+        self.insert_absent(h, Entry::sharing(&key, &record, stats));
     }
 }
 

@@ -493,6 +493,23 @@ impl Drop for Entry {
     }
 }
 
+/// A table slot holds an entry as its pointer's address (see
+/// [`Packed`](crate::slot_table::Packed)).
+impl crate::slot_table::Packed for Entry {
+    fn into_bits(self) -> u64 {
+        let entry = std::mem::ManuallyDrop::new(self);
+        entry.0.as_ptr().expose_provenance() as u64
+    }
+
+    unsafe fn from_bits(bits: u64) -> Self {
+        // SAFETY: the caller passes bits `into_bits` made from an entry,
+        // a non-null pointer whose provenance it exposed.
+        Entry(unsafe {
+            NonNull::new_unchecked(std::ptr::with_exposed_provenance_mut(bits as usize))
+        })
+    }
+}
+
 impl Clone for Entry {
     fn clone(&self) -> Entry {
         let s = self.shape();
