@@ -4,6 +4,7 @@
 //! run on it (`map_ops.rs`).
 
 mod entry;
+mod evened;
 mod map_ops;
 mod merge;
 mod replica;

@@ -325,7 +325,9 @@ mod tests {
             let joins = (1..=6).map(|n| (&all[..n], 1));
             // A backup promoted for a departed owner may go one over its
             // share (no copy), so others stay under theirs, and this adds
-            // up over departures: owners here end up to 6 apart.
+            // up over departures: owners here end up to 6 apart (without
+            // the evened tables the master moves to once in sync again,
+            // see `evened.rs`).
             let leaves = (1..=4).map(|k| (&all[k..], 6));
             for (ms, owned_spread) in joins.chain(leaves) {
                 let n = ms.len();

@@ -7,6 +7,8 @@
 //! owns wait for that copy; a backup promoted to owner already has the data.
 //! Owners tell their backups the number of their last change every second;
 //! a backup that fell behind (a lost message, a restart) copies again.
+//! Once every member is in sync, the master evens out owners that
+//! departures left apart (`balance.rs`).
 
 use crate::data::DataPlane;
 use crate::service_msg::ServiceMessage;
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+mod balance;
 mod copy;
 mod hand_over;
 
@@ -184,31 +187,6 @@ impl Coordinator {
         }
         if snap.is_master() {
             self.rebalance(&snap);
-        }
-    }
-
-    /// Master: the table for the members that stay.
-    fn rebalance(&mut self, snap: &ClusterSnapshot) {
-        let owners: Vec<Uuid> = snap
-            .view
-            .members
-            .iter()
-            .map(|m| m.uuid)
-            .filter(|u| !self.leaving.contains(u))
-            .collect();
-        if owners.is_empty() {
-            return;
-        }
-        let current = self.data.service.table();
-        let next = current.rebalanced(&owners, self.backup_count);
-        if next.version != current.version {
-            tracing::info!(
-                "partition table version {}: {} partition(s) change owner",
-                next.version,
-                current.moves(&next).len()
-            );
-            self.apply(next.clone());
-            self.broadcast(&next);
         }
     }
 
@@ -455,6 +433,9 @@ impl Coordinator {
             self.send_to_members(&ServiceMessage::InSync {
                 version: self.in_sync_reported,
             });
+            if snap.is_master() && all_in_sync && self.leaving.is_empty() {
+                self.even_owners(&snap);
+            }
         }
         let expired: Vec<u32> = self
             .released
