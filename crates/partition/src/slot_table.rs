@@ -41,6 +41,8 @@ use std::ops::{Deref, DerefMut};
 
 /// Slots of the first table.
 const MIN_SLOTS: usize = 8;
+/// Tables of fewer slots (2 KiB) are not shrunk.
+const SHRINK_MIN_SLOTS: usize = 256;
 /// The largest distance from home the metadata holds (255 - 1).
 const MAX_DISTANCE: u64 = 254;
 /// Where the metadata starts in a word.
@@ -335,8 +337,20 @@ impl<T: Packed> SlotTable<T> {
             .collect()
     }
 
+    /// After removals: a table under 20% full shrinks to 60% full, so a map
+    /// that emptied (deletes, expiry) gives its memory back; between 20% and
+    /// 90% nothing moves, so a map around one size never resizes back and
+    /// forth. `rehash` as in [`insert`](Self::insert).
+    fn shrink_if_sparse(&mut self, rehash: &impl Fn(&T) -> u64) {
+        let n = self.words.len();
+        if n >= SHRINK_MIN_SLOTS && self.len * 5 < n {
+            self.resize((self.len * 5 / 3).max(MIN_SLOTS), rehash);
+        }
+    }
+
     /// Removes the item in `slot`, shifting the ones after it back.
-    pub fn remove(&mut self, slot: usize) -> Option<T> {
+    /// `rehash` as in [`insert`](Self::insert): the table may shrink.
+    pub fn remove(&mut self, slot: usize, rehash: impl Fn(&T) -> u64) -> Option<T> {
         let w = *self.words.get(slot)?;
         if w == 0 {
             return None;
@@ -351,6 +365,7 @@ impl<T: Packed> SlotTable<T> {
             // Empty, or at its home: nothing further belongs earlier.
             if (meta_of(next) >> 8) <= 1 {
                 self.words[i] = 0;
+                self.shrink_if_sparse(&rehash);
                 return Some(item);
             }
             self.words[i] = next - (1 << (META_SHIFT + 8));
@@ -367,8 +382,9 @@ impl<T: Packed> SlotTable<T> {
     }
 
     /// Keeps the items for which `keep` holds, in one pass: each kept item
-    /// moves back to the first free slot at or after its home.
-    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) {
+    /// moves back to the first free slot at or after its home. `rehash` as
+    /// in [`insert`](Self::insert): the table may shrink.
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool, rehash: impl Fn(&T) -> u64) {
         let n = self.words.len();
         // Start at an empty slot: no item's walk from home crosses it, so
         // in the order from there every item comes after its home.
@@ -397,6 +413,7 @@ impl<T: Packed> SlotTable<T> {
             self.words[(start + at) % n] = (meta(m, distance) << META_SHIFT) | bits(w);
             free = at + 1;
         }
+        self.shrink_if_sparse(&rehash);
     }
 
     /// Drops every item and the table's memory.

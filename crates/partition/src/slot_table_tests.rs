@@ -62,12 +62,14 @@ fn run(hash: fn(&u64) -> u64, keys: u64, steps: usize, seed: u64) {
                 model.insert(k);
             }
             6..=8 => {
-                let removed = t.find(hash(&k), |x| *x == k).and_then(|i| t.remove(i));
+                let removed = t
+                    .find(hash(&k), |x| *x == k)
+                    .and_then(|i| t.remove(i, hash));
                 assert_eq!(removed.is_some(), model.remove(&k), "remove {k}");
             }
             _ => {
                 let cut = rng.next() % keys;
-                t.retain(|x| !(x ^ cut).is_multiple_of(3));
+                t.retain(|x| !(x ^ cut).is_multiple_of(3), hash);
                 model.retain(|x| !(x ^ cut).is_multiple_of(3));
             }
         }
@@ -211,7 +213,7 @@ fn items_are_dropped_once_whether_removed_replaced_retained_cloned_or_left_in() 
     assert_eq!(live(), 5_000);
     for k in (0..5_000u64).step_by(5) {
         let slot = t.find(spread(&k), |c| *c.0 == k).expect("present");
-        assert_eq!(t.remove(slot).map(|c| *c.0), Some(k));
+        assert_eq!(t.remove(slot, hash).map(|c| *c.0), Some(k));
     }
     assert_eq!(live(), 4_000);
     // Replacing through a changeable view drops the old item and keeps
@@ -222,7 +224,7 @@ fn items_are_dropped_once_whether_removed_replaced_retained_cloned_or_left_in() 
         *t.get_mut(slot).expect("taken").0 += 0;
     }
     assert_eq!(live(), 4_000);
-    t.retain(|c| *c.0 % 2 == 0);
+    t.retain(|c| *c.0 % 2 == 0, hash);
     assert_eq!((t.len() as i64, live()), (2_000, 2_000));
     let copy = t.clone();
     assert_eq!(live(), 4_000);
@@ -239,4 +241,57 @@ fn items_are_dropped_once_whether_removed_replaced_retained_cloned_or_left_in() 
     assert_eq!(live(), 2_000);
     drop(copy);
     assert_eq!(live(), 0);
+}
+
+#[test]
+fn a_table_emptied_by_removals_or_retain_shrinks_and_one_around_a_size_does_not_resize() {
+    let mut t = SlotTable::default();
+    for k in 0..20_000u64 {
+        t.insert(spread(&k), k, spread);
+    }
+    let full = t.slots();
+    // Removing one by one down to 100: the table follows, 20-90% full
+    // from the moment it would be under 20%.
+    for k in 100..20_000u64 {
+        let slot = t.find(spread(&k), |x| *x == k).expect("present");
+        assert_eq!(t.remove(slot, spread), Some(k));
+        if t.slots() >= super::SHRINK_MIN_SLOTS {
+            assert!(t.len() * 5 >= t.slots(), "{} in {}", t.len(), t.slots());
+        }
+    }
+    check(&t, spread);
+    assert!(
+        t.slots() <= 100 * 5,
+        "{} slots for 100 items (was {full})",
+        t.slots()
+    );
+    for k in 0..20_000u64 {
+        let found = t
+            .find(spread(&k), |x| *x == k)
+            .and_then(|i| t.get(i))
+            .map(|x| *x);
+        assert_eq!(found, (k < 100).then_some(k));
+    }
+    // Retain: in one pass, then one shrink.
+    let mut t = SlotTable::default();
+    for k in 0..20_000u64 {
+        t.insert(spread(&k), k, spread);
+    }
+    t.retain(|k| k % 50 == 0, spread);
+    check(&t, spread);
+    assert_eq!(t.len(), 400);
+    assert!(
+        (400 * 10 / 9..=400 * 5).contains(&t.slots()),
+        "{} slots",
+        t.slots()
+    );
+    // Around one size (half full): inserts and removals in turn move nothing.
+    let slots = t.slots();
+    for round in 0..1_000u64 {
+        let k = 1_000_000 + round;
+        t.insert(spread(&k), k, spread);
+        let slot = t.find(spread(&k), |x| *x == k).expect("present");
+        t.remove(slot, spread);
+        assert_eq!(t.slots(), slots);
+    }
 }

@@ -124,7 +124,8 @@ impl MapPartition {
         let key = Compact::of(key);
         let h = self.hash(key);
         let slot = self.entries.find(h, |e| e.key() == key)?;
-        self.entries.remove(slot)
+        let hasher = &self.hasher;
+        self.entries.remove(slot, |e| hasher.hash_one(e.key()))
     }
 
     /// Inserts an entry whose key is known to be absent; `h` is its key's
@@ -151,7 +152,8 @@ impl MapPartition {
     ) -> Option<SlotMut<'_, Entry>> {
         let slot = self.entries.find(h, |e| e.key() == key)?;
         if self.entries.get(slot)?.is_expired(now) {
-            self.entries.remove(slot);
+            let hasher = &self.hasher;
+            self.entries.remove(slot, |e| hasher.hash_one(e.key()));
             return None;
         }
         self.entries.get_mut(slot)
@@ -266,14 +268,18 @@ impl MapPartition {
     /// Removes and returns every expired entry.
     pub fn purge_expired(&mut self, now: Instant) -> Vec<(Bytes, Bytes)> {
         let mut out = Vec::new();
-        self.entries.retain(|e| {
-            if e.is_expired(now) {
-                out.push((e.key_bytes(), e.value_bytes()));
-                false
-            } else {
-                true
-            }
-        });
+        let hasher = &self.hasher;
+        self.entries.retain(
+            |e| {
+                if e.is_expired(now) {
+                    out.push((e.key_bytes(), e.value_bytes()));
+                    false
+                } else {
+                    true
+                }
+            },
+            |e| hasher.hash_one(e.key()),
+        );
         out
     }
 
