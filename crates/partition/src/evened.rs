@@ -12,10 +12,17 @@
 //! [`PartitionTable::evened`] is the table to move to once the cluster is
 //! in sync again (the master asks when every member holds every replica of
 //! the current table). It gives a partition of the member owning the most
-//! to the member owning the fewest until they are at most one apart, and
-//! prefers a partition whose backup the receiving member already is: the
-//! two swap roles, so nothing is copied and every member keeps as many
-//! replicas as before.
+//! to the member owning the fewest, one that member holds no replica of,
+//! until they are at most one apart. The receiver copies the partition
+//! from its old owner, as a member that joins does.
+//!
+//! Why not swap an owner with its backup, which needs no copy: a backup
+//! holds only the maps that keep backups (not one with `backup-count: 0`),
+//! and a write the old owner applied as the table changed, whose backup the
+//! promoted member refused, would stay on the old owner alone under a
+//! change number the new owner gives another write (a review on 2026-11-26
+//! found both; `tests/ownership.rs` and `tests/partial_backups.rs` in the
+//! server hold them, ignored until promotions over a living owner copy).
 
 use crate::PartitionTable;
 use uuid::Uuid;
@@ -55,25 +62,16 @@ impl PartitionTable {
                 break;
             }
             let (from, to) = (members[hi], members[lo]);
-            let of_hi = || next.replicas.iter().position(|r| r[0] == from);
-            // A partition `lo` backs up: swap the two (no copy). Else any
-            // of `hi`'s: `lo` takes it and copies the data, `hi` keeps
-            // nothing of it (one replica moves, as in a join).
-            let swap = next
+            // One of `hi`'s partitions `lo` holds nothing of: `lo` takes
+            // it and copies it from `hi`, which keeps nothing of it.
+            let Some(p) = next
                 .replicas
                 .iter()
-                .position(|r| r[0] == from && r.contains(&to));
-            match swap {
-                Some(p) => {
-                    let r = &mut next.replicas[p];
-                    let at = r.iter().position(|u| *u == to).unwrap_or(0);
-                    r.swap(0, at);
-                }
-                None => match of_hi() {
-                    Some(p) => next.replicas[p][0] = to,
-                    None => break,
-                },
-            }
+                .position(|r| r[0] == from && !r.contains(&to))
+            else {
+                break;
+            };
+            next.replicas[p][0] = to;
             owned[hi] -= 1;
             owned[lo] += 1;
         }
@@ -101,19 +99,13 @@ mod tests {
         ms.iter().map(|m| t.owned_by(*m).len()).collect()
     }
 
-    fn held(t: &PartitionTable, ms: &[Uuid]) -> Vec<usize> {
-        ms.iter()
-            .map(|m| (0..t.count()).filter(|p| t.is_replica(*p, *m)).count())
-            .collect()
-    }
-
     /// A cluster grown one member at a time to 6 and shrunk one at a time
     /// to 2: after each departure's table, owners drift apart; the evened
-    /// table brings them within one by swapping owner and backup (nothing
-    /// copied, every member keeping as many replicas), and is settled: the
-    /// same members again change nothing, evened or rebalanced.
+    /// table brings them within one, each move a partition copied to a
+    /// member that held none of it (as a join moves one), and is settled:
+    /// the same members again change nothing, evened or rebalanced.
     #[test]
-    fn owners_drifted_by_departures_are_evened_by_swapping_roles() {
+    fn owners_drifted_by_departures_are_evened_by_moving_as_few_as_possible() {
         for backups in [1, 2] {
             let all = members(6);
             let mut t = PartitionTable::empty(271);
@@ -131,17 +123,37 @@ mod tests {
                 let before = owned(&t, ms);
                 drifted = drifted.max(spread(&before));
                 let e = t.evened(ms, backups);
+                let after = owned(&e, ms);
+                // 2 backups on 3 members: every member holds every
+                // partition, so nothing can move without a swap.
+                if ms.len() > backups + 1 {
+                    assert!(
+                        spread(&after) <= 1,
+                        "{backups} backups, {ms:?}: {before:?} -> {after:?}"
+                    );
+                }
+                let moved = t.moves(&e);
+                let excess: usize = before
+                    .iter()
+                    .map(|o| o.saturating_sub(271 / ms.len() + 1))
+                    .sum();
                 assert!(
-                    spread(&owned(&e, ms)) <= 1,
-                    "{backups} backups, {ms:?}: {before:?} -> {:?}",
-                    owned(&e, ms)
+                    moved.len() <= excess.max(spread(&before)),
+                    "{} moves for {before:?}",
+                    moved.len()
                 );
-                assert_eq!(held(&e, ms), held(&t, ms), "replicas per member unchanged");
-                let copies = (0..271u32)
-                    .filter(|p| e.owner(*p).is_some_and(|o| !t.is_replica(*p, o)))
-                    .count();
-                assert_eq!(copies, 0, "{backups} backups: owners moved by copying");
-                if spread(&before) > 1 {
+                for (p, from, to) in moved {
+                    assert!(
+                        !t.is_replica(p, to.unwrap()),
+                        "partition {p} moved to one of its replicas"
+                    );
+                    assert!(
+                        !e.is_replica(p, from.unwrap()),
+                        "partition {p}: its old owner kept a replica"
+                    );
+                    assert_eq!(e.replicas[p as usize].len(), t.replicas[p as usize].len());
+                }
+                if spread(&before) > 1 && spread(&after) < spread(&before) {
                     assert_eq!(e.version, t.version + 1);
                     assert!(e.previous == t.replicas);
                 }
@@ -163,8 +175,7 @@ mod tests {
         // A member the table does not hold yet, and one it holds that left.
         assert!(t.evened(&ms, 1) == t, "a member without replicas");
         assert!(t.evened(&ms[1..3], 1) == t, "a replica on a member gone");
-        // Owners skewed by hand in a settled table (no backups): moved
-        // by copying, since no member holds another's data.
+        // Owners skewed by hand in a settled table (no backups).
         let mut skewed = PartitionTable::empty(271).rebalanced(&ms, 0);
         for p in 0..40usize {
             skewed.replicas[p][0] = ms[0];

@@ -34,8 +34,8 @@ impl Coordinator {
 
     /// Master, once every member holds every replica of the current
     /// table: owners that departures left more than one partition apart
-    /// are evened, an owner and a backup of the same partition swapping
-    /// roles where they can (nothing copied; see `PartitionTable::evened`).
+    /// are evened, each move a partition copied to a member that held none
+    /// of it, from its old owner (see `PartitionTable::evened`).
     pub(super) fn even_owners(&mut self, snap: &ClusterSnapshot) {
         let members: Vec<Uuid> = snap.view.members.iter().map(|m| m.uuid).collect();
         let current = self.data.service.table();
