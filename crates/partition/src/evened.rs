@@ -16,13 +16,12 @@
 //! until they are at most one apart. The receiver copies the partition
 //! from its old owner, as a member that joins does.
 //!
-//! Why not swap an owner with its backup, which needs no copy: a backup
-//! holds only the maps that keep backups (not one with `backup-count: 0`),
-//! and a write the old owner applied as the table changed, whose backup the
-//! promoted member refused, would stay on the old owner alone under a
-//! change number the new owner gives another write (a review on 2026-11-26
-//! found both; `tests/ownership.rs` and `tests/partial_backups.rs` in the
-//! server hold them, ignored until promotions over a living owner copy).
+//! Why not swap an owner with its backup: a backup promoted over a living
+//! owner copies from it anyway (a backup holds only the maps that keep
+//! backups, and a write racing the change could otherwise stay on the old
+//! owner alone; see `PartitionService::apply_table`), so a swap would cost
+//! the same copy, and the first version of this, which swapped without
+//! one, lost entries of a map with `backup-count: 0` (found in review).
 
 use crate::PartitionTable;
 use uuid::Uuid;

@@ -43,6 +43,10 @@ pub struct TableChange {
     pub will_serve: Vec<(u32, Uuid)>,
     /// Partitions we no longer hold a replica of.
     pub released: Vec<u32>,
+    /// Partitions whose backup this member was, promoted over an owner
+    /// that is still alive: (partition, that owner), to copy from it
+    /// ([`PartitionService::keep_own_data`] if it cannot answer).
+    pub promotion_copies: Vec<(u32, Uuid)>,
 }
 
 pub struct PartitionService {
@@ -52,6 +56,10 @@ pub struct PartitionService {
     awaiting: Vec<AtomicBool>,
     changed: Notify,
     events: OnceLock<EventSink>,
+    /// Some map keeps fewer synchronous backups than the table has backup
+    /// slots (`backup-count: 0`, asynchronous backups): a backup may lack
+    /// that map's entries, or its latest changes.
+    partial_backups: AtomicBool,
 }
 
 /// Receives the events of a change while its partition is still locked,
@@ -87,7 +95,15 @@ impl PartitionService {
             awaiting: (0..count).map(|_| AtomicBool::new(false)).collect(),
             changed: Notify::new(),
             events: OnceLock::new(),
+            partial_backups: AtomicBool::new(false),
         }
+    }
+
+    /// Says whether some map keeps fewer synchronous backups than the
+    /// table has backup slots; then a backup promoted over an owner that is
+    /// still alive copies the partition from it (see `apply_table`).
+    pub fn set_partial_backups(&self, partial: bool) {
+        self.partial_backups.store(partial, Ordering::SeqCst);
     }
 
     pub fn me(&self) -> Uuid {
@@ -222,23 +238,38 @@ impl PartitionService {
                     None => self.state(p).start_empty(),
                 }
             } else if is_owner && held.first() != Some(&me) {
-                // A backup still waiting for its copy (it became a replica
-                // moments ago) is promoted without its data: operations wait
-                // for the copy, or writes made now would be overwritten by it.
+                // Promoted over an owner that is still alive (it leaves
+                // gracefully, or a join took it over its share): copy the
+                // partition from it when this backup may lack some of it
+                // (maps without backups, asynchronous ones), or when that
+                // owner stays a replica. A write it applied as the table
+                // changed, whose backup this member refused (the write
+                // failed, to be retried here), would otherwise stay on it
+                // alone, under a change number this member then gives
+                // another write, which it would skip as its backup.
+                let living_owner = prev
+                    .first()
+                    .copied()
+                    .filter(|o| *o != me && alive.contains(o));
+                let copy_from = living_owner
+                    .filter(|o| cur.contains(o) || self.partial_backups.load(Ordering::SeqCst));
                 let mut st = self.state(p);
-                let promoted = st.promote(now);
-                tracing::debug!(
-                    "partition {p}: promoted at change {} ({})",
-                    st.seq,
-                    if promoted {
-                        "data complete"
-                    } else {
-                        "waiting for its copy"
+                match copy_from {
+                    Some(src) if st.synced => {
+                        // Our own data stays, to fall back on.
+                        st.retained = true;
+                        st.synced = false;
+                        drop(st);
+                        self.awaiting[p as usize].store(true, Ordering::SeqCst);
+                        change.promotion_copies.push((p, src));
+                        tracing::debug!(
+                            "partition {p}: promoted over {src}, which is alive; copying from it"
+                        );
                     }
-                );
-                drop(st);
-                if !promoted {
-                    self.awaiting[p as usize].store(true, Ordering::SeqCst);
+                    _ => {
+                        drop(st);
+                        self.promote(p, now);
+                    }
                 }
             }
             for r in cur.iter().filter(|r| **r != me && !prev.contains(r)) {
@@ -260,6 +291,42 @@ impl PartitionService {
         drop(table);
         self.changed.notify_waiters();
         Some(change)
+    }
+
+    /// Makes this member's replica of `p` its owner's. A backup still
+    /// waiting for its copy (it became a replica moments ago) is promoted
+    /// without its data: operations wait for the copy, or writes made now
+    /// would be overwritten by it.
+    fn promote(&self, p: u32, now: Instant) {
+        let mut st = self.state(p);
+        let promoted = st.promote(now);
+        tracing::debug!(
+            "partition {p}: promoted at change {} ({})",
+            st.seq,
+            if promoted {
+                "data complete"
+            } else {
+                "waiting for its copy"
+            }
+        );
+        drop(st);
+        if !promoted {
+            self.awaiting[p as usize].store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// A promotion's copy from the old owner did not come (it left, or did
+    /// not hold the partition complete): this member serves the data it
+    /// held as a backup, as any promotion does.
+    pub fn keep_own_data(&self, p: u32) {
+        let mut st = self.state(p);
+        if !st.synced && st.retained {
+            st.synced = true;
+            st.promote(Instant::now());
+        }
+        drop(st);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
     }
 
     /// Whether operations on `p` must wait for its data to arrive.

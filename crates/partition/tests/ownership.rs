@@ -232,15 +232,8 @@ fn a_change_numbered_before_a_reset_or_a_move_belongs_to_an_older_epoch() {
 /// is retried on B. Without a copy, A kept that write under a change number
 /// B then gave another client's write, which A (now B's backup) took for one
 /// it had and skipped while acknowledging it: an acknowledged write on one
-/// member only. B, promoted over a living owner, should copy from it.
-///
-/// Known bug, not fixed yet: `rebalanced` promotes a backup over a living
-/// owner when a join takes that owner's partitions over its share. A copy
-/// from the old owner on such promotions (tried on 2026-11-26) made the
-/// promoted member give up its own complete data whenever its member list
-/// still held a crashed owner, and take a stale last-resort copy instead.
+/// member only. B, promoted over a living owner, copies from it.
 #[test]
-#[ignore = "known bug: a promotion over a living owner does not copy from it"]
 fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identical() {
     let (a_id, b_id) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
     let alive = [a_id, b_id];
@@ -273,12 +266,9 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
     let t2 = table(2, b_id, a_id, &t1);
     let change = b.apply_table(t2.clone(), &alive).expect("applied");
     assert!(
-        change
-            .needs_copy
-            .iter()
-            .any(|(q, owner, src)| *q == p && *owner && *src == a_id),
+        change.promotion_copies.contains(&(p, a_id)),
         "B copies from A: {:?}",
-        change.needs_copy
+        change.promotion_copies
     );
     assert!(b.is_awaiting(p), "operations on B wait for the copy");
     for batch in in_flight {
@@ -315,5 +305,45 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
     assert_eq!(
         on_a, on_b,
         "A (backup) and B (owner) hold the same writes at the same change"
+    );
+}
+
+/// The old owner cannot send its copy (it left, or holds the partition
+/// incomplete): the promoted backup serves what it held, as any promotion
+/// does, and never gives it up for another member's copy.
+#[test]
+fn a_promotion_whose_old_owner_sends_no_copy_serves_the_backups_own_data() {
+    let (a_id, b_id) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    let alive = [a_id, b_id];
+    let (a, b) = (
+        PartitionService::new(a_id, COUNT),
+        PartitionService::new(b_id, COUNT),
+    );
+    let t1 = table(1, a_id, b_id, &PartitionTable::empty(COUNT));
+    a.apply_table(t1.clone(), &alive).expect("applied");
+    b.apply_table(t1.clone(), &alive).expect("applied");
+    let key = Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x03abc");
+    let p = partition_id(&key, COUNT);
+    for batch in a.execute("m", &set(&key), &[p], false).2 {
+        b.receive_backup_from(batch, a_id).expect("B backs A up");
+    }
+    let change = b
+        .apply_table(table(2, b_id, a_id, &t1), &alive)
+        .expect("applied");
+    assert!(change.promotion_copies.contains(&(p, a_id)));
+    let get = MapOp::Get { key: key.clone() };
+    let (_, _, _, not_here) = b.execute("m", &get, &[p], false);
+    assert_eq!(
+        not_here,
+        vec![p],
+        "no operation before the copy or the fallback"
+    );
+    b.keep_own_data(p);
+    assert!(!b.is_awaiting(p));
+    let (result, _, _, not_here) = b.execute("m", &get, &[p], false);
+    assert!(not_here.is_empty());
+    assert!(
+        matches!(result, ferrocast_partition::MapResult::Data(Some(_))),
+        "the backup's entry is served: {result:?}"
     );
 }

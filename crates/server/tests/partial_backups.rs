@@ -8,15 +8,12 @@ use ferrocast_client::Client;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
-/// Known bug, not fixed yet: the leaving member's partitions go to their
-/// backups without a copy, and a backup never received the entries of a
-/// map with `backup-count: 0`, so a scale-down loses them (652 of 2,000 on
-/// 2026-11-26: the third the leaving member owned). Hazelcast migrates
-/// them on a graceful shutdown. The fix wanted: a backup promoted over an
-/// owner that is still alive copies from it, falling back on its own data
-/// (never on a last-resort copy) when that owner cannot answer.
+/// The leaving member's partitions go to their backups, which never
+/// received the entries of a map with `backup-count: 0`: each copies the
+/// partition from the leaving owner, which is still alive (before
+/// 2026-11-26 they were promoted as they were, and a scale-down lost 652
+/// of 2,000 entries: the third the leaving member owned).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug: a graceful leave loses the leaving owner's entries of maps without backups"]
 async fn graceful_leave_keeps_a_map_without_backups() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("ferrocast.yaml");

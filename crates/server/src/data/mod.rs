@@ -55,6 +55,17 @@ impl BackupCounts {
         self.per_map.get(name).copied().unwrap_or(self.default)
     }
 
+    /// Whether some map keeps fewer synchronous backups than the table
+    /// has slots: a backup then may lack that map's entries (none kept, or
+    /// sent asynchronously).
+    pub fn partial(&self) -> bool {
+        let slots = self.table_slots();
+        self.per_map
+            .values()
+            .chain(std::iter::once(&self.default))
+            .any(|(sync, _)| *sync < slots)
+    }
+
     /// Backup slots the partition table needs: the most any map uses.
     pub fn table_slots(&self) -> usize {
         self.per_map

@@ -137,6 +137,58 @@ impl Coordinator {
         });
     }
 
+    /// A backup promoted over an owner that is still alive copies the
+    /// partition from that owner (see `PartitionService::apply_table`). If
+    /// it cannot (the owner left, or does not hold it complete), this
+    /// member serves the data it held as a backup, as any promotion does.
+    /// No one else is asked: another member's copy, even a last-resort
+    /// one, may be older than what this member holds.
+    pub(super) fn spawn_promotion_copy(&self, p: u32, owner: Uuid, table_version: u64) {
+        let data = self.data.clone();
+        let inputs = self.inputs.clone();
+        let copied = self.copied.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let request = ServiceMessage::CopyRequest {
+                partition: p,
+                table_version: table_version.max(data.service.table_version()),
+                last_resort: false,
+            };
+            let answer = match (data.address_of(owner), request.wrap()) {
+                (Some(addr), Ok(m)) => tokio::select! {
+                    a = data.transport().request(addr, m, Duration::from_secs(10)) => a.ok(),
+                    _ = data.member_gone(owner) => None,
+                },
+                _ => None,
+            };
+            let me = data.service.me();
+            match answer.as_ref().map(ServiceMessage::unwrap) {
+                Some(Some(Ok(ServiceMessage::Copy {
+                    partition,
+                    seq,
+                    data: records,
+                }))) if partition == p && data.service.table().is_replica(p, me) => {
+                    let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                    copied.0.fetch_add(n, Ordering::SeqCst);
+                    data.service.install_copy(p, seq, records);
+                    tracing::debug!(
+                        "partition {p}: promoted, copied {n} entries from the old owner in {} ms",
+                        start.elapsed().as_millis()
+                    );
+                }
+                _ => {
+                    tracing::info!(
+                        "partition {p}: promoted over {owner}, which sent no copy; serving the data this member held as its backup"
+                    );
+                    data.service.keep_own_data(p);
+                }
+            }
+            let _ = inputs
+                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                .await;
+        });
+    }
+
     /// Serves a copy once our table is at least as new as the requester's,
     /// so no write we accept as owner after the copy is missing from it.
     pub(super) fn serve_copy(

@@ -210,12 +210,18 @@ impl Coordinator {
         let Some(change) = self.data.service.apply_table(table, &self.alive()) else {
             return;
         };
-        if !change.needs_copy.is_empty() && self.copy_started.is_none() {
+        if !(change.needs_copy.is_empty() && change.promotion_copies.is_empty())
+            && self.copy_started.is_none()
+        {
             self.copy_started = Some(Instant::now());
         }
         for (p, owner, source) in change.needs_copy {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
+        }
+        for (p, owner) in change.promotion_copies {
+            self.copying.insert(p, Instant::now());
+            self.spawn_promotion_copy(p, owner, version);
         }
         for p in change.released {
             self.released.insert(p, Instant::now());
