@@ -76,6 +76,11 @@ pub struct PartitionState {
     /// acknowledged writes it had made to its stale data just before it
     /// dropped them (`crates/server/tests/chaos.rs`, the pause scenario).
     pub epoch: u64,
+    /// The table version whose promotion of this backup over a living
+    /// owner waits for that owner's copy (see `PartitionService::
+    /// apply_table`); a later table changing the partition clears it, so
+    /// the copy task of an older table never touches the replica again.
+    pub promotion: Option<u64>,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
@@ -153,6 +158,7 @@ impl PartitionState {
         self.seq = seq;
         self.synced = true;
         self.retained = false;
+        self.promotion = None;
         self.drain(now);
     }
 
@@ -197,6 +203,7 @@ impl PartitionState {
         self.synced = false;
         self.owned = false;
         self.retained = false;
+        self.promotion = None;
     }
 }
 

@@ -45,8 +45,9 @@ pub struct TableChange {
     pub released: Vec<u32>,
     /// Partitions whose backup this member was, promoted over an owner
     /// that is still alive: (partition, that owner), to copy from it
-    /// ([`PartitionService::keep_own_data`] if it cannot answer).
-    pub promotion_copies: Vec<(u32, Uuid)>,
+    /// ([`PartitionService::finish_promotion`]): (partition, that owner,
+    /// this table's version).
+    pub promotion_copies: Vec<(u32, Uuid, u64)>,
 }
 
 pub struct PartitionService {
@@ -220,7 +221,14 @@ impl PartitionService {
             // We hold the data only if we were a replica in the table this
             // one was computed from too (we may have missed a table that
             // took the partition away from us).
-            let was = held.contains(&me) && prev.contains(&me);
+            // A promotion still waiting for the old owner's copy is over:
+            // this table decides anew. Our data missed the changes since
+            // (we were neither serving nor backing up), so it is not held.
+            let had_promotion = self.state(p).promotion.take().is_some();
+            if had_promotion && !cur.contains(&me) {
+                self.awaiting[p as usize].store(false, Ordering::SeqCst);
+            }
+            let was = held.contains(&me) && prev.contains(&me) && !had_promotion;
             let is_owner = cur.first() == Some(&me);
             if cur.contains(&me) && !was {
                 match copy_source(prev, cur, alive, me) {
@@ -259,9 +267,10 @@ impl PartitionService {
                         // Our own data stays, to fall back on.
                         st.retained = true;
                         st.synced = false;
+                        st.promotion = Some(next.version);
                         drop(st);
                         self.awaiting[p as usize].store(true, Ordering::SeqCst);
-                        change.promotion_copies.push((p, src));
+                        change.promotion_copies.push((p, src, next.version));
                         tracing::debug!(
                             "partition {p}: promoted over {src}, which is alive; copying from it"
                         );
@@ -277,7 +286,7 @@ impl PartitionService {
                     change.will_serve.push((p, *r));
                 }
             }
-            if was && !cur.contains(&me) {
+            if (was || had_promotion) && !cur.contains(&me) {
                 change.released.push(p);
             }
             let mut st = self.state(p);
@@ -315,18 +324,49 @@ impl PartitionService {
         }
     }
 
-    /// A promotion's copy from the old owner did not come (it left, or did
-    /// not hold the partition complete): this member serves the data it
-    /// held as a backup, as any promotion does.
-    pub fn keep_own_data(&self, p: u32) {
+    /// Whether the promotion of `p` by table `version` still waits for
+    /// the old owner's copy.
+    pub fn promotion_pending(&self, p: u32, version: u64) -> bool {
+        self.state(p).promotion == Some(version)
+    }
+
+    /// Ends the promotion of `p` by table `version`: with the old owner's
+    /// copy (its change number and data), or without one (it left, or did
+    /// not send it within the copy limit), serving the data this member
+    /// held as its backup, as any promotion does. Nothing happens if a
+    /// later table changed the partition since (false).
+    pub fn finish_promotion(
+        &self,
+        p: u32,
+        version: u64,
+        copy: Option<(u64, PartitionData)>,
+    ) -> bool {
+        let now = Instant::now();
         let mut st = self.state(p);
-        if !st.synced && st.retained {
-            st.synced = true;
-            st.promote(Instant::now());
+        if st.promotion != Some(version) {
+            return false;
+        }
+        st.promotion = None;
+        match copy {
+            Some((seq, data)) => {
+                let mut store = PartitionStore::default();
+                for (name, records) in data {
+                    let m = store.map_mut(&name);
+                    for (k, r) in records {
+                        m.install(k, from_wire(r, now));
+                    }
+                }
+                st.install(seq, store, now);
+            }
+            None => {
+                st.synced = true;
+                st.promote(now);
+            }
         }
         drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
+        true
     }
 
     /// Whether operations on `p` must wait for its data to arrive.

@@ -266,7 +266,7 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
     let t2 = table(2, b_id, a_id, &t1);
     let change = b.apply_table(t2.clone(), &alive).expect("applied");
     assert!(
-        change.promotion_copies.contains(&(p, a_id)),
+        change.promotion_copies.contains(&(p, a_id, 2)),
         "B copies from A: {:?}",
         change.promotion_copies
     );
@@ -279,8 +279,7 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
     }
     a.apply_table(t2, &alive).expect("applied");
     // The copy: A's snapshot, taken once A has the new table.
-    let (seq, data) = a.snapshot(p);
-    b.install_copy(p, seq, data);
+    assert!(b.finish_promotion(p, 2, Some(a.snapshot(p))));
     assert!(!b.is_awaiting(p));
     // Another client's write on B, then the retry of A's failed one.
     for k in ["w3", "w2"] {
@@ -330,7 +329,7 @@ fn a_promotion_whose_old_owner_sends_no_copy_serves_the_backups_own_data() {
     let change = b
         .apply_table(table(2, b_id, a_id, &t1), &alive)
         .expect("applied");
-    assert!(change.promotion_copies.contains(&(p, a_id)));
+    assert!(change.promotion_copies.contains(&(p, a_id, 2)));
     let get = MapOp::Get { key: key.clone() };
     let (_, _, _, not_here) = b.execute("m", &get, &[p], false);
     assert_eq!(
@@ -338,7 +337,7 @@ fn a_promotion_whose_old_owner_sends_no_copy_serves_the_backups_own_data() {
         vec![p],
         "no operation before the copy or the fallback"
     );
-    b.keep_own_data(p);
+    assert!(b.finish_promotion(p, 2, None));
     assert!(!b.is_awaiting(p));
     let (result, _, _, not_here) = b.execute("m", &get, &[p], false);
     assert!(not_here.is_empty());
@@ -346,4 +345,40 @@ fn a_promotion_whose_old_owner_sends_no_copy_serves_the_backups_own_data() {
         matches!(result, ferrocast_partition::MapResult::Data(Some(_))),
         "the backup's entry is served: {result:?}"
     );
+}
+
+/// A promotion still waiting for the old owner's copy when a later table
+/// changes the partition again: the older task's end (copy or none) does
+/// nothing, and the later table decides, here copying the partition anew
+/// as a backup (the data held missed the changes since the promotion).
+#[test]
+fn a_later_table_ends_a_pending_promotion_and_its_copy_task_changes_nothing() {
+    let (a_id, b_id) = (Uuid::from_bytes([1; 16]), Uuid::from_bytes([2; 16]));
+    let alive = [a_id, b_id];
+    let b = PartitionService::new(b_id, COUNT);
+    let t1 = table(1, a_id, b_id, &PartitionTable::empty(COUNT));
+    b.apply_table(t1.clone(), &alive).expect("applied");
+    let t2 = table(2, b_id, a_id, &t1);
+    let change = b.apply_table(t2.clone(), &alive).expect("applied");
+    assert_eq!(change.promotion_copies.len(), COUNT as usize);
+    let p = change.promotion_copies[0].0;
+    assert!(b.promotion_pending(p, 2) && b.is_awaiting(p));
+    // Back to A as owner: B, a backup again, copies the partition anew.
+    let change = b
+        .apply_table(table(3, a_id, b_id, &t2), &alive)
+        .expect("applied");
+    assert!(!b.promotion_pending(p, 2));
+    assert!(
+        change
+            .needs_copy
+            .iter()
+            .any(|(q, owner, src)| *q == p && !*owner && *src == a_id),
+        "{:?}",
+        change.needs_copy
+    );
+    assert!(
+        !b.finish_promotion(p, 2, None),
+        "the older task's end is ignored"
+    );
+    assert!(!b.replica_status(p).1, "still waiting for the new copy");
 }

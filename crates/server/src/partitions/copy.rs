@@ -138,49 +138,74 @@ impl Coordinator {
     }
 
     /// A backup promoted over an owner that is still alive copies the
-    /// partition from that owner (see `PartitionService::apply_table`). If
-    /// it cannot (the owner left, or does not hold it complete), this
-    /// member serves the data it held as a backup, as any promotion does.
-    /// No one else is asked: another member's copy, even a last-resort
-    /// one, may be older than what this member holds.
-    pub(super) fn spawn_promotion_copy(&self, p: u32, owner: Uuid, table_version: u64) {
+    /// partition from that owner (see `PartitionService::apply_table`),
+    /// asking again while it declines (it may wait for our table, or for
+    /// its own copy) and is in the member list, up to [`COPY_LIMIT`]. If
+    /// it leaves the list, or the limit passes, this member serves the data
+    /// it held as a backup, as any promotion does. No one else is asked:
+    /// another member's copy, even a last-resort one, may be older than
+    /// what this member holds. A later table that changed the partition
+    /// ends the task without touching the replica.
+    pub(super) fn spawn_promotion_copy(&self, p: u32, owner: Uuid, version: u64) {
         let data = self.data.clone();
         let inputs = self.inputs.clone();
         let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            let request = ServiceMessage::CopyRequest {
-                partition: p,
-                table_version: table_version.max(data.service.table_version()),
-                last_resort: false,
-            };
-            let answer = match (data.address_of(owner), request.wrap()) {
-                (Some(addr), Ok(m)) => tokio::select! {
-                    a = data.transport().request(addr, m, Duration::from_secs(10)) => a.ok(),
-                    _ = data.member_gone(owner) => None,
-                },
-                _ => None,
-            };
-            let me = data.service.me();
-            match answer.as_ref().map(ServiceMessage::unwrap) {
-                Some(Some(Ok(ServiceMessage::Copy {
+            let copy = loop {
+                if !data.service.promotion_pending(p, version) {
+                    break None;
+                }
+                let Some(addr) = data.address_of(owner) else {
+                    break Some(None);
+                };
+                let request = ServiceMessage::CopyRequest {
+                    partition: p,
+                    table_version: version.max(data.service.table_version()),
+                    last_resort: false,
+                };
+                let answer = match request.wrap() {
+                    Ok(m) => tokio::select! {
+                        a = data.transport().request(addr, m, Duration::from_secs(30)) => a.ok(),
+                        _ = data.member_gone(owner) => break Some(None),
+                    },
+                    Err(_) => None,
+                };
+                if let Some(Some(Ok(ServiceMessage::Copy {
                     partition,
                     seq,
                     data: records,
-                }))) if partition == p && data.service.table().is_replica(p, me) => {
-                    let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                    copied.0.fetch_add(n, Ordering::SeqCst);
-                    data.service.install_copy(p, seq, records);
-                    tracing::debug!(
-                        "partition {p}: promoted, copied {n} entries from the old owner in {} ms",
-                        start.elapsed().as_millis()
-                    );
+                }))) = answer.as_ref().map(ServiceMessage::unwrap)
+                {
+                    if partition == p {
+                        break Some(Some((seq, records)));
+                    }
                 }
-                _ => {
-                    tracing::info!(
-                        "partition {p}: promoted over {owner}, which sent no copy; serving the data this member held as its backup"
+                if start.elapsed() > COPY_LIMIT {
+                    tracing::error!(
+                        "partition {p}: promoted over {owner}, which sent no copy within {COPY_LIMIT:?}"
                     );
-                    data.service.keep_own_data(p);
+                    break Some(None);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            if let Some(copy) = copy {
+                let n: Option<usize> = copy
+                    .as_ref()
+                    .map(|(_, records)| records.iter().map(|(_, r)| r.len()).sum());
+                if data.service.finish_promotion(p, version, copy) {
+                    match n {
+                        Some(n) => {
+                            copied.0.fetch_add(n, Ordering::SeqCst);
+                            tracing::debug!(
+                                "partition {p}: promoted, copied {n} entries from the old owner in {} ms",
+                                start.elapsed().as_millis()
+                            );
+                        }
+                        None => tracing::info!(
+                            "partition {p}: promoted over {owner}, which sent no copy; serving the data this member held as its backup"
+                        ),
+                    }
                 }
             }
             let _ = inputs

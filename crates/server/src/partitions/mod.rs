@@ -219,9 +219,9 @@ impl Coordinator {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
         }
-        for (p, owner) in change.promotion_copies {
+        for (p, owner, promoted_by) in change.promotion_copies {
             self.copying.insert(p, Instant::now());
-            self.spawn_promotion_copy(p, owner, version);
+            self.spawn_promotion_copy(p, owner, promoted_by);
         }
         for p in change.released {
             self.released.insert(p, Instant::now());

@@ -1,0 +1,118 @@
+//! A backup promoted over a living owner waits for that owner's copy;
+//! tables that change the partition again meanwhile end the promotion, and
+//! the copy task's late end changes nothing (cases from a review).
+
+use bytes::Bytes;
+use ferrocast_partition::{PartitionService, PartitionTable};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+const COUNT: u32 = 7;
+
+fn table(version: u64, replicas: &[Uuid], previous: &PartitionTable) -> PartitionTable {
+    PartitionTable {
+        version,
+        replicas: vec![replicas.to_vec(); COUNT as usize],
+        previous: previous.replicas.clone(),
+    }
+}
+
+fn set(key: &Bytes) -> MapOp {
+    MapOp::Set {
+        key: key.clone(),
+        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
+        ttl: -1,
+    }
+}
+
+fn key(s: &str) -> Bytes {
+    let mut k = b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x02".to_vec();
+    k.extend_from_slice(s.as_bytes());
+    Bytes::from(k)
+}
+
+/// A newer table takes the partition from B while its promotion copy is in
+/// flight: the promotion task's end must not mark B's (backup-only) data
+/// complete, or B would serve it as a complete copy to the next owner (a
+/// review found the first version of the fallback did).
+#[test]
+fn keep_own_data_after_partition_moved_away_marks_released_data_complete() {
+    let (a_id, b_id, c_id, d_id) = (
+        Uuid::from_bytes([1; 16]),
+        Uuid::from_bytes([2; 16]),
+        Uuid::from_bytes([3; 16]),
+        Uuid::from_bytes([4; 16]),
+    );
+    let alive = [a_id, b_id, c_id, d_id];
+    let b = PartitionService::new(b_id, COUNT);
+    b.set_partial_backups(true);
+    let t1 = table(1, &[a_id, b_id], &PartitionTable::empty(COUNT));
+    b.apply_table(t1.clone(), &alive).unwrap();
+    let p = 0;
+    // A leaves gracefully: B promoted, copies from A.
+    let t2 = table(2, &[b_id, c_id], &t1);
+    let change = b.apply_table(t2.clone(), &alive).unwrap();
+    assert!(change.promotion_copies.contains(&(p, a_id, 2)));
+    // A join moves the partition on before A's copy is installed.
+    let t3 = table(3, &[d_id, c_id], &t2);
+    let change = b.apply_table(t3, &alive).unwrap();
+    assert!(change.released.contains(&p));
+    assert!(
+        change.will_serve.contains(&(p, d_id)),
+        "D copies from B first: {change:?}"
+    );
+    // What spawn_promotion_copy does: the answer's `is_replica` guard fails.
+    assert!(
+        !b.finish_promotion(p, 2, None),
+        "the T2 task's end is ignored"
+    );
+    assert!(
+        !b.replica_status(p).1,
+        "B's backup-only data must not count as a complete copy"
+    );
+}
+
+/// A stale promotion task ends after newer tables gave B the partition
+/// again by a regular copy: it must not release operations on the retained
+/// (stale) data, which the regular copy would then overwrite (a review found
+/// the first version of the fallback did).
+#[test]
+fn stale_promotion_fallback_releases_operations_before_the_regular_copy() {
+    let ids: Vec<Uuid> = (1..=4u8).map(|i| Uuid::from_bytes([i; 16])).collect();
+    let (a_id, b_id, c_id, d_id) = (ids[0], ids[1], ids[2], ids[3]);
+    let b = PartitionService::new(b_id, COUNT);
+    b.set_partial_backups(true);
+    let t1 = table(1, &[a_id, b_id], &PartitionTable::empty(COUNT));
+    b.apply_table(t1.clone(), &ids).unwrap();
+    let p = partition_id(&key("00"), COUNT);
+    let t2 = table(2, &[b_id, c_id], &t1);
+    assert!(b
+        .apply_table(t2.clone(), &ids)
+        .unwrap()
+        .promotion_copies
+        .contains(&(p, a_id, 2)));
+    let t3 = table(3, &[c_id, d_id], &t2);
+    b.apply_table(t3.clone(), &ids).unwrap();
+    let t4 = table(4, &[b_id, d_id], &t3);
+    let change = b.apply_table(t4, &ids).unwrap();
+    assert!(
+        change
+            .needs_copy
+            .iter()
+            .any(|(q, owner, src)| *q == p && *owner && *src == c_id),
+        "{change:?}"
+    );
+    assert!(b.is_awaiting(p));
+    // The T2 promotion task gives up now (A paused, 10 s).
+    assert!(
+        !b.finish_promotion(p, 2, None),
+        "the T2 task's end is ignored"
+    );
+    let (_, _, batches, not_here) = b.execute("m", &set(&key("00")), &[p], false);
+    assert!(
+        !b.replica_status(p).1 || !not_here.is_empty(),
+        "a write ran (and would be acknowledged: {} batch(es)) before T4's copy from C, which replaces it",
+        batches.len()
+    );
+}
