@@ -3,6 +3,7 @@
 //! with migrations in and out (`service.rs`) and the IMap operations that
 //! run on it (`map_ops.rs`).
 
+mod copies;
 mod entry;
 mod evened;
 mod map_ops;

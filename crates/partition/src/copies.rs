@@ -1,0 +1,119 @@
+//! Whole-partition copies on this member's side: the snapshot a holder
+//! sends, installing one, and a backup promoted over a living owner, which
+//! waits for that owner's copy (see `PartitionService::apply_table`) or
+//! ends without it.
+
+use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
+use crate::store::PartitionStore;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// A partition's store built from a copy's records.
+fn store_from_wire(data: PartitionData, now: Instant) -> PartitionStore {
+    let mut store = PartitionStore::default();
+    for (name, records) in data {
+        let m = store.map_mut(&name);
+        for (k, r) in records {
+            m.install(k, from_wire(r, now));
+        }
+    }
+    store
+}
+
+impl PartitionService {
+    /// A full copy of partition `p` and the number of its last change.
+    pub fn snapshot(&self, p: u32) -> (u64, PartitionData) {
+        let now = Instant::now();
+        let state = self.state(p);
+        let data = state
+            .store
+            .maps()
+            .map(|(name, m)| {
+                let records = m
+                    .snapshot()
+                    .into_iter()
+                    .filter(|(_, r)| !r.is_expired(now))
+                    .map(|(k, r)| (k, to_wire(&r, now)))
+                    .collect();
+                (name.clone(), records)
+            })
+            .collect();
+        (state.seq, data)
+    }
+
+    /// Installs a full copy of `p` and releases the operations waiting for it.
+    pub fn install_copy(&self, p: u32, seq: u64, data: PartitionData) {
+        let now = Instant::now();
+        let store = store_from_wire(data, now);
+        let mut state = self.state(p);
+        let pending = state.pending_len();
+        state.install(seq, store, now);
+        tracing::debug!(
+            "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}",
+            state.seq
+        );
+        drop(state);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Makes this member's replica of `p` its owner's. A backup still
+    /// waiting for its copy (it became a replica moments ago) is promoted
+    /// without its data: operations wait for the copy, or writes made now
+    /// would be overwritten by it.
+    pub(crate) fn promote(&self, p: u32, now: Instant) {
+        let mut st = self.state(p);
+        let promoted = st.promote(now);
+        tracing::debug!(
+            "partition {p}: promoted at change {} ({})",
+            st.seq,
+            if promoted {
+                "data complete"
+            } else {
+                "waiting for its copy"
+            }
+        );
+        drop(st);
+        if !promoted {
+            self.awaiting[p as usize].store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Whether the promotion of `p` by table `version` still waits for
+    /// the old owner's copy.
+    pub fn promotion_pending(&self, p: u32, version: u64) -> bool {
+        self.state(p).promotion == Some(version)
+    }
+
+    /// Ends the promotion of `p` by table `version`: with the old owner's
+    /// copy (its change number and data), or without one (it left, or did
+    /// not send it within the copy limit), serving the data this member
+    /// held as its backup, as any promotion does. Nothing happens if a
+    /// later table changed the partition since (false).
+    pub fn finish_promotion(
+        &self,
+        p: u32,
+        version: u64,
+        copy: Option<(u64, PartitionData)>,
+    ) -> bool {
+        let now = Instant::now();
+        let mut st = self.state(p);
+        if st.promotion != Some(version) {
+            return false;
+        }
+        st.promotion = None;
+        match copy {
+            Some((seq, data)) => {
+                st.install(seq, store_from_wire(data, now), now);
+            }
+            None => {
+                st.synced = true;
+                st.promote(now);
+            }
+        }
+        drop(st);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        true
+    }
+}
