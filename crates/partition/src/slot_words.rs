@@ -112,9 +112,15 @@ impl Drop for SlotWords {
         let layout = layout(self.len);
         if self.mapped {
             // SAFETY: the whole mapping made in `zeroed`, unmapped once.
-            // munmap of a range we mapped fails only for a bad range.
-            let unmapped = unsafe { munmap(self.ptr.cast(), layout.size()) };
-            debug_assert!(unmapped.is_ok(), "munmap: {unmapped:?}");
+            // It can still fail: unmapping part of a merged mapping splits
+            // it, which the process's limit of mappings (vm.max_map_count)
+            // may refuse. The memory then stays mapped; say so.
+            if let Err(e) = unsafe { munmap(self.ptr.cast(), layout.size()) } {
+                tracing::warn!(
+                    "a map table's {} KiB could not be returned to the kernel (munmap: {e}); raise vm.max_map_count",
+                    layout.size() / 1024
+                );
+            }
         } else {
             // SAFETY: allocated in `zeroed` with this layout.
             unsafe { dealloc(self.ptr.as_ptr().cast(), layout) }
