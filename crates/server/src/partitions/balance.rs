@@ -21,15 +21,7 @@ impl Coordinator {
         }
         let current = self.data.service.table();
         let next = current.rebalanced(&owners, self.backup_count);
-        if next.version != current.version {
-            tracing::info!(
-                "partition table version {}: {} partition(s) change owner",
-                next.version,
-                current.moves(&next).len()
-            );
-            self.apply(next.clone());
-            self.broadcast(&next);
-        }
+        self.publish(&current, next, "");
     }
 
     /// Master, once every member holds every replica of the current
@@ -40,9 +32,20 @@ impl Coordinator {
         let members: Vec<Uuid> = snap.view.members.iter().map(|m| m.uuid).collect();
         let current = self.data.service.table();
         let next = current.evened(&members, self.backup_count);
+        self.publish(&current, next, "owners evened, ");
+    }
+
+    /// Applies and broadcasts `next` if it differs from `current` (a new
+    /// version), logging how many partitions change owner.
+    fn publish(
+        &mut self,
+        current: &ferrocast_partition::PartitionTable,
+        next: ferrocast_partition::PartitionTable,
+        why: &str,
+    ) {
         if next.version != current.version {
             tracing::info!(
-                "partition table version {}: owners evened, {} partition(s) change owner",
+                "partition table version {}: {why}{} partition(s) change owner",
                 next.version,
                 current.moves(&next).len()
             );
