@@ -41,11 +41,22 @@ impl PartitionService {
         (state.seq, data)
     }
 
-    /// Installs a full copy of `p` and releases the operations waiting for it.
-    pub fn install_copy(&self, p: u32, seq: u64, data: PartitionData) {
+    /// Installs a full copy of `p` and releases the operations waiting for
+    /// it. A replica that stopped waiting for it meanwhile (promoted, it
+    /// copies from the members ahead of it or falls back on its own data;
+    /// another copy landed first) keeps what it has: it may have applied, or as owner made, changes the copy
+    /// lacks. False then.
+    pub fn install_copy(&self, p: u32, seq: u64, data: PartitionData) -> bool {
         let now = Instant::now();
         let store = store_from_wire(data, now);
         let mut state = self.state(p);
+        if state.synced || state.promotion.is_some() {
+            tracing::debug!(
+                "partition {p}: copy at change {seq} arrived after this replica stopped waiting for it (at change {}); not installed",
+                state.seq
+            );
+            return false;
+        }
         let pending = state.pending_len();
         state.install(seq, store, now);
         tracing::debug!(
@@ -55,6 +66,7 @@ impl PartitionService {
         drop(state);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
+        true
     }
 
     /// Makes this member's replica of `p` its owner's. A backup still
@@ -77,6 +89,43 @@ impl PartitionService {
         if !promoted {
             self.awaiting[p as usize].store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Whether the upgrade of `p` started by table `version` (a backup
+    /// moved up, see `table_change.rs`) still waits for the owner's copy.
+    pub fn upgrade_pending(&self, p: u32, version: u64) -> bool {
+        self.state(p).upgrade.as_ref().map(|u| u.version) == Some(version)
+    }
+
+    /// Ends the upgrade of `p` started by table `version` with the owner's
+    /// copy taken at change `seq`. False when it ended otherwise meanwhile
+    /// (promoted, moved, given up).
+    pub fn finish_upgrade(&self, p: u32, version: u64, seq: u64, data: PartitionData) -> bool {
+        let now = Instant::now();
+        let store = store_from_wire(data, now);
+        let done = self.state(p).finish_upgrade(version, seq, store, now);
+        if done {
+            self.changed.notify_waiters();
+        }
+        done
+    }
+
+    /// Gives up the upgrade of `p` started by table `version`: the backup
+    /// keeps the maps it had.
+    pub fn cancel_upgrade(&self, p: u32, version: u64) {
+        let mut st = self.state(p);
+        if st.upgrade.as_ref().map(|u| u.version) == Some(version) {
+            st.upgrade = None;
+        }
+        drop(st);
+        self.changed.notify_waiters();
+    }
+
+    /// Whether `p` still waits for a copy from `spawn_copy`'s sources: not
+    /// complete, and no promotion copying it from the members ahead.
+    pub fn copy_wanted(&self, p: u32) -> bool {
+        let st = self.state(p);
+        !st.synced && st.promotion.is_none()
     }
 
     /// Whether the promotion of `p` by table `version` still waits for

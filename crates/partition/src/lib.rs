@@ -16,18 +16,18 @@ mod store;
 #[cfg(test)]
 mod store_model_tests;
 mod table;
+mod table_change;
 #[cfg(test)]
 mod test_rng;
 
 pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
 pub use merge::{MergeEntry, MergePolicy};
-pub use replica::{BackupBatch, Change, PartitionState};
-pub use service::{
-    copy_source, EventSink, MigratedRecord, PartitionData, PartitionService, TableChange,
-};
+pub use replica::{BackupBatch, Change, PartitionState, Upgrade};
+pub use service::{EventSink, MigratedRecord, PartitionData, PartitionService};
 pub use store::{MapPartition, PartitionStore, Record};
 pub use table::PartitionTable;
+pub use table_change::{copy_source, TableChange};
 
 /// Hazelcast's default partition count, which ferrocast keeps.
 pub const DEFAULT_PARTITION_COUNT: u32 = 271;

@@ -81,7 +81,31 @@ pub struct PartitionState {
     /// apply_table`); a later table changing the partition clears it, so
     /// the copy task of an older table never touches the replica again.
     pub promotion: Option<u64>,
+    /// This backup moved up a place and copies the partition from its
+    /// owner for the maps kept at its new place but not its old one (see
+    /// `table_change.rs`). It goes on taking the owner's changes meanwhile
+    /// (it holds every map its old place kept) and logs them, to apply
+    /// again over the copy those after it.
+    pub upgrade: Option<Upgrade>,
     pending: BTreeMap<u64, Vec<Change>>,
+}
+
+/// A backup's copy for the maps it lacked at its old place, under way.
+#[derive(Debug)]
+pub struct Upgrade {
+    /// The table that moved the backup up.
+    pub version: u64,
+    /// The changes applied since, with their numbers.
+    log: Vec<(u64, Vec<Change>)>,
+}
+
+impl Upgrade {
+    pub fn new(version: u64) -> Self {
+        Self {
+            version,
+            log: Vec::new(),
+        }
+    }
 }
 
 impl PartitionState {
@@ -126,8 +150,7 @@ impl PartitionState {
         }
         if self.synced && seq == self.seq + 1 && self.pending.is_empty() {
             // In order, nothing waiting (the usual case): no buffering.
-            self.seq = seq;
-            self.apply(changes, now);
+            self.apply_numbered(seq, changes, now);
             return true;
         }
         self.pending.insert(seq, changes);
@@ -142,10 +165,19 @@ impl PartitionState {
         true
     }
 
+    /// Applies the owner's change `seq`, the next one, logging it while
+    /// an upgrade is under way.
+    fn apply_numbered(&mut self, seq: u64, changes: Vec<Change>, now: Instant) {
+        self.seq = seq;
+        if let Some(up) = self.upgrade.as_mut() {
+            up.log.push((seq, changes.clone()));
+        }
+        self.apply(changes, now);
+    }
+
     fn drain(&mut self, now: Instant) {
         while let Some(changes) = self.pending.remove(&(self.seq + 1)) {
-            self.seq += 1;
-            self.apply(changes, now);
+            self.apply_numbered(self.seq + 1, changes, now);
         }
         let seq = self.seq;
         self.pending.retain(|s, _| *s > seq);
@@ -159,7 +191,37 @@ impl PartitionState {
         self.synced = true;
         self.retained = false;
         self.promotion = None;
+        self.upgrade = None;
         self.drain(now);
+    }
+
+    /// Ends the upgrade with the owner's copy taken at change `seq`: the
+    /// copy replaces the store, then the changes logged after `seq` are
+    /// applied again (each sets a key's resulting state, so applying one
+    /// twice does no harm), and those still waiting follow. False when no
+    /// upgrade of table `version` is under way.
+    pub fn finish_upgrade(
+        &mut self,
+        version: u64,
+        seq: u64,
+        store: PartitionStore,
+        now: Instant,
+    ) -> bool {
+        if self.upgrade.as_ref().map(|u| u.version) != Some(version) {
+            return false;
+        }
+        let Some(up) = self.upgrade.take() else {
+            return false;
+        };
+        self.store = store;
+        for (s, changes) in up.log {
+            if s > seq {
+                self.apply(changes, now);
+            }
+        }
+        self.seq = self.seq.max(seq);
+        self.drain(now);
+        true
     }
 
     /// This backup becomes the owner: everything it received counts, in
@@ -204,6 +266,7 @@ impl PartitionState {
         self.owned = false;
         self.retained = false;
         self.promotion = None;
+        self.upgrade = None;
     }
 }
 

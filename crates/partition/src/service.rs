@@ -1,9 +1,9 @@
 //! This member's share of the data: the partition table it follows and one
 //! replica state per partition (records, change numbers), each behind its
-//! own lock. New replicas get a full copy from a member that has one (see
-//! [`TableChange`]); the owner's changes reach its backups as numbered
-//! batches (`replica.rs`). Whole-partition copies, and promotions that wait
-//! for one, are in `copies.rs`.
+//! own lock. What a newer table asks of this member (copies, promotions,
+//! releases) is worked out in `table_change.rs`; the owner's changes reach
+//! its backups as numbered batches (`replica.rs`). Whole-partition copies,
+//! and promotions and upgrades that wait for one, are in `copies.rs`.
 
 use crate::map_ops::MapEvent;
 use crate::replica::{BackupBatch, Change, PartitionState};
@@ -34,26 +34,9 @@ pub struct MigratedRecord {
 /// Everything one partition holds, by map.
 pub type PartitionData = Vec<(String, Vec<(Bytes, MigratedRecord)>)>;
 
-/// What a new table asks of this member.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct TableChange {
-    /// Partitions this member now holds a replica of without having the
-    /// data: (partition, whether we own it, the member to copy it from).
-    pub needs_copy: Vec<(u32, bool, Uuid)>,
-    /// Partitions a new replica will copy from us: (partition, that member).
-    pub will_serve: Vec<(u32, Uuid)>,
-    /// Partitions we no longer hold a replica of.
-    pub released: Vec<u32>,
-    /// Partitions whose backup this member was, promoted over an owner
-    /// that is still alive: (partition, that owner), to copy from it
-    /// ([`PartitionService::finish_promotion`]): (partition, that owner,
-    /// this table's version).
-    pub promotion_copies: Vec<(u32, Uuid, u64)>,
-}
-
 pub struct PartitionService {
     me: Uuid,
-    table: RwLock<PartitionTable>,
+    pub(crate) table: RwLock<PartitionTable>,
     states: Vec<Mutex<PartitionState>>,
     pub(crate) awaiting: Vec<AtomicBool>,
     pub(crate) changed: Notify,
@@ -61,7 +44,7 @@ pub struct PartitionService {
     /// Some map keeps fewer synchronous backups than the table has backup
     /// slots (`backup-count: 0`, asynchronous backups): a backup may lack
     /// that map's entries, or its latest changes.
-    partial_backups: AtomicBool,
+    pub(crate) partial_backups: AtomicBool,
 }
 
 /// Receives the events of a change while its partition is still locked,
@@ -69,22 +52,6 @@ pub struct PartitionService {
 /// (handed over after the lock, two writes' events could swap). It must
 /// not block or take a partition's lock.
 pub type EventSink = Box<dyn Fn(&[MapEvent]) + Send + Sync>;
-
-/// Where a new replica of a partition copies it from. When the new owner
-/// held the partition before (a promoted backup, an owner that stays), the
-/// new owner: it numbers the changes from now on, so a copy from it lines
-/// up with the batches that follow. Otherwise the previous owner if it is
-/// alive, else the first living previous replica.
-pub fn copy_source(prev: &[Uuid], cur: &[Uuid], alive: &[Uuid], except: Uuid) -> Option<Uuid> {
-    if let Some(owner) = cur.first() {
-        if *owner != except && prev.contains(owner) && alive.contains(owner) {
-            return Some(*owner);
-        }
-    }
-    prev.iter()
-        .copied()
-        .find(|m| *m != except && alive.contains(m))
-}
 
 impl PartitionService {
     pub fn new(me: Uuid, count: u32) -> Self {
@@ -189,133 +156,26 @@ impl PartitionService {
         f(&mut self.state(p).store)
     }
 
-    /// Installs a newer table and says what it asks of this member.
-    pub fn apply_table(&self, next: PartitionTable, alive: &[Uuid]) -> Option<TableChange> {
-        let mut table = self.table.write().ok()?;
-        if next.version <= table.version || next.count() != table.count() {
-            return None;
-        }
-        let now = Instant::now();
-        let me = self.me;
-        let mut change = TableChange::default();
-        for p in 0..next.count() {
-            let held = &table.replicas[p as usize];
-            let cur = &next.replicas[p as usize];
-            // Where the data was: the table the master computed this one
-            // from (we may never have seen it, e.g. right after joining).
-            let prev = next.previous.get(p as usize).unwrap_or(held);
-            if held == cur {
-                continue;
-            }
-            if tracing::enabled!(tracing::Level::TRACE) {
-                let short = |v: &[Uuid]| -> Vec<String> {
-                    v.iter().map(|u| u.to_string()[..8].to_string()).collect()
-                };
-                tracing::trace!(
-                    "table {}: partition {p}: {:?} -> {:?} (computed from {:?})",
-                    next.version,
-                    short(held),
-                    short(cur),
-                    short(prev)
-                );
-            }
-            // We hold the data only if we were a replica in the table this
-            // one was computed from too (we may have missed a table that
-            // took the partition away from us).
-            // A promotion still waiting for the old owner's copy is over:
-            // this table decides anew. Our data missed the changes since
-            // (we were neither serving nor backing up), so it is not held.
-            let had_promotion = self.state(p).promotion.take().is_some();
-            if had_promotion && !cur.contains(&me) {
-                self.awaiting[p as usize].store(false, Ordering::SeqCst);
-            }
-            let was = held.contains(&me) && prev.contains(&me) && !had_promotion;
-            let is_owner = cur.first() == Some(&me);
-            if cur.contains(&me) && !was {
-                match copy_source(prev, cur, alive, me) {
-                    Some(src) => {
-                        let mut st = self.state(p);
-                        st.retained |= st.synced;
-                        st.synced = false;
-                        drop(st);
-                        if is_owner {
-                            self.awaiting[p as usize].store(true, Ordering::SeqCst);
-                        }
-                        change.needs_copy.push((p, is_owner, src));
-                    }
-                    // Nobody alive had it: the partition starts empty.
-                    None => self.state(p).start_empty(),
-                }
-            } else if is_owner && held.first() != Some(&me) {
-                // Promoted over an owner that is still alive (it leaves
-                // gracefully, or a join took it over its share): copy the
-                // partition from it when this backup may lack some of it
-                // (maps without backups, asynchronous ones), or when that
-                // owner stays a replica. A write it applied as the table
-                // changed, whose backup this member refused (the write
-                // failed, to be retried here), would otherwise stay on it
-                // alone, under a change number this member then gives
-                // another write, which it would skip as its backup.
-                let living_owner = prev
-                    .first()
-                    .copied()
-                    .filter(|o| *o != me && alive.contains(o));
-                let copy_from = living_owner
-                    .filter(|o| cur.contains(o) || self.partial_backups.load(Ordering::SeqCst));
-                let mut st = self.state(p);
-                match copy_from {
-                    Some(src) if st.synced => {
-                        // Our own data stays, to fall back on.
-                        st.retained = true;
-                        st.synced = false;
-                        st.promotion = Some(next.version);
-                        drop(st);
-                        self.awaiting[p as usize].store(true, Ordering::SeqCst);
-                        change.promotion_copies.push((p, src, next.version));
-                        tracing::debug!(
-                            "partition {p}: promoted over {src}, which is alive; copying from it"
-                        );
-                    }
-                    _ => {
-                        drop(st);
-                        self.promote(p, now);
-                    }
-                }
-            }
-            for r in cur.iter().filter(|r| **r != me && !prev.contains(r)) {
-                if copy_source(prev, cur, alive, *r) == Some(me) {
-                    change.will_serve.push((p, *r));
-                }
-            }
-            if (was || had_promotion) && !cur.contains(&me) {
-                change.released.push(p);
-            }
-            let mut st = self.state(p);
-            if st.owned && !is_owner {
-                // Changes numbered as owner so far belong to the past.
-                st.epoch = st.epoch.wrapping_add(1);
-            }
-            st.owned = is_owner;
-        }
-        *table = next;
-        drop(table);
-        self.changed.notify_waiters();
-        Some(change)
-    }
-
     /// Whether operations on `p` must wait for its data to arrive.
     pub fn is_awaiting(&self, p: u32) -> bool {
         self.awaiting[p as usize].load(Ordering::SeqCst)
     }
 
     /// Gives up waiting for `p`'s data (nobody can send it).
+    /// The changes that arrived meanwhile are applied in order: they were
+    /// acknowledged, and nothing will fill the gaps before them.
     pub fn stop_awaiting(&self, p: u32) {
-        self.state(p).synced = true;
+        let mut st = self.state(p);
+        st.synced = true;
+        st.promote(Instant::now());
+        drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
 
-    /// Whether `p`'s store holds complete data from when we last held it.
+    /// Whether `p`'s store holds complete data from when we last held it,
+    /// or all but the maps an upgrade is copying: what a member may serve
+    /// as a last resort.
     pub fn is_retained(&self, p: u32) -> bool {
         let s = self.state(p);
         s.synced || s.retained
@@ -325,7 +185,10 @@ impl PartitionService {
     /// waits for it any more, and what we hold of it stays marked
     /// incomplete, so we never serve it as a copy to anyone.
     pub fn abandon_copy(&self, p: u32) {
-        self.state(p).synced = false;
+        let mut st = self.state(p);
+        st.synced = false;
+        st.upgrade = None;
+        drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
     }
@@ -370,10 +233,12 @@ impl PartitionService {
         self.state(p).epoch
     }
 
-    /// (sequence number, holds full data, has changes waiting for a gap) of `p`.
+    /// (sequence number, holds full data, has changes waiting for a gap) of
+    /// `p`. A backup copying the maps it lacked at its old place (an
+    /// upgrade) does not hold full data yet.
     pub fn replica_status(&self, p: u32) -> (u64, bool, bool) {
         let s = self.state(p);
-        (s.seq, s.synced, s.has_gap())
+        (s.seq, s.synced && s.upgrade.is_none(), s.has_gap())
     }
 
     pub fn mark_unsynced(&self, p: u32) {

@@ -222,8 +222,9 @@ fn a_change_numbered_before_a_reset_or_a_move_belongs_to_an_older_epoch() {
         .apply_table(table(3, me, other, &t2), &alive)
         .expect("applied");
     assert_eq!(fresh.epoch(p), after_move);
-    // And a copy installed over it starts another.
-    fresh.install_copy(p, 40, Vec::new());
+    // And a copy installed over it (the one from the old owner, which it
+    // was promoted over) starts another.
+    assert!(fresh.finish_promotion(p, 3, Some((40, Vec::new()))));
     assert_ne!(fresh.epoch(p), after_move, "replaced by a copy");
 }
 
@@ -266,7 +267,7 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
     let t2 = table(2, b_id, a_id, &t1);
     let change = b.apply_table(t2.clone(), &alive).expect("applied");
     assert!(
-        change.promotion_copies.contains(&(p, a_id, 2)),
+        change.promotion_copies.contains(&(p, vec![a_id], 2)),
         "B copies from A: {:?}",
         change.promotion_copies
     );
@@ -329,7 +330,7 @@ fn a_promotion_whose_old_owner_sends_no_copy_serves_the_backups_own_data() {
     let change = b
         .apply_table(table(2, b_id, a_id, &t1), &alive)
         .expect("applied");
-    assert!(change.promotion_copies.contains(&(p, a_id, 2)));
+    assert!(change.promotion_copies.contains(&(p, vec![a_id], 2)));
     let get = MapOp::Get { key: key.clone() };
     let (_, _, _, not_here) = b.execute("m", &get, &[p], false);
     assert_eq!(

@@ -53,7 +53,7 @@ fn keep_own_data_after_partition_moved_away_marks_released_data_complete() {
     // A leaves gracefully: B promoted, copies from A.
     let t2 = table(2, &[b_id, c_id], &t1);
     let change = b.apply_table(t2.clone(), &alive).unwrap();
-    assert!(change.promotion_copies.contains(&(p, a_id, 2)));
+    assert!(change.promotion_copies.contains(&(p, vec![a_id], 2)));
     // A join moves the partition on before A's copy is installed.
     let t3 = table(3, &[d_id, c_id], &t2);
     let change = b.apply_table(t3, &alive).unwrap();
@@ -91,7 +91,7 @@ fn stale_promotion_fallback_releases_operations_before_the_regular_copy() {
         .apply_table(t2.clone(), &ids)
         .unwrap()
         .promotion_copies
-        .contains(&(p, a_id, 2)));
+        .contains(&(p, vec![a_id], 2)));
     let t3 = table(3, &[c_id, d_id], &t2);
     b.apply_table(t3.clone(), &ids).unwrap();
     let t4 = table(4, &[b_id, d_id], &t3);

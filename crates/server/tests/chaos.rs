@@ -149,67 +149,6 @@ fn restart(subnet: u8, host: u8, n: u8, extra: &[&str]) -> Member {
 }
 
 /// The last partition table version a member reported fully in sync.
-fn in_sync_version(m: &Member) -> u64 {
-    m.log()
-        .lines()
-        .filter_map(|l| l.split("partition table version ").nth(1))
-        .filter(|rest| rest.contains("replicas on this member are in sync"))
-        .filter_map(|rest| rest.split(':').next()?.parse().ok())
-        .max()
-        .unwrap_or(0)
-}
-
-/// Waits until the failure was detected, a new table published and every
-/// live member holds all its replicas again (so the next failure is safe).
-async fn settle(members: &[Member], before: u64) -> u64 {
-    let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let versions: Vec<u64> = live.iter().map(|m| in_sync_version(m)).collect();
-        let v = versions[0];
-        if v > before && versions.iter().all(|x| *x == v) {
-            // Stable for a moment: no newer table on its way.
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if live.iter().all(|m| in_sync_version(m) == v) {
-                return v;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "replicas never got back in sync: {versions:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits until every member reports itself in sync with one table version
-/// that then stays for 2.5 s: past the master's tick, so an evening of
-/// owners (a move the master makes once the cluster is in sync) is done.
-async fn stable_table(members: &[Member]) -> u64 {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let versions: Vec<u64> = members.iter().map(in_sync_version).collect();
-        let v = versions[0];
-        if v > 0 && versions.iter().all(|x| *x == v) {
-            tokio::time::sleep(Duration::from_millis(2500)).await;
-            if members.iter().all(|m| in_sync_version(m) == v) {
-                return v;
-            }
-        }
-        assert!(Instant::now() < deadline, "no stable table: {versions:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn synced_now(members: &[Member]) -> u64 {
-    members
-        .iter()
-        .filter(|m| m.is_running())
-        .map(in_sync_version)
-        .max()
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_nine_twice_loses_no_acknowledged_write() {
     let (mut members, addrs) = cluster(91, 4, &[]);
@@ -447,15 +386,17 @@ async fn chaos_per_map_backup_counts_and_async_backups() {
     eprintln!(
         "chaos per-map backups, two of four members killed at once: critical (2 backups) {critical}/2000, plain (1) {plain}/2000, relaxed (0 + 1 async) {relaxed}/2000"
     );
+    dump_if_lost(&members, 2000 - critical);
     assert_eq!(
         critical, 2000,
         "a map with two backups survives two failures"
     );
-    // One backup does not promise to cover two simultaneous failures, and
-    // usually `plain` loses a quarter of its entries here; since
-    // 2026-11-26 it sometimes keeps all 2,000 (copies the members still
-    // hold from earlier tables rescue them; not yet explained, see the
-    // issue notes), so what it keeps is reported, not asserted.
+    // One backup does not promise to cover two simultaneous failures:
+    // `plain` loses the partitions whose owner and first backup were the
+    // two killed members. How many those are depends on the order the
+    // members joined in (for 4 members joining 1, then 3, one pair shares
+    // none), so sometimes it keeps all 2,000: what it keeps is reported,
+    // not asserted.
     client.shutdown();
 }
 

@@ -1,11 +1,14 @@
-//! Maps with fewer backups than others (`backup-count: 0`) on a graceful
-//! leave: a backup promoted for the leaving owner holds only the maps that
-//! keep backups.
+//! Maps with fewer backups than others: a backup holds only the maps that
+//! keep at least as many backups as its place in the partition's replicas.
+//! A backup promoted for a leaving owner (`backup-count: 0`), or moved up a
+//! place when the backup before it left (1 backup among maps with 2),
+//! gets the rest from the owner.
 
 mod common;
 use common::*;
 use ferrocast_client::Client;
 use nix::sys::signal::Signal;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// The leaving member's partitions go to their backups, which never
@@ -32,7 +35,11 @@ async fn graceful_leave_keeps_a_map_without_backups() {
         .unwrap();
     let mut gone = members.remove(1);
     gone.signal(Signal::SIGTERM);
-    assert!(gone.wait_exit(Duration::from_secs(30)).is_some(), "left");
+    let exited = gone.wait_exit(Duration::from_secs(30)).is_some();
+    if !exited {
+        gone.dump();
+    }
+    assert!(exited, "left");
     wait_converged(&refs(&members), 2, Duration::from_secs(20));
     let mut lost = 0;
     for i in 0..2000 {
@@ -42,4 +49,70 @@ async fn graceful_leave_keeps_a_map_without_backups() {
     }
     assert_eq!(lost, 0, "entries of the map without backups lost");
     client.shutdown();
+}
+
+/// With a map of 2 backups, every partition has an owner and two backups;
+/// a map with 1 backup is kept on the owner and the first. When the first
+/// backup fails, the second takes its place, so it must now hold that map
+/// too: a later failure of the owner may cost nothing, since the cluster
+/// was back in sync in between (before 2026-11-26 the moved-up backup kept
+/// only the 2-backup map, and the second failure lost the other's entries
+/// on the partitions involved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_moved_up_a_place_holds_the_maps_with_fewer_backups() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+    let list = member_list(126, 2..5);
+    let mut args = vec!["--config", yaml.to_str().unwrap()];
+    args.extend_from_slice(FAST);
+    let mut members = start_all(126, 2..5, &list, &args);
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    stable_table(&members).await;
+    let client = Client::connect(client_config(&members, None))
+        .await
+        .unwrap();
+    for name in ["critical", "plain"] {
+        client
+            .map(name)
+            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    let v = synced_now(&members);
+    members[1].kill9();
+    let v = settle(&members, v).await;
+    let after_one = lost(&client).await;
+    if std::env::var("DUMP").is_ok() {
+        for m in &members {
+            if m.is_running() {
+                m.dump();
+            }
+        }
+    }
+    members[0].kill9();
+    settle(&members, v).await;
+    let after_two = lost(&client).await;
+    eprintln!(
+        "entries lost of 2,000 per map: one member killed {after_one:?}, then another once in sync {after_two:?}"
+    );
+    assert_eq!(after_one, HashMap::from([("critical", 0), ("plain", 0)]));
+    assert_eq!(after_two, HashMap::from([("critical", 0), ("plain", 0)]));
+    client.shutdown();
+}
+
+/// Entries of `critical` and `plain` not read back with their value.
+async fn lost(client: &Client) -> HashMap<&'static str, usize> {
+    let mut lost = HashMap::new();
+    for name in ["critical", "plain"] {
+        let map = client.map(name);
+        let mut n = 0;
+        for i in 0..2000 {
+            if map.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
+                n += 1;
+            }
+        }
+        lost.insert(name, n);
+    }
+    lost
 }

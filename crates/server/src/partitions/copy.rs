@@ -37,6 +37,15 @@ impl Coordinator {
             let mut tried_first = false;
             loop {
                 let me = data.service.me();
+                if !data.service.copy_wanted(p) {
+                    // Not waiting any more: promoted, this member copies
+                    // from the members ahead of it or serves what it held;
+                    // or another copy landed first.
+                    let _ = inputs
+                        .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                        .await;
+                    return;
+                }
                 if !data.service.table().is_replica(p, me) {
                     // A newer table took the partition away again: nothing to
                     // copy, and our incomplete data must not be served.
@@ -111,7 +120,12 @@ impl Coordinator {
                                 .sum();
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             copied.1.fetch_add(bytes, Ordering::SeqCst);
-                            data.service.install_copy(p, seq, records);
+                            if !data.service.install_copy(p, seq, records) {
+                                let _ = inputs
+                                    .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                                    .await;
+                                return;
+                            }
                             tracing::debug!(
                                 "partition {p}: copied {n} entries from {addr} in {} ms ({})",
                                 start.elapsed().as_millis(),
@@ -137,27 +151,34 @@ impl Coordinator {
         });
     }
 
-    /// A backup promoted over an owner that is still alive copies the
-    /// partition from that owner (see `PartitionService::apply_table`),
-    /// asking again while it declines (it may wait for our table, or for
-    /// its own copy) and is in the member list, up to [`COPY_LIMIT`]. If
-    /// it leaves the list, or the limit passes, this member serves the data
-    /// it held as a backup, as any promotion does. No one else is asked:
-    /// another member's copy, even a last-resort one, may be older than
-    /// what this member holds. A later table that changed the partition
-    /// ends the task without touching the replica.
-    pub(super) fn spawn_promotion_copy(&self, p: u32, owner: Uuid, version: u64) {
+    /// A backup promoted while members ahead of it (the old owner, or the
+    /// first backup when we were the second) may be alive copies the
+    /// partition from the first of them that can send it (see
+    /// `table_change.rs`), asking each again while it declines (it may
+    /// wait for our table, or for its own copy) and is in the member list,
+    /// up to [`COPY_LIMIT`] in all. Once none is left in the list, or the
+    /// limit passes, this member serves the data it held as a backup, as
+    /// any promotion does. No one else is asked: another member's copy,
+    /// even a last-resort one, may be older than what this member holds.
+    /// A later table that changed the partition ends the task without
+    /// touching the replica.
+    pub(super) fn spawn_promotion_copy(&self, p: u32, sources: Vec<Uuid>, version: u64) {
         let data = self.data.clone();
         let inputs = self.inputs.clone();
         let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
+            let mut sources = sources.into_iter().peekable();
             let copy = loop {
                 if !data.service.promotion_pending(p, version) {
                     break None;
                 }
-                let Some(addr) = data.address_of(owner) else {
+                let Some(&source) = sources.peek() else {
                     break Some(None);
+                };
+                let Some(addr) = data.address_of(source) else {
+                    sources.next();
+                    continue;
                 };
                 let request = ServiceMessage::CopyRequest {
                     partition: p,
@@ -167,7 +188,11 @@ impl Coordinator {
                 let answer = match request.wrap() {
                     Ok(m) => tokio::select! {
                         a = data.transport().request(addr, m, Duration::from_secs(30)) => a.ok(),
-                        _ = data.member_gone(owner) => break Some(None),
+                        _ = data.member_gone(source) => {
+                            tracing::debug!("partition {p}: {addr} left; asking the next member ahead");
+                            sources.next();
+                            continue;
+                        }
                     },
                     Err(_) => None,
                 };
@@ -178,35 +203,100 @@ impl Coordinator {
                 }))) = answer.as_ref().map(ServiceMessage::unwrap)
                 {
                     if partition == p {
-                        break Some(Some((seq, records)));
+                        break Some(Some((source, seq, records)));
                     }
                 }
                 if start.elapsed() > COPY_LIMIT {
                     tracing::error!(
-                        "partition {p}: promoted over {owner}, which sent no copy within {COPY_LIMIT:?}"
+                        "partition {p}: promoted; {source}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
                     );
                     break Some(None);
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
             if let Some(copy) = copy {
-                let n: Option<usize> = copy
-                    .as_ref()
-                    .map(|(_, records)| records.iter().map(|(_, r)| r.len()).sum());
+                let from = copy.as_ref().map(|(source, _, records)| {
+                    (*source, records.iter().map(|(_, r)| r.len()).sum::<usize>())
+                });
+                let copy = copy.map(|(_, seq, records)| (seq, records));
                 if data.service.finish_promotion(p, version, copy) {
-                    match n {
-                        Some(n) => {
+                    match from {
+                        Some((source, n)) => {
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             tracing::debug!(
-                                "partition {p}: promoted, copied {n} entries from the old owner in {} ms",
+                                "partition {p}: promoted, copied {n} entries from {source} in {} ms",
                                 start.elapsed().as_millis()
                             );
                         }
                         None => tracing::info!(
-                            "partition {p}: promoted over {owner}, which sent no copy; serving the data this member held as its backup"
+                            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
                         ),
                     }
                 }
+            }
+            let _ = inputs
+                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                .await;
+        });
+    }
+
+    /// A backup moved up a place copies the maps it lacked from the
+    /// partition's owner (an upgrade, see `table_change.rs`), asking again
+    /// while it declines, up to [`COPY_LIMIT`]. Only the owner is asked:
+    /// its copy lines up with the changes it numbers. The backup goes on
+    /// taking those meanwhile, so giving up costs only the maps it lacked.
+    /// The task ends without touching the replica once the upgrade ended
+    /// otherwise (promoted, moved away, replaced by a full copy).
+    pub(super) fn spawn_upgrade_copy(&self, p: u32, version: u64) {
+        let data = self.data.clone();
+        let inputs = self.inputs.clone();
+        let copied = self.copied.clone();
+        tokio::spawn(async move {
+            let start = Instant::now();
+            while data.service.upgrade_pending(p, version) {
+                let me = data.service.me();
+                let owner = data.service.owner(p).filter(|o| *o != me);
+                let addr = owner.and_then(|o| data.address_of(o));
+                if let (Some(owner), Some(addr)) = (owner, addr) {
+                    let request = ServiceMessage::CopyRequest {
+                        partition: p,
+                        table_version: version.max(data.service.table_version()),
+                        last_resort: false,
+                    };
+                    let answer = match request.wrap() {
+                        Ok(m) => tokio::select! {
+                            a = data.transport().request(addr, m, Duration::from_secs(30)) => a.ok(),
+                            _ = data.member_gone(owner) => None,
+                        },
+                        Err(_) => None,
+                    };
+                    if let Some(Some(Ok(ServiceMessage::Copy {
+                        partition,
+                        seq,
+                        data: records,
+                    }))) = answer.as_ref().map(ServiceMessage::unwrap)
+                    {
+                        if partition == p {
+                            let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                            if data.service.finish_upgrade(p, version, seq, records) {
+                                copied.0.fetch_add(n, Ordering::SeqCst);
+                                tracing::debug!(
+                                    "partition {p}: moved up; copied {n} entries from the owner {addr} in {} ms",
+                                    start.elapsed().as_millis()
+                                );
+                            }
+                            break;
+                        }
+                    }
+                }
+                if start.elapsed() > COPY_LIMIT {
+                    tracing::error!(
+                        "partition {p}: moved up to a higher backup place, but the owner sent no copy within {COPY_LIMIT:?}; this backup keeps only the maps it had"
+                    );
+                    data.service.cancel_upgrade(p, version);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
             let _ = inputs
                 .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))

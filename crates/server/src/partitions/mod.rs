@@ -210,7 +210,9 @@ impl Coordinator {
         let Some(change) = self.data.service.apply_table(table, &self.alive()) else {
             return;
         };
-        if !(change.needs_copy.is_empty() && change.promotion_copies.is_empty())
+        if !(change.needs_copy.is_empty()
+            && change.promotion_copies.is_empty()
+            && change.upgrades.is_empty())
             && self.copy_started.is_none()
         {
             self.copy_started = Some(Instant::now());
@@ -219,9 +221,13 @@ impl Coordinator {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
         }
-        for (p, owner, promoted_by) in change.promotion_copies {
+        for (p, sources, promoted_by) in change.promotion_copies {
             self.copying.insert(p, Instant::now());
-            self.spawn_promotion_copy(p, owner, promoted_by);
+            self.spawn_promotion_copy(p, sources, promoted_by);
+        }
+        for (p, version) in change.upgrades {
+            self.copying.insert(p, Instant::now());
+            self.spawn_upgrade_copy(p, version);
         }
         for p in change.released {
             self.released.insert(p, Instant::now());

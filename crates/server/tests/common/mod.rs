@@ -407,3 +407,68 @@ pub fn client_config(members: &[Member], password: Option<&str>) -> ferrocast_cl
         None => cfg,
     }
 }
+
+/// The newest table version this member logged all its replicas in sync with.
+pub fn in_sync_version(m: &Member) -> u64 {
+    m.log()
+        .lines()
+        .filter_map(|l| l.split("partition table version ").nth(1))
+        .filter(|rest| rest.contains("replicas on this member are in sync"))
+        .filter_map(|rest| rest.split(':').next()?.parse().ok())
+        .max()
+        .unwrap_or(0)
+}
+
+/// Waits until the failure was detected, a new table published and every
+/// live member holds all its replicas again (so the next failure is safe).
+pub async fn settle(members: &[Member], before: u64) -> u64 {
+    let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let versions: Vec<u64> = live.iter().map(|m| in_sync_version(m)).collect();
+        let v = versions[0];
+        if v > before && versions.iter().all(|x| *x == v) {
+            // Stable for a moment: no newer table on its way.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if live.iter().all(|m| in_sync_version(m) == v) {
+                return v;
+            }
+        }
+        if Instant::now() > deadline {
+            live.iter().for_each(|m| m.dump());
+            panic!("replicas never got back in sync: {versions:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every member reports itself in sync with one table version
+/// that then stays for 2.5 s: past the master's tick, so an evening of
+/// owners (a move the master makes once the cluster is in sync) is done.
+pub async fn stable_table(members: &[Member]) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let versions: Vec<u64> = members.iter().map(in_sync_version).collect();
+        let v = versions[0];
+        if v > 0 && versions.iter().all(|x| *x == v) {
+            tokio::time::sleep(Duration::from_millis(2500)).await;
+            if members.iter().all(|m| in_sync_version(m) == v) {
+                return v;
+            }
+        }
+        if Instant::now() > deadline {
+            members.iter().for_each(Member::dump);
+            panic!("no stable table: {versions:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn synced_now(members: &[Member]) -> u64 {
+    members
+        .iter()
+        .filter(|m| m.is_running())
+        .map(in_sync_version)
+        .max()
+        .unwrap_or(0)
+}
