@@ -23,7 +23,7 @@ mod test_rng;
 pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
 pub use merge::{MergeEntry, MergePolicy};
-pub use replica::{BackupBatch, Change, PartitionState, Upgrade};
+pub use replica::{BackupBatch, Change, PartitionState, Received, Upgrade};
 pub use service::{EventSink, MigratedRecord, PartitionData, PartitionService};
 pub use store::{MapPartition, PartitionStore, Record};
 pub use table::PartitionTable;

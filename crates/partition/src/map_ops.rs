@@ -230,7 +230,7 @@ impl PartitionService {
             };
             let touched = events.changed || ttl_changed;
             if touched {
-                state.seq += 1;
+                state.number_change();
                 // Without backups there is nobody to send the change to;
                 // building it would copy the value once more for nothing.
                 debug_assert!(table.is_some(), "{op:?} changed an entry but is no write");
@@ -244,12 +244,7 @@ impl PartitionService {
                         None => key_change(&mut state, name, key, now),
                     };
                     let changes = vec![change];
-                    batches.push(BackupBatch {
-                        partition: p,
-                        seq: state.seq,
-                        changes,
-                        epoch: state.epoch,
-                    });
+                    batches.push(state.batch(p, changes));
                 }
             }
             self.emit(&events.list);
@@ -326,13 +321,8 @@ impl PartitionService {
                 }
             };
             if !changes.is_empty() {
-                state.seq += 1;
-                batches.push(BackupBatch {
-                    partition: p,
-                    seq: state.seq,
-                    changes,
-                    epoch: state.epoch,
-                });
+                state.number_change();
+                batches.push(state.batch(p, changes));
             }
             self.emit(&events.list[events_before..]);
             drop(state);

@@ -113,16 +113,7 @@ impl PartitionService {
         if changes.is_empty() {
             return Ok((events, None));
         }
-        state.seq += 1;
-        let seq = state.seq;
-        Ok((
-            events,
-            Some(BackupBatch {
-                partition: p,
-                seq,
-                changes,
-                epoch: state.epoch,
-            }),
-        ))
+        state.number_change();
+        Ok((events, Some(state.batch(p, changes))))
     }
 }

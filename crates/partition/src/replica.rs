@@ -38,6 +38,24 @@ pub struct BackupBatch {
     /// changes; the owner's own bookkeeping, not sent to backups.
     #[serde(skip)]
     pub epoch: u64,
+    /// The owner's term: the version of the table that made it owner.
+    pub term: u64,
+    /// The owner's change number when it numbered its first change in
+    /// this term: everything up to it continues the previous owner's.
+    pub base: u64,
+}
+
+/// What a backup made of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// Applied, or kept for its turn.
+    Taken,
+    /// Taken, but this replica lost track and needs a full copy.
+    LostTrack,
+    /// Taken, after undoing the numbers of changes a previous owner made
+    /// that the new one never had: the data still holds them until a copy
+    /// from the owner replaces it (the upgrade of this term, now pending).
+    Diverged { term: u64 },
 }
 
 /// Changes buffered beyond this many mean the backup lost track: resync.
@@ -87,6 +105,16 @@ pub struct PartitionState {
     /// (it holds every map its old place kept) and logs them, to apply
     /// again over the copy those after it.
     pub upgrade: Option<Upgrade>,
+    /// As owner: the version of the table that made this member owner,
+    /// sent with every change it numbers.
+    pub owner_term: u64,
+    /// As owner: the change number before its first change in this term.
+    pub term_base: Option<u64>,
+    /// The term of the owner whose changes this replica's data continues
+    /// (None right after a copy or a reset: the next owner's, whatever it
+    /// is). A batch of a newer term whose base is below our number means
+    /// we applied changes the new owner never had.
+    pub data_term: Option<u64>,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
@@ -133,6 +161,64 @@ impl PartitionState {
                     self.store.map_mut(&map).clear();
                 }
             }
+        }
+    }
+
+    /// Numbers the next change this member makes as owner.
+    pub fn number_change(&mut self) -> u64 {
+        if self.term_base.is_none() {
+            self.term_base = Some(self.seq);
+        }
+        self.seq += 1;
+        self.data_term = Some(self.owner_term);
+        self.seq
+    }
+
+    /// The batch of the change just numbered, for the backups.
+    pub fn batch(&self, partition: u32, changes: Vec<Change>) -> BackupBatch {
+        BackupBatch {
+            partition,
+            seq: self.seq,
+            changes,
+            epoch: self.epoch,
+            term: self.owner_term,
+            base: self.term_base.unwrap_or(self.seq.saturating_sub(1)),
+        }
+    }
+
+    /// A backup receives an owner's batch. The first of a newer owner
+    /// term says up to which number the new owner continues what we hold
+    /// (its base); numbers we applied beyond it came from a previous owner
+    /// whose changes there the new owner never had (unacknowledged writes
+    /// racing its promotion), and the new owner gives those numbers to
+    /// other changes: we take ours back, take the new ones, and copy the
+    /// partition from the owner to drop what those old changes left.
+    pub fn receive_batch(&mut self, batch: BackupBatch, now: Instant) -> Received {
+        let mut diverged = false;
+        if self.data_term.is_some_and(|t| batch.term > t) {
+            let base = batch.base;
+            self.pending.retain(|s, _| *s <= base);
+            if self.synced && self.seq > base {
+                tracing::warn!(
+                    "partition {}: the owner of term {} continues from change {base}; this replica was at {} from an earlier owner: taking those numbers back and copying the partition from the owner",
+                    batch.partition,
+                    batch.term,
+                    self.seq
+                );
+                self.seq = base;
+                self.upgrade = Some(Upgrade::new(batch.term));
+                diverged = true;
+            }
+        }
+        if batch.term > 0 {
+            self.data_term = Some(self.data_term.map_or(batch.term, |t| t.max(batch.term)));
+        }
+        if !self.receive(batch.seq, batch.changes, now) {
+            Received::LostTrack
+        } else if diverged {
+            Received::Diverged { term: batch.term }
+        } else {
+            Received::Taken
         }
     }
 
@@ -192,6 +278,8 @@ impl PartitionState {
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
+        self.data_term = None;
+        self.term_base = None;
         self.drain(now);
     }
 
@@ -267,6 +355,8 @@ impl PartitionState {
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
+        self.data_term = None;
+        self.term_base = None;
     }
 }
 

@@ -6,7 +6,7 @@
 //! and promotions and upgrades that wait for one, are in `copies.rs`.
 
 use crate::map_ops::MapEvent;
-use crate::replica::{BackupBatch, Change, PartitionState};
+use crate::replica::{BackupBatch, Change, PartitionState, Received};
 use crate::store::{PartitionStore, Record};
 use crate::table::PartitionTable;
 use bytes::Bytes;
@@ -201,15 +201,19 @@ impl PartitionService {
     /// A backup batch from the owner. False: this replica lost track.
     pub fn receive_backup(&self, batch: BackupBatch) -> bool {
         self.state(batch.partition)
-            .receive(batch.seq, batch.changes, Instant::now())
+            .receive_batch(batch, Instant::now())
+            != Received::LostTrack
     }
 
     /// A backup batch from `from`, applied only if our table names `from`
     /// the partition's owner and this member one of its backups, checked
     /// and applied with the table held, so no table lands in between.
-    /// `Ok(false)`: applied, but this replica lost track; `Err`: not ours
-    /// to take (now).
-    pub fn receive_backup_from(&self, batch: BackupBatch, from: Uuid) -> Result<bool, BackupBatch> {
+    /// `Err`: not ours to take (now).
+    pub fn receive_backup_from(
+        &self,
+        batch: BackupBatch,
+        from: Uuid,
+    ) -> Result<Received, BackupBatch> {
         let table = self.table_guard();
         let p = batch.partition;
         if table.owner(p) != Some(from) || !table.backups(p).contains(&self.me) {
@@ -221,11 +225,9 @@ impl PartitionService {
             );
             return Err(batch);
         }
-        let applied = self
-            .state(p)
-            .receive(batch.seq, batch.changes, Instant::now());
+        let received = self.state(p).receive_batch(batch, Instant::now());
         drop(table);
-        Ok(applied)
+        Ok(received)
     }
 
     /// The epoch of `p`'s replica (see [`PartitionState::epoch`]).
@@ -312,13 +314,8 @@ impl PartitionService {
                 }
             }
             if !changes.is_empty() {
-                state.seq += 1;
-                batches.push(BackupBatch {
-                    partition: p,
-                    seq: state.seq,
-                    changes,
-                    epoch: state.epoch,
-                });
+                state.number_change();
+                batches.push(state.batch(p, changes));
             }
             self.emit(&events[events_before..]);
         }

@@ -155,6 +155,11 @@ impl PartitionService {
                 // Changes numbered as owner so far belong to the past.
                 st.epoch = st.epoch.wrapping_add(1);
             }
+            if is_owner && !st.owned {
+                // A new term: its batches tell backups where it starts.
+                st.owner_term = next.version;
+                st.term_base = None;
+            }
             st.owned = is_owner;
         }
         *table = next;

@@ -5,7 +5,7 @@
 //! without someone listening, a small or a big value).
 
 use bytes::Bytes;
-use ferrocast_partition::{PartitionService, PartitionTable};
+use ferrocast_partition::{PartitionService, PartitionTable, Received};
 use ferrocast_protocol::data::partition_id;
 use ferrocast_protocol::MapOp;
 use uuid::Uuid;
@@ -107,7 +107,10 @@ fn a_backup_takes_changes_only_from_the_owner_in_its_table() {
         .receive_backup_from(batch, other)
         .expect_err("not the owner");
     assert_eq!(b.replica_status(p).0, 0, "nothing applied");
-    assert_eq!(b.receive_backup_from(batch.clone(), owner), Ok(true));
+    assert_eq!(
+        b.receive_backup_from(batch.clone(), owner),
+        Ok(Received::Taken)
+    );
     assert_eq!(b.replica_status(p).0, 1);
     // A table in which this member is no longer a backup of p.
     let t2 = PartitionTable {

@@ -3,8 +3,8 @@
 //! member after the partition moved away (and after its copy was taken).
 
 use bytes::Bytes;
-use ferrocast_partition::PartitionService;
 use ferrocast_partition::PartitionTable;
+use ferrocast_partition::{PartitionService, Received};
 use ferrocast_protocol::data::partition_id;
 use ferrocast_protocol::MapOp;
 use uuid::Uuid;
@@ -287,7 +287,7 @@ fn a_backup_promoted_over_a_living_owner_copies_from_it_and_the_two_stay_identic
         for batch in on(&b, k) {
             assert_eq!(
                 a.receive_backup_from(batch, b_id).ok(),
-                Some(true),
+                Some(Received::Taken),
                 "A backs B up"
             );
         }

@@ -85,10 +85,8 @@ impl Cluster {
         for batch in batches {
             for (place, b) in backups.iter().enumerate() {
                 let mut copy = BackupBatch {
-                    partition: batch.partition,
-                    seq: batch.seq,
                     changes: batch.changes.clone(),
-                    epoch: 0,
+                    ..batch.clone()
                 };
                 if place > 0 {
                     copy.changes.clear();

@@ -6,8 +6,8 @@
 //! it in to the socket. On the backup, values come out as slices of the
 //! frame (the store then takes its own copy).
 //!
-//! Layout, little-endian: [`MARK`], partition u32, seq u64, change count
-//! u32, then per change a tag u8 (0 put, 1 remove, 2 clear) and the map
+//! Layout, little-endian: [`MARK`], partition u32, seq u64, the owner's
+//! term u64 and base u64, change count u32, then per change a tag u8 (0 put, 1 remove, 2 clear) and the map
 //! name (u32 length + bytes); remove and put add the key (u32 length +
 //! bytes); put adds the value (u32 length + bytes), a byte of flags (1: TTL,
 //! 2: TTL left) with those as u64 when present, and creation, last update,
@@ -33,6 +33,8 @@ pub fn encode(batch: &BackupBatch) -> Vec<Bytes> {
     b.put_u8(MARK);
     b.put_u32_le(batch.partition);
     b.put_u64_le(batch.seq);
+    b.put_u64_le(batch.term);
+    b.put_u64_le(batch.base);
     b.put_u32_le(batch.changes.len() as u32);
     for c in &batch.changes {
         match c {
@@ -100,6 +102,8 @@ pub fn decode(payload: &Bytes) -> Result<BackupBatch, NetError> {
     }
     let partition = r.u32()?;
     let seq = r.u64()?;
+    let term = r.u64()?;
+    let base = r.u64()?;
     let count = r.u32()? as usize;
     // Every change takes at least 5 bytes: no count can make us reserve
     // more than the message could hold.
@@ -153,6 +157,8 @@ pub fn decode(payload: &Bytes) -> Result<BackupBatch, NetError> {
         seq,
         changes,
         epoch: 0,
+        term,
+        base,
     })
 }
 
@@ -215,6 +221,8 @@ mod tests {
     fn batch() -> BackupBatch {
         BackupBatch {
             epoch: 0,
+            term: 41,
+            base: u64::MAX - 9,
             partition: 270,
             seq: u64::MAX - 1,
             changes: vec![
@@ -267,6 +275,8 @@ mod tests {
             seq: 1,
             changes: Vec::new(),
             epoch: 0,
+            term: 1,
+            base: 0,
         };
         assert_eq!(decode(&joined(&encode(&empty))).unwrap(), empty);
     }
@@ -295,13 +305,17 @@ mod tests {
         longer.push(0);
         assert!(decode(&Bytes::from(longer)).is_err());
         let mut bad_tag = bytes.to_vec();
-        bad_tag[17] = 9;
+        // The first change's tag, after mark, partition, seq, term, base
+        // and count.
+        bad_tag[1 + 4 + 8 + 8 + 8 + 4] = 9;
         assert!(decode(&Bytes::from(bad_tag)).is_err());
         // A huge count or length claims more than there is.
         let mut huge = BytesMut::new();
         huge.put_u8(MARK);
         huge.put_u32_le(1);
         huge.put_u64_le(1);
+        huge.put_u64_le(1);
+        huge.put_u64_le(0);
         huge.put_u32_le(u32::MAX);
         huge.put_u8(PUT);
         huge.put_u32_le(u32::MAX);

@@ -59,10 +59,16 @@ pub fn spawn(
                 // other goes there, to be refused (or taken) in order with
                 // the tables queued before it.
                 Some(Ok(ServiceMessage::Backup(batch))) => {
+                    let p = batch.partition;
                     match data.apply_backup_from(batch, msg.from.uuid) {
-                        Ok(()) => {
+                        Ok(resync) => {
                             if let (Some(r), Some(ack)) = (msg.responder, ServiceMessage::ack()) {
                                 r.respond_soon(ack);
+                            }
+                            if let Some(term) = resync {
+                                let _ = coordinator
+                                    .send(CoordinatorInput::Diverged { partition: p, term })
+                                    .await;
                             }
                         }
                         Err(batch) => {

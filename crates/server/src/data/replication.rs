@@ -4,7 +4,7 @@
 
 use super::{change_map, DataPlane, RETRY_MARK};
 use crate::service_msg::ServiceMessage;
-use ferrocast_partition::BackupBatch;
+use ferrocast_partition::{BackupBatch, Received};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
@@ -15,14 +15,24 @@ impl DataPlane {
     /// stale owner, paused past the timeout or cut off, is told no and its
     /// write fails). Checked and applied with the table held, so a table
     /// cannot land in between. `Err`: not taken, the batch handed back.
-    pub fn apply_backup_from(&self, batch: BackupBatch, from: Uuid) -> Result<(), BackupBatch> {
+    /// `Ok(Some(term))`: taken, and the replica must copy the partition
+    /// from its owner (an upgrade of that term, see `Received::Diverged`).
+    pub fn apply_backup_from(
+        &self,
+        batch: BackupBatch,
+        from: Uuid,
+    ) -> Result<Option<u64>, BackupBatch> {
         let p = batch.partition;
-        if !self.service.receive_backup_from(batch, from)? {
-            tracing::warn!(
-                "partition {p}: backup lost track of the owner's changes; copying again"
-            );
+        match self.service.receive_backup_from(batch, from)? {
+            Received::Taken => Ok(None),
+            Received::LostTrack => {
+                tracing::warn!(
+                    "partition {p}: backup lost track of the owner's changes; copying again"
+                );
+                Ok(None)
+            }
+            Received::Diverged { term } => Ok(Some(term)),
         }
-        Ok(())
     }
 
     /// Sends each batch to its partition's backups and waits until every

@@ -26,6 +26,7 @@ use uuid::Uuid;
 mod balance;
 mod copy;
 mod hand_over;
+mod resync;
 
 pub use hand_over::{hand_over, HandOver};
 
@@ -53,6 +54,10 @@ pub enum CoordinatorInput {
     Peer(ServiceMessage, Option<Uuid>, Option<Responder>),
     /// This member shuts down: move its partitions away; answered when asked.
     LeaveSelf(oneshot::Sender<()>),
+    /// A backup took a batch of a new owner term after taking back numbers
+    /// an earlier owner gave (`Received::Diverged`): copy the partition
+    /// from the owner, as an upgrade of that term.
+    Diverged { partition: u32, term: u64 },
 }
 
 pub struct Coordinator {
@@ -336,7 +341,12 @@ impl Coordinator {
                 self.serve_copy(partition, table_version, last_resort, r, permits);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
-                let accepted = from.is_some_and(|f| self.data.apply_backup_from(batch, f).is_ok());
+                let p = batch.partition;
+                let taken = from.map(|f| self.data.apply_backup_from(batch, f));
+                if let Some(Ok(Some(term))) = taken {
+                    self.resync(p, term);
+                }
+                let accepted = taken.is_some_and(|t| t.is_ok());
                 let answer = if accepted {
                     ServiceMessage::ack()
                 } else {
@@ -368,6 +378,7 @@ impl Coordinator {
             // A copy of ours finished.
             CoordinatorInput::Peer(ServiceMessage::Ack, None, None) => self.refresh_copying(),
             CoordinatorInput::Peer(..) => {}
+            CoordinatorInput::Diverged { partition, term } => self.resync(partition, term),
             CoordinatorInput::LeaveSelf(done) => {
                 let snap = self.snapshot();
                 self.leaving.insert(snap.me.uuid);
@@ -388,36 +399,6 @@ impl Coordinator {
                     });
                 }
                 let _ = done.send(());
-            }
-        }
-    }
-
-    /// A backup compares its change numbers with its owner's; one that
-    /// stays behind across two reports copies the partition again.
-    fn check_behind(&mut self, seqs: Vec<(u32, u64)>) {
-        let version = self.data.service.table_version();
-        for (p, owner_seq) in seqs {
-            let (seq, synced, _) = self.data.service.replica_status(p);
-            if !synced || self.copying.contains_key(&p) {
-                continue;
-            }
-            if seq >= owner_seq {
-                self.behind.remove(&p);
-                continue;
-            }
-            match self.behind.get(&p) {
-                Some(prev) if *prev == seq => {
-                    self.behind.remove(&p);
-                    if let Some(owner) = self.data.service.owner(p) {
-                        tracing::warn!("partition {p}: backup at change {seq}, owner at {owner_seq}; copying again");
-                        self.data.service.mark_unsynced(p);
-                        self.copying.insert(p, Instant::now());
-                        self.spawn_copy(p, false, owner, version);
-                    }
-                }
-                _ => {
-                    self.behind.insert(p, seq);
-                }
             }
         }
     }

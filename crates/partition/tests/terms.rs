@@ -1,0 +1,159 @@
+//! Change numbers across owners: a write the old owner numbered as the
+//! table changed, taken by a backup still following the old table but
+//! refused by the member promoted meanwhile (so it failed, to be retried),
+//! must not make that backup skip the new owner's change of the same number
+//! while acknowledging it. Batches carry the owner's term (the version of
+//! the table that made it owner) and base (its number before its first
+//! change); a backup ahead of the base takes its numbers back, takes the
+//! new change, and copies the partition from the owner. Three members'
+//! services, batches carried by hand.
+
+use bytes::Bytes;
+use ferrocast_partition::{PartitionService, PartitionTable, Received};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+const COUNT: u32 = 7;
+
+fn table(version: u64, replicas: &[Uuid], previous: &PartitionTable) -> PartitionTable {
+    PartitionTable {
+        version,
+        replicas: vec![replicas.to_vec(); COUNT as usize],
+        previous: previous.replicas.clone(),
+    }
+}
+
+fn key(s: &str) -> Bytes {
+    let mut k = b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x02".to_vec();
+    k.extend_from_slice(s.as_bytes());
+    Bytes::from(k)
+}
+
+fn set(key: &Bytes) -> MapOp {
+    MapOp::Set {
+        key: key.clone(),
+        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
+        ttl: -1,
+    }
+}
+
+fn keys(s: &PartitionService, p: u32) -> Vec<Bytes> {
+    let (_, data) = s.snapshot(p);
+    let mut k: Vec<Bytes> = data
+        .into_iter()
+        .flat_map(|(_, r)| r.into_iter().map(|(k, _)| k))
+        .collect();
+    k.sort();
+    k
+}
+
+#[test]
+fn a_backup_does_not_skip_the_new_owners_change_under_a_reused_number() {
+    let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
+    let [a, b, c] = ids;
+    let services = ids.map(|id| PartitionService::new(id, COUNT));
+    let [sa, sb, sc] = &services;
+    let t1 = table(1, &ids, &PartitionTable::empty(COUNT));
+    for s in &services {
+        s.apply_table(t1.clone(), &ids).unwrap();
+    }
+    // Three keys of one partition: one written before, W and X.
+    let mut found = Vec::new();
+    for i in 0.. {
+        let k = key(&format!("{i:04}"));
+        if partition_id(&k, COUNT) == partition_id(&key("0000"), COUNT) {
+            found.push(k);
+            if found.len() == 3 {
+                break;
+            }
+        }
+    }
+    let (before, w, x) = (found[0].clone(), found[1].clone(), found[2].clone());
+    let p = partition_id(&before, COUNT);
+    let (_, _, batches, _) = sa.execute("m", &set(&before), &[p], false);
+    for batch in batches {
+        assert_eq!(
+            sb.receive_backup_from(batch.clone(), a),
+            Ok(Received::Taken)
+        );
+        assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+    }
+    // A leaves: B applies the new table first and owns the partition.
+    let t2 = table(2, &[b, c], &t1);
+    sb.apply_table(t2.clone(), &[a, b, c]).unwrap();
+    // A, still on table 1, writes W: C (on table 1 too) takes it, B
+    // refuses it, so the write fails and its client retries on B.
+    let (_, _, w_batches, _) = sa.execute("m", &set(&w), &[p], false);
+    for batch in w_batches {
+        assert!(sb.receive_backup_from(batch.clone(), a).is_err());
+        assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+    }
+    sc.apply_table(t2.clone(), &[b, c]).unwrap();
+    // B writes X under the number A gave W.
+    let (_, _, x_batches, _) = sb.execute("m", &set(&x), &[p], false);
+    assert_eq!(x_batches.len(), 1);
+    assert_eq!(
+        x_batches[0].seq,
+        sc.replica_status(p).0,
+        "the same number as W's"
+    );
+    let received = sc.receive_backup_from(x_batches[0].clone(), b);
+    assert_eq!(received, Ok(Received::Diverged { term: 2 }));
+    assert!(keys(sc, p).contains(&x), "C holds X, which B acknowledges");
+    assert!(
+        !sc.replica_status(p).1,
+        "C copies from B before it counts as in sync"
+    );
+    // The copy from B drops W, which no client was told was written.
+    let (seq, data) = sb.snapshot(p);
+    assert!(sc.finish_upgrade(p, 2, seq, data));
+    assert_eq!(keys(sc, p), keys(sb, p));
+    assert_eq!(keys(sc, p), {
+        let mut k = vec![before, x];
+        k.sort();
+        k
+    });
+    assert_eq!(sc.replica_status(p).0, sb.replica_status(p).0);
+}
+
+/// Backups of one owner, joined or copied at any point, never see a newer
+/// term below their number: no copy is triggered in the usual case.
+#[test]
+fn an_owner_keeping_its_partition_triggers_no_copy() {
+    let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
+    let [a, b, c] = ids;
+    let sa = PartitionService::new(a, COUNT);
+    let sb = PartitionService::new(b, COUNT);
+    let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
+    sa.apply_table(t1.clone(), &ids).unwrap();
+    sb.apply_table(t1.clone(), &ids).unwrap();
+    let p = partition_id(&key("0000"), COUNT);
+    let in_p: Vec<Bytes> = (0..100)
+        .map(|i| key(&format!("{i:04}")))
+        .filter(|k| partition_id(k, COUNT) == p)
+        .collect();
+    for k in &in_p {
+        let (_, _, batches, _) = sa.execute("m", &set(k), &[p], false);
+        for batch in batches {
+            assert_eq!(sb.receive_backup_from(batch, a), Ok(Received::Taken));
+        }
+    }
+    // C joins as a second backup with a copy taken mid-way.
+    let sc = PartitionService::new(c, COUNT);
+    let t2 = table(2, &[a, b, c], &t1);
+    sa.apply_table(t2.clone(), &ids).unwrap();
+    sb.apply_table(t2.clone(), &ids).unwrap();
+    sc.apply_table(t2, &ids).unwrap();
+    let (seq, data) = sa.snapshot(p);
+    assert!(sc.install_copy(p, seq, data));
+    let (_, _, batches, _) = sa.execute("m", &set(&key("0000")), &[p], false);
+    for batch in batches {
+        assert_eq!(
+            sb.receive_backup_from(batch.clone(), a),
+            Ok(Received::Taken)
+        );
+        assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+    }
+    assert_eq!(keys(&sc, p), keys(&sa, p));
+}
