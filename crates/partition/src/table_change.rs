@@ -95,10 +95,17 @@ impl PartitionService {
             // We hold the data only if we were a replica in the table this
             // one was computed from too (we may have missed a table that
             // took the partition away from us).
-            // A promotion still waiting for the old owner's copy is over:
-            // this table decides anew. Our data missed the changes since
-            // (we were neither serving nor backing up), so it is not held.
-            let had_promotion = self.state(p).promotion.take().is_some();
+            // A promotion still waiting for its copy goes on while this
+            // member stays owner: nobody changed the partition meanwhile
+            // (operations wait for the copy), so its data and its sources
+            // are as good as before. Any other table ends it and decides
+            // anew: the data missed the changes the new owner makes, so it
+            // is not held. (Ending it when this member stayed owner lost
+            // entries: the regular copy that followed found nobody complete
+            // after two failures and took a copy kept since the cluster
+            // formed, over this member's own data.)
+            let keeps_owning = cur.first() == Some(&me) && held.first() == Some(&me);
+            let had_promotion = !keeps_owning && self.state(p).promotion.take().is_some();
             if had_promotion && !cur.contains(&me) {
                 self.awaiting[p as usize].store(false, Ordering::SeqCst);
             }

@@ -116,3 +116,39 @@ fn stale_promotion_fallback_releases_operations_before_the_regular_copy() {
         batches.len()
     );
 }
+
+/// A newer table that keeps B owner (its backup replaced, say) does not end
+/// B's promotion: nobody changed the partition meanwhile, so B goes on
+/// waiting for the copy from the member ahead of it, with its own data to
+/// fall back on. Ending it made B copy anew from whoever answered; after a
+/// second failure nobody had it complete, and a copy another member had
+/// kept since the cluster formed replaced B's data (the chaos per-map test
+/// lost 172 of the 2-backup map's entries under load).
+#[test]
+fn a_table_keeping_the_promoted_member_owner_keeps_its_promotion() {
+    let ids: Vec<Uuid> = (1..=4u8).map(|i| Uuid::from_bytes([i; 16])).collect();
+    let (a_id, b_id, c_id, d_id) = (ids[0], ids[1], ids[2], ids[3]);
+    let b = PartitionService::new(b_id, COUNT);
+    b.set_partial_backups(true);
+    let t1 = table(1, &[a_id, b_id, c_id], &PartitionTable::empty(COUNT));
+    b.apply_table(t1.clone(), &ids).unwrap();
+    let p = partition_id(&key("00"), COUNT);
+    let t2 = table(2, &[b_id, c_id, d_id], &t1);
+    assert!(b
+        .apply_table(t2.clone(), &ids)
+        .unwrap()
+        .promotion_copies
+        .contains(&(p, vec![a_id], 2)));
+    // C fails: B stays owner.
+    let t3 = table(3, &[b_id, d_id], &t2);
+    let change = b.apply_table(t3, &[a_id, b_id, d_id]).unwrap();
+    assert!(
+        !change.needs_copy.iter().any(|(q, _, _)| *q == p),
+        "{change:?}"
+    );
+    assert!(b.promotion_pending(p, 2), "still waiting for A's copy");
+    assert!(b.is_awaiting(p));
+    assert!(b.finish_promotion(p, 2, None), "ends with B's own data");
+    assert!(b.replica_status(p).1);
+    assert!(!b.is_awaiting(p));
+}

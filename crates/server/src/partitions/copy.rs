@@ -86,11 +86,12 @@ impl Coordinator {
                         continue;
                     };
                     let version = table_version.max(data.service.table_version());
+                    // After a second of nobody having it complete.
+                    let last_resort = start.elapsed() > Duration::from_secs(1);
                     let request = ServiceMessage::CopyRequest {
                         partition: p,
                         table_version: version,
-                        // After a second of nobody having it complete.
-                        last_resort: start.elapsed() > Duration::from_secs(1),
+                        last_resort,
                     };
                     // A holder that leaves the member list (crashed,
                     // paused past the failure timeout) will not answer:
@@ -111,6 +112,16 @@ impl Coordinator {
                         data: records,
                     }))) = answer.as_ref().map(ServiceMessage::unwrap)
                     {
+                        // A copy someone kept from when it last held the
+                        // partition, older than what this member holds
+                        // itself, would replace newer data.
+                        let ours = data.service.replica_status(p).0;
+                        if partition == p && last_resort && seq < ours {
+                            tracing::info!(
+                                "partition {p}: {addr} offered a copy kept from earlier, at change {seq}; this member's own is at {ours}: not taken"
+                            );
+                            continue;
+                        }
                         if partition == p {
                             let n: usize = records.iter().map(|(_, r)| r.len()).sum();
                             let bytes: usize = records
