@@ -28,8 +28,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-/// Raised whenever the handshake or envelope layout changes incompatibly.
-pub const HANDSHAKE_VERSION: u16 = 1;
+/// Raised whenever the handshake or envelope layout changes incompatibly,
+/// so members of builds that cannot read each other's messages refuse to
+/// connect, with the reason in their logs, instead of failing every write.
+/// 2 (2026-11-26): backup batches carry the owner's term and base.
+pub const HANDSHAKE_VERSION: u16 = 2;
 
 type Nonce = [u8; 32];
 type Proof = [u8; 32];
@@ -287,4 +290,55 @@ pub(crate) async fn accept(
     }
     send(&mut framed, &Handshake::Welcome).await?;
     Ok((framed, peer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A member of a build whose messages this one cannot read (an older
+    /// backup layout, say) is refused at the door, and told why.
+    #[tokio::test]
+    async fn a_member_of_another_protocol_version_is_refused_with_the_reason() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let creds = Credentials {
+            group: "dev".into(),
+            password: String::new(),
+        };
+        let acceptor = MemberInfo::new(uuid::Uuid::new_v4(), addr);
+        let accepting = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut preamble = [0u8; 3];
+            stream.read_exact(&mut preamble).await.unwrap();
+            assert_eq!(&preamble, PREAMBLE_MEMBER);
+            let framed = Framed::new(stream, codec::frame_codec(1 << 20));
+            accept(framed, &creds, acceptor).await
+        });
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        stream.write_all(PREAMBLE_MEMBER).await.unwrap();
+        let mut framed = Framed::new(stream, codec::frame_codec(1 << 20));
+        let old = HANDSHAKE_VERSION - 1;
+        let dialer = MemberInfo::new(uuid::Uuid::new_v4(), "127.0.0.1:1".parse().unwrap());
+        send(
+            &mut framed,
+            &Handshake::Hello {
+                version: old,
+                group: "dev".into(),
+                member: dialer,
+                nonce: fresh_nonce(),
+            },
+        )
+        .await
+        .unwrap();
+        match recv(&mut framed, addr).await.unwrap() {
+            Handshake::Refused { reason } => assert!(
+                reason.contains(&format!("member protocol version {old} is not supported")),
+                "{reason}"
+            ),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert!(accepting.await.unwrap().is_err());
+    }
 }
