@@ -5,35 +5,13 @@
 //! member ahead is left, it serves what it has. Three members' services,
 //! with the owner's batches carried by hand as the server does.
 
+mod common;
+use common::*;
+
 use bytes::Bytes;
 use ferrocast_partition::{BackupBatch, PartitionService, PartitionTable};
 use ferrocast_protocol::data::partition_id;
-use ferrocast_protocol::MapOp;
 use uuid::Uuid;
-
-const COUNT: u32 = 7;
-
-fn table(version: u64, replicas: &[Uuid], previous: &PartitionTable) -> PartitionTable {
-    PartitionTable {
-        version,
-        replicas: vec![replicas.to_vec(); COUNT as usize],
-        previous: previous.replicas.clone(),
-    }
-}
-
-fn key(i: u32) -> Bytes {
-    let mut k = b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x02".to_vec();
-    k.extend_from_slice(format!("{i:04}").as_bytes());
-    Bytes::from(k)
-}
-
-fn set(key: &Bytes) -> MapOp {
-    MapOp::Set {
-        key: key.clone(),
-        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
-        ttl: -1,
-    }
-}
 
 /// A map's name and its entries (key, value), sorted.
 type MapContents = (String, Vec<(Bytes, Bytes)>);
@@ -58,7 +36,7 @@ impl Cluster {
         for s in &services {
             s.apply_table(t1.clone(), &ids).expect("applied");
         }
-        let p = partition_id(&key(0), COUNT);
+        let p = partition_id(&key("0000"), COUNT);
         let c = Cluster {
             ids,
             services,
@@ -73,7 +51,7 @@ impl Cluster {
     /// the changes, the rest the change number only.
     fn write_plain(&mut self, owner: usize, backups: &[usize]) {
         let k = loop {
-            let k = key(self.next_key);
+            let k = key(&format!("{:04}", self.next_key));
             self.next_key += 1;
             if partition_id(&k, COUNT) == self.p {
                 break k;

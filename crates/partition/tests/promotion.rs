@@ -2,35 +2,12 @@
 //! tables that change the partition again meanwhile end the promotion, and
 //! the copy task's late end changes nothing (cases from a review).
 
-use bytes::Bytes;
+mod common;
+use common::*;
+
 use ferrocast_partition::{PartitionService, PartitionTable};
 use ferrocast_protocol::data::partition_id;
-use ferrocast_protocol::MapOp;
 use uuid::Uuid;
-
-const COUNT: u32 = 7;
-
-fn table(version: u64, replicas: &[Uuid], previous: &PartitionTable) -> PartitionTable {
-    PartitionTable {
-        version,
-        replicas: vec![replicas.to_vec(); COUNT as usize],
-        previous: previous.replicas.clone(),
-    }
-}
-
-fn set(key: &Bytes) -> MapOp {
-    MapOp::Set {
-        key: key.clone(),
-        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
-        ttl: -1,
-    }
-}
-
-fn key(s: &str) -> Bytes {
-    let mut k = b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x02".to_vec();
-    k.extend_from_slice(s.as_bytes());
-    Bytes::from(k)
-}
 
 /// A newer table takes the partition from B while its promotion copy is in
 /// flight: the promotion task's end must not mark B's (backup-only) data

@@ -8,35 +8,13 @@
 //! new change, and copies the partition from the owner. Three members'
 //! services, batches carried by hand.
 
+mod common;
+use common::*;
+
 use bytes::Bytes;
 use ferrocast_partition::{PartitionService, PartitionTable, Received};
 use ferrocast_protocol::data::partition_id;
-use ferrocast_protocol::MapOp;
 use uuid::Uuid;
-
-const COUNT: u32 = 7;
-
-fn table(version: u64, replicas: &[Uuid], previous: &PartitionTable) -> PartitionTable {
-    PartitionTable {
-        version,
-        replicas: vec![replicas.to_vec(); COUNT as usize],
-        previous: previous.replicas.clone(),
-    }
-}
-
-fn key(s: &str) -> Bytes {
-    let mut k = b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x02".to_vec();
-    k.extend_from_slice(s.as_bytes());
-    Bytes::from(k)
-}
-
-fn set(key: &Bytes) -> MapOp {
-    MapOp::Set {
-        key: key.clone(),
-        value: Bytes::from_static(b"\0\0\0\0\xff\xff\xff\xf9\0\0\0\x01"),
-        ttl: -1,
-    }
-}
 
 fn keys(s: &PartitionService, p: u32) -> Vec<Bytes> {
     let (_, data) = s.snapshot(p);
