@@ -3,9 +3,12 @@
 //! table is at least as new as the requester's.
 
 use super::{Coordinator, CoordinatorInput, COPY_LIMIT, COPY_PERMIT_WAIT, PARALLEL_COPIES};
+use crate::data::DataPlane;
 use crate::service_msg::ServiceMessage;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, Responder};
+use ferrocast_partition::PartitionData;
+use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,6 +25,51 @@ struct Guarded {
 impl AsRef<[u8]> for Guarded {
     fn as_ref(&self) -> &[u8] {
         &self.bytes
+    }
+}
+
+/// What asking one member for a partition's copy came to.
+enum CopyAnswer {
+    /// Its change number and records.
+    Copy(u64, PartitionData),
+    /// It answered without one (not complete yet, behind our table) or did
+    /// not answer in time.
+    Declined,
+    /// It left the member list before answering (crashed, paused past the
+    /// failure timeout): it will not answer.
+    Gone,
+}
+
+/// Asks `member` (at `addr`) for a copy of partition `p` once its table is
+/// at `version` or newer; a member that leaves the list meanwhile is given
+/// up at once, not after the timeout.
+async fn ask_for_copy(
+    data: &DataPlane,
+    p: u32,
+    member: Uuid,
+    addr: SocketAddr,
+    version: u64,
+    last_resort: bool,
+) -> CopyAnswer {
+    let request = ServiceMessage::CopyRequest {
+        partition: p,
+        table_version: version.max(data.service.table_version()),
+        last_resort,
+    };
+    let Ok(m) = request.wrap() else {
+        return CopyAnswer::Declined;
+    };
+    let answer = tokio::select! {
+        a = data.transport().request(addr, m, Duration::from_secs(30)) => a,
+        _ = data.member_gone(member) => return CopyAnswer::Gone,
+    };
+    match answer.as_ref().map(ServiceMessage::unwrap) {
+        Ok(Some(Ok(ServiceMessage::Copy {
+            partition,
+            seq,
+            data: records,
+        }))) if partition == p => CopyAnswer::Copy(seq, records),
+        _ => CopyAnswer::Declined,
     }
 }
 
@@ -85,70 +133,55 @@ impl Coordinator {
                     let Some(addr) = data.address_of(candidate) else {
                         continue;
                     };
-                    let version = table_version.max(data.service.table_version());
                     // After a second of nobody having it complete.
                     let last_resort = start.elapsed() > Duration::from_secs(1);
-                    let request = ServiceMessage::CopyRequest {
-                        partition: p,
-                        table_version: version,
-                        last_resort,
-                    };
-                    // A holder that leaves the member list (crashed,
-                    // paused past the failure timeout) will not answer:
-                    // the next one is asked then, not after the timeout.
-                    let answer = match request.wrap() {
-                        Ok(m) => tokio::select! {
-                            a = data.transport().request(addr, m, Duration::from_secs(30)) => a,
-                            _ = data.member_gone(candidate) => {
-                                tracing::debug!("partition {p}: {addr} left; asking the next member");
+                    let (seq, records) =
+                        match ask_for_copy(&data, p, candidate, addr, table_version, last_resort)
+                            .await
+                        {
+                            CopyAnswer::Copy(seq, records) => (seq, records),
+                            CopyAnswer::Gone => {
+                                tracing::debug!(
+                                    "partition {p}: {addr} left; asking the next member"
+                                );
                                 continue;
                             }
-                        },
-                        Err(e) => Err(e),
-                    };
-                    if let Ok(Some(Ok(ServiceMessage::Copy {
-                        partition,
-                        seq,
-                        data: records,
-                    }))) = answer.as_ref().map(ServiceMessage::unwrap)
-                    {
-                        // A copy someone kept from when it last held the
-                        // partition, older than what this member holds
-                        // itself, would replace newer data.
-                        let ours = data.service.replica_status(p).0;
-                        if partition == p && last_resort && seq < ours {
-                            tracing::info!(
-                                "partition {p}: {addr} offered a copy kept from earlier, at change {seq}; this member's own is at {ours}: not taken"
-                            );
-                            continue;
-                        }
-                        if partition == p {
-                            let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                            let bytes: usize = records
-                                .iter()
-                                .flat_map(|(_, r)| r.iter())
-                                .map(|(k, v)| k.len() + v.value.len())
-                                .sum();
-                            copied.0.fetch_add(n, Ordering::SeqCst);
-                            copied.1.fetch_add(bytes, Ordering::SeqCst);
-                            if !data.service.install_copy(p, seq, records) {
-                                let _ = inputs
-                                    .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
-                                    .await;
-                                return;
+                            CopyAnswer::Declined => {
+                                tracing::debug!(
+                                    "partition {p}: no copy from {addr}; trying the next member"
+                                );
+                                continue;
                             }
-                            tracing::debug!(
-                                "partition {p}: copied {n} entries from {addr} in {} ms ({})",
-                                start.elapsed().as_millis(),
-                                if owner { "owner" } else { "backup" }
-                            );
-                            let _ = inputs
-                                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
-                                .await;
-                            return;
-                        }
+                        };
+                    // A copy someone kept from when it last held the
+                    // partition, older than what this member holds itself,
+                    // would replace newer data.
+                    let ours = data.service.replica_status(p).0;
+                    if last_resort && seq < ours {
+                        tracing::info!(
+                            "partition {p}: {addr} offered a copy kept from earlier, at change {seq}; this member's own is at {ours}: not taken"
+                        );
+                        continue;
                     }
-                    tracing::debug!("partition {p}: no copy from {addr}; trying the next member");
+                    let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                    let bytes: usize = records
+                        .iter()
+                        .flat_map(|(_, r)| r.iter())
+                        .map(|(k, v)| k.len() + v.value.len())
+                        .sum();
+                    copied.0.fetch_add(n, Ordering::SeqCst);
+                    copied.1.fetch_add(bytes, Ordering::SeqCst);
+                    if data.service.install_copy(p, seq, records) {
+                        tracing::debug!(
+                            "partition {p}: copied {n} entries from {addr} in {} ms ({})",
+                            start.elapsed().as_millis(),
+                            if owner { "owner" } else { "backup" }
+                        );
+                    }
+                    let _ = inputs
+                        .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                        .await;
+                    return;
                 }
                 if start.elapsed() > COPY_LIMIT {
                     tracing::error!(
@@ -191,31 +224,14 @@ impl Coordinator {
                     sources.next();
                     continue;
                 };
-                let request = ServiceMessage::CopyRequest {
-                    partition: p,
-                    table_version: version.max(data.service.table_version()),
-                    last_resort: false,
-                };
-                let answer = match request.wrap() {
-                    Ok(m) => tokio::select! {
-                        a = data.transport().request(addr, m, Duration::from_secs(30)) => a.ok(),
-                        _ = data.member_gone(source) => {
-                            tracing::debug!("partition {p}: {addr} left; asking the next member ahead");
-                            sources.next();
-                            continue;
-                        }
-                    },
-                    Err(_) => None,
-                };
-                if let Some(Some(Ok(ServiceMessage::Copy {
-                    partition,
-                    seq,
-                    data: records,
-                }))) = answer.as_ref().map(ServiceMessage::unwrap)
-                {
-                    if partition == p {
-                        break Some(Some((source, seq, records)));
+                match ask_for_copy(&data, p, source, addr, version, false).await {
+                    CopyAnswer::Copy(seq, records) => break Some(Some((source, seq, records))),
+                    CopyAnswer::Gone => {
+                        tracing::debug!("partition {p}: {addr} left; asking the next member ahead");
+                        sources.next();
+                        continue;
                     }
+                    CopyAnswer::Declined => {}
                 }
                 if start.elapsed() > COPY_LIMIT {
                     tracing::error!(
@@ -269,35 +285,18 @@ impl Coordinator {
                 let owner = data.service.owner(p).filter(|o| *o != me);
                 let addr = owner.and_then(|o| data.address_of(o));
                 if let (Some(owner), Some(addr)) = (owner, addr) {
-                    let request = ServiceMessage::CopyRequest {
-                        partition: p,
-                        table_version: version.max(data.service.table_version()),
-                        last_resort: false,
-                    };
-                    let answer = match request.wrap() {
-                        Ok(m) => tokio::select! {
-                            a = data.transport().request(addr, m, Duration::from_secs(30)) => a.ok(),
-                            _ = data.member_gone(owner) => None,
-                        },
-                        Err(_) => None,
-                    };
-                    if let Some(Some(Ok(ServiceMessage::Copy {
-                        partition,
-                        seq,
-                        data: records,
-                    }))) = answer.as_ref().map(ServiceMessage::unwrap)
+                    if let CopyAnswer::Copy(seq, records) =
+                        ask_for_copy(&data, p, owner, addr, version, false).await
                     {
-                        if partition == p {
-                            let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                            if data.service.finish_upgrade(p, version, seq, records) {
-                                copied.0.fetch_add(n, Ordering::SeqCst);
-                                tracing::debug!(
-                                    "partition {p}: moved up; copied {n} entries from the owner {addr} in {} ms",
-                                    start.elapsed().as_millis()
-                                );
-                            }
-                            break;
+                        let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                        if data.service.finish_upgrade(p, version, seq, records) {
+                            copied.0.fetch_add(n, Ordering::SeqCst);
+                            tracing::debug!(
+                                "partition {p}: moved up; copied {n} entries from the owner {addr} in {} ms",
+                                start.elapsed().as_millis()
+                            );
                         }
+                        break;
                     }
                 }
                 if start.elapsed() > COPY_LIMIT {
