@@ -5,6 +5,20 @@
 
 use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
 use crate::store::PartitionStore;
+
+/// What became of a copy handed to [`PartitionService::install_copy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Installed {
+    Done,
+    /// The replica had stopped waiting for it; it keeps what it has.
+    NotWanted,
+    /// Installed, but it went past the base of a newer owner term this
+    /// replica has seen: the partition must be copied from its owner, as
+    /// an upgrade of that term (see `PartitionState::install`).
+    Diverged {
+        term: u64,
+    },
+}
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -23,6 +37,14 @@ fn store_from_wire(data: PartitionData, now: Instant) -> PartitionStore {
 impl PartitionService {
     /// A full copy of partition `p` and the number of its last change.
     pub fn snapshot(&self, p: u32) -> (u64, PartitionData) {
+        let (seq, _, data) = self.snapshot_with_term(p);
+        (seq, data)
+    }
+
+    /// A full copy of partition `p` as a copy travels: the number of its
+    /// last change, the owner term its data continues (ours if we own it;
+    /// 0 when unknown), and the records.
+    pub fn snapshot_with_term(&self, p: u32) -> (u64, u64, PartitionData) {
         let now = Instant::now();
         let state = self.state(p);
         let data = state
@@ -38,15 +60,21 @@ impl PartitionService {
                 (name.clone(), records)
             })
             .collect();
-        (state.seq, data)
+        let term = if state.owned {
+            state.owner_term
+        } else {
+            state.data_term.unwrap_or(0)
+        };
+        (state.seq, term, data)
     }
 
-    /// Installs a full copy of `p` and releases the operations waiting for
-    /// it. A replica that stopped waiting for it meanwhile (promoted, it
-    /// copies from the members ahead of it or falls back on its own data;
-    /// another copy landed first) keeps what it has: it may have applied, or as owner made, changes the copy
-    /// lacks. False then.
-    pub fn install_copy(&self, p: u32, seq: u64, data: PartitionData) -> bool {
+    /// Installs a full copy of `p`, taken at change `seq` of owner term
+    /// `term` (0: unknown), and releases the operations waiting for it. A
+    /// replica that stopped waiting for it meanwhile (promoted, it copies
+    /// from the members ahead of it or falls back on its own data; another
+    /// copy landed first) keeps what it has: it may have applied, or as
+    /// owner made, changes the copy lacks.
+    pub fn install_copy(&self, p: u32, seq: u64, term: u64, data: PartitionData) -> Installed {
         let now = Instant::now();
         let store = store_from_wire(data, now);
         let mut state = self.state(p);
@@ -55,10 +83,10 @@ impl PartitionService {
                 "partition {p}: copy at change {seq} arrived after this replica stopped waiting for it (at change {}); not installed",
                 state.seq
             );
-            return false;
+            return Installed::NotWanted;
         }
         let pending = state.pending_len();
-        state.install(seq, store, now);
+        let diverged = state.install(seq, Some(term), store, now);
         tracing::debug!(
             "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}",
             state.seq
@@ -66,7 +94,10 @@ impl PartitionService {
         drop(state);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
-        true
+        match diverged {
+            Some(term) => Installed::Diverged { term },
+            None => Installed::Done,
+        }
     }
 
     /// Makes this member's replica of `p` its owner's. A backup still
@@ -153,7 +184,8 @@ impl PartitionService {
         st.promotion = None;
         match copy {
             Some((seq, data)) => {
-                st.install(seq, store_from_wire(data, now), now);
+                // An owner's copy: it numbers the changes from here on.
+                st.install(seq, None, store_from_wire(data, now), now);
             }
             None => {
                 st.synced = true;

@@ -4,6 +4,7 @@
 //! run on it (`map_ops.rs`).
 
 mod copies;
+pub use copies::Installed;
 mod entry;
 mod evened;
 mod map_ops;

@@ -115,6 +115,10 @@ pub struct PartitionState {
     /// is). A batch of a newer term whose base is below our number means
     /// we applied changes the new owner never had.
     pub data_term: Option<u64>,
+    /// The newest owner term seen in a batch, with that owner's base: a
+    /// copy of an older term holding changes past that base is from a
+    /// previous owner's lineage (see `install`).
+    pub seen_term: Option<(u64, u64)>,
     pending: BTreeMap<u64, Vec<Change>>,
 }
 
@@ -212,6 +216,9 @@ impl PartitionState {
         }
         if batch.term > 0 {
             self.data_term = Some(self.data_term.map_or(batch.term, |t| t.max(batch.term)));
+            if self.seen_term.is_none_or(|(t, _)| batch.term > t) {
+                self.seen_term = Some((batch.term, batch.base));
+            }
         }
         if !self.receive(batch.seq, batch.changes, now) {
             Received::LostTrack
@@ -270,7 +277,21 @@ impl PartitionState {
     }
 
     /// Installs a full copy taken at `seq`, then what arrived after it.
-    pub fn install(&mut self, seq: u64, store: PartitionStore, now: Instant) {
+    /// `term`: the owner term the copy's data continues, when known (a
+    /// backup's copy); the data then follows it. A copy of an older term
+    /// than a batch this replica has seen, holding changes past that
+    /// batch's base, carries changes the newer owner never had (a previous
+    /// owner's racing writes): the numbers past the base are taken back,
+    /// the newer owner's changes waiting here are applied, and the result
+    /// is `Some(newer term)`: the partition must then be copied from its
+    /// owner (an upgrade of that term, pending) to drop what they left.
+    pub fn install(
+        &mut self,
+        seq: u64,
+        term: Option<u64>,
+        store: PartitionStore,
+        now: Instant,
+    ) -> Option<u64> {
         self.epoch = self.epoch.wrapping_add(1);
         self.store = store;
         self.seq = seq;
@@ -278,9 +299,22 @@ impl PartitionState {
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
-        self.data_term = None;
+        self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
+        let mut diverged = None;
+        if let (Some(copy_term), Some((newer, base))) = (term, self.seen_term) {
+            if newer > copy_term && seq > base {
+                tracing::warn!(
+                    "a copy at change {seq} of owner term {copy_term} went past change {base}, where the owner of term {newer} continues: taking those numbers back and copying the partition from the owner"
+                );
+                self.seq = base;
+                self.data_term = Some(newer);
+                self.upgrade = Some(Upgrade::new(newer));
+                diverged = Some(newer);
+            }
+        }
         self.drain(now);
+        diverged
     }
 
     /// Ends the upgrade with the owner's copy taken at change `seq`: the
@@ -357,6 +391,7 @@ impl PartitionState {
         self.upgrade = None;
         self.data_term = None;
         self.term_base = None;
+        self.seen_term = None;
     }
 }
 
@@ -413,7 +448,7 @@ mod tests {
             None,
             now,
         );
-        s.install(3, copy, now);
+        s.install(3, None, copy, now);
         assert_eq!(s.seq, 5);
         assert_eq!(get(&mut s, "b").as_deref(), Some(&b"5"[..]));
     }
@@ -446,7 +481,7 @@ mod tests {
             None,
             now,
         );
-        s.install(7, copy, now);
+        s.install(7, None, copy, now);
         assert_eq!(s.seq, 8);
         assert_eq!(get(&mut s, "a").as_deref(), Some(&b"8"[..]));
         assert_eq!(get(&mut s, "z").as_deref(), Some(&b"7"[..]));

@@ -103,8 +103,11 @@ impl PartitionService {
             // is not held. (Ending it when this member stayed owner lost
             // entries: the regular copy that followed found nobody complete
             // after two failures and took a copy kept since the cluster
-            // formed, over this member's own data.)
-            let keeps_owning = cur.first() == Some(&me) && held.first() == Some(&me);
+            // formed, over this member's own data.) Owner in the table the
+            // new one was computed from too: a member that missed a table
+            // in which the partition lived elsewhere must copy anew.
+            let keeps_owning =
+                cur.first() == Some(&me) && held.first() == Some(&me) && prev.first() == Some(&me);
             let had_promotion = !keeps_owning && self.state(p).promotion.take().is_some();
             if had_promotion && !cur.contains(&me) {
                 self.awaiting[p as usize].store(false, Ordering::SeqCst);

@@ -94,7 +94,7 @@ fn a_backup_promoted_before_its_copy_arrived_makes_operations_wait() {
     let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0], true);
     assert_eq!(moved, vec![0]);
     assert!(batches.is_empty());
-    service.install_copy(0, 5, Vec::new());
+    service.install_copy(0, 5, 0, Vec::new());
     assert!(!service.is_awaiting(0));
     assert_eq!(service.replica_status(0).0, 5);
     let (_, _, batches, moved) = service.execute("m", &MapOp::Clear, &[0], true);

@@ -9,7 +9,7 @@ mod common;
 use common::*;
 
 use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, PartitionService, PartitionTable};
+use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable};
 use ferrocast_protocol::data::partition_id;
 use uuid::Uuid;
 
@@ -191,6 +191,9 @@ fn a_moved_up_backup_promoted_with_nobody_ahead_serves_what_it_has() {
     assert!(!c.services[2].upgrade_pending(c.p, 2));
     let (seq, data) = late_copy.clone();
     assert!(!c.services[2].finish_upgrade(c.p, 2, seq, data));
-    assert!(!c.services[2].install_copy(c.p, late_copy.0, late_copy.1));
+    assert_eq!(
+        c.services[2].install_copy(c.p, late_copy.0, 1, late_copy.1),
+        Installed::NotWanted
+    );
     assert_eq!(c.plain_entries(2), 1);
 }

@@ -129,3 +129,73 @@ fn a_table_keeping_the_promoted_member_owner_keeps_its_promotion() {
     assert!(b.replica_status(p).1);
     assert!(!b.is_awaiting(p));
 }
+
+/// A member that missed a table keeps no stale promotion: C, promoted by
+/// table 2 and copying from B, misses table 3 (the partition moved to D,
+/// which took a write Y that E acknowledged), then gets table 4, computed
+/// from 3, which makes it owner again. Table 4 must end the old promotion
+/// (its sources predate D's writes) and make C copy anew (found by a review
+/// of the change that keeps promotions across tables keeping the owner).
+#[test]
+fn a_member_that_missed_a_table_does_not_keep_a_stale_promotion() {
+    let ids = [1u8, 2, 3, 4, 5].map(|b| Uuid::from_bytes([b; 16]));
+    let [a, b, c, d, e] = ids;
+    let services = ids.map(|id| {
+        let s = PartitionService::new(id, COUNT);
+        s.set_partial_backups(true);
+        s
+    });
+    let [sa, sb, sc, sd, se] = &services;
+    let p = partition_id(&key("0000"), COUNT);
+    let in_p: Vec<_> = (0..)
+        .map(|i| key(&format!("{i:04}")))
+        .filter(|k| partition_id(k, COUNT) == p)
+        .take(2)
+        .collect();
+    let t1 = table(1, &[a, b, c], &PartitionTable::empty(COUNT));
+    for s in &services {
+        s.apply_table(t1.clone(), &ids).unwrap();
+    }
+    let (_, _, batches, _) = sa.execute("m", &set(&in_p[0]), &[p], false);
+    for batch in batches {
+        sb.receive_backup_from(batch.clone(), a).unwrap();
+        sc.receive_backup_from(batch, a).unwrap();
+    }
+    let t2 = table(2, &[c, b], &t1);
+    let change = sc.apply_table(t2.clone(), &ids).unwrap();
+    assert!(change.promotion_copies.contains(&(p, vec![a, b], 2)));
+    sb.apply_table(t2.clone(), &ids).unwrap();
+    // Table 3, which C misses: the partition on D and E, copied from B.
+    let t3 = table(3, &[d, e], &t2);
+    for s in [sb, sd, se] {
+        s.apply_table(t3.clone(), &ids).unwrap();
+    }
+    let (seq, term, data) = sb.snapshot_with_term(p);
+    sd.install_copy(p, seq, term, data.clone());
+    se.install_copy(p, seq, term, data);
+    let (_, _, batches, _) = sd.execute("m", &set(&in_p[1]), &[p], false);
+    for batch in batches {
+        se.receive_backup_from(batch, d).unwrap();
+    }
+    // Table 4, from 3: C owns it again.
+    let t4 = table(4, &[c, e], &t3);
+    let change = sc.apply_table(t4.clone(), &ids).unwrap();
+    assert!(!sc.promotion_pending(p, 2), "the table-2 promotion is over");
+    assert!(
+        change.needs_copy.contains(&(p, true, d)),
+        "C copies from D: {change:?}"
+    );
+    assert!(!sc.finish_promotion(p, 2, Some(sb.snapshot(p))));
+    sd.apply_table(t4.clone(), &ids).unwrap();
+    let (seq, term, data) = sd.snapshot_with_term(p);
+    sc.install_copy(p, seq, term, data);
+    let (_, data) = sc.snapshot(p);
+    let held: Vec<_> = data
+        .iter()
+        .flat_map(|(_, r)| r.iter().map(|(k, _)| k.clone()))
+        .collect();
+    assert!(
+        held.contains(&in_p[1]),
+        "C holds Y, which D wrote and E acknowledged"
+    );
+}

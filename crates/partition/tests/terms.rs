@@ -12,7 +12,7 @@ mod common;
 use common::*;
 
 use bytes::Bytes;
-use ferrocast_partition::{PartitionService, PartitionTable, Received};
+use ferrocast_partition::{Installed, PartitionService, PartitionTable, Received};
 use ferrocast_protocol::data::partition_id;
 use uuid::Uuid;
 
@@ -124,7 +124,8 @@ fn an_owner_keeping_its_partition_triggers_no_copy() {
     sb.apply_table(t2.clone(), &ids).unwrap();
     sc.apply_table(t2, &ids).unwrap();
     let (seq, data) = sa.snapshot(p);
-    assert!(sc.install_copy(p, seq, data));
+    let term = sa.snapshot_with_term(p).1;
+    assert_eq!(sc.install_copy(p, seq, term, data), Installed::Done);
     let (_, _, batches, _) = sa.execute("m", &set(&key("0000")), &[p], false);
     for batch in batches {
         assert_eq!(
@@ -134,4 +135,123 @@ fn an_owner_keeping_its_partition_triggers_no_copy() {
         assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
     }
     assert_eq!(keys(&sc, p), keys(&sa, p));
+}
+
+/// Keys of partition `p`, `n` of them.
+fn keys_in(p: u32, n: usize) -> Vec<Bytes> {
+    (0..)
+        .map(|i| key(&format!("{i:04}")))
+        .filter(|k| partition_id(k, COUNT) == p)
+        .take(n)
+        .collect()
+}
+
+/// The same race with C still copying (it joined moments before A left):
+/// the copy from A carries A's term, so C can tell B's X from A's W under
+/// the same number, whether A's snapshot holds W or W waited in C's pending
+/// changes (found by a review of the term change: `install` forgot the
+/// term, and C skipped X while acknowledging it).
+#[test]
+fn a_backup_whose_copy_came_from_the_old_owner_does_not_skip_the_new_owners_change() {
+    for snapshot_after_w in [true, false] {
+        let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
+        let [a, b, c] = ids;
+        let [sa, sb, sc] = ids.map(|id| PartitionService::new(id, COUNT));
+        let p = partition_id(&key("0000"), COUNT);
+        let ks = keys_in(p, 3);
+        let (before, w, x) = (ks[0].clone(), ks[1].clone(), ks[2].clone());
+        let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
+        sa.apply_table(t1.clone(), &ids).unwrap();
+        sb.apply_table(t1.clone(), &ids).unwrap();
+        let (_, _, batches, _) = sa.execute("m", &set(&before), &[p], false);
+        for batch in batches {
+            assert_eq!(sb.receive_backup_from(batch, a), Ok(Received::Taken));
+        }
+        // C joins as the second backup and copies from A.
+        let t2 = table(2, &[a, b, c], &t1);
+        sa.apply_table(t2.clone(), &ids).unwrap();
+        sb.apply_table(t2.clone(), &ids).unwrap();
+        sc.apply_table(t2.clone(), &ids).unwrap();
+        let early = sa.snapshot_with_term(p);
+        // A leaves; B applies table 3 first. A numbers W: B refuses it, C
+        // (still copying) takes it.
+        let t3 = table(3, &[b, c], &t2);
+        sb.apply_table(t3.clone(), &ids).unwrap();
+        let (_, _, w_batches, _) = sa.execute("m", &set(&w), &[p], false);
+        for batch in w_batches {
+            assert!(sb.receive_backup_from(batch.clone(), a).is_err());
+            assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+        }
+        let (seq, term, data) = if snapshot_after_w {
+            sa.snapshot_with_term(p)
+        } else {
+            early
+        };
+        assert_eq!(sc.install_copy(p, seq, term, data), Installed::Done);
+        sa.apply_table(t3.clone(), &ids).unwrap();
+        sc.apply_table(t3.clone(), &ids).unwrap();
+        // B numbers X under W's number.
+        let (_, _, x_batches, _) = sb.execute("m", &set(&x), &[p], false);
+        assert_eq!(x_batches[0].seq, sc.replica_status(p).0, "W's number");
+        assert_eq!(
+            sc.receive_backup_from(x_batches[0].clone(), b),
+            Ok(Received::Diverged { term: 3 })
+        );
+        assert!(keys(&sc, p).contains(&x), "C holds X, which B acknowledges");
+        assert!(
+            !sc.replica_status(p).1,
+            "and copies from B before it counts as in sync"
+        );
+        let (seq, data) = sb.snapshot(p);
+        assert!(sc.finish_upgrade(p, 3, seq, data));
+        assert_eq!(keys(&sc, p), keys(&sb, p));
+    }
+}
+
+/// Third order: C applies table 3 and takes X, still copying, before A's
+/// copy (holding W) lands: installing it takes W's number back and applies
+/// X, and says the partition must be copied from B.
+#[test]
+fn a_copy_from_the_old_owner_landing_after_the_new_owners_change_keeps_it() {
+    let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
+    let [a, b, c] = ids;
+    let [sa, sb, sc] = ids.map(|id| PartitionService::new(id, COUNT));
+    let p = partition_id(&key("0000"), COUNT);
+    let ks = keys_in(p, 3);
+    let (before, w, x) = (ks[0].clone(), ks[1].clone(), ks[2].clone());
+    let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
+    sa.apply_table(t1.clone(), &ids).unwrap();
+    sb.apply_table(t1.clone(), &ids).unwrap();
+    let (_, _, batches, _) = sa.execute("m", &set(&before), &[p], false);
+    for batch in batches {
+        sb.receive_backup_from(batch, a).unwrap();
+    }
+    let t2 = table(2, &[a, b, c], &t1);
+    for s in [&sa, &sb, &sc] {
+        s.apply_table(t2.clone(), &ids).unwrap();
+    }
+    let t3 = table(3, &[b, c], &t2);
+    sb.apply_table(t3.clone(), &ids).unwrap();
+    let (_, _, w_batches, _) = sa.execute("m", &set(&w), &[p], false);
+    for batch in w_batches {
+        assert!(sb.receive_backup_from(batch.clone(), a).is_err());
+        assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+    }
+    let (seq, term, data) = sa.snapshot_with_term(p);
+    sa.apply_table(t3.clone(), &ids).unwrap();
+    sc.apply_table(t3.clone(), &ids).unwrap();
+    let (_, _, x_batches, _) = sb.execute("m", &set(&x), &[p], false);
+    assert_eq!(
+        sc.receive_backup_from(x_batches[0].clone(), b),
+        Ok(Received::Taken)
+    );
+    assert_eq!(
+        sc.install_copy(p, seq, term, data),
+        Installed::Diverged { term: 3 }
+    );
+    assert!(keys(&sc, p).contains(&x), "C holds X, which B acknowledges");
+    assert_eq!(sc.replica_status(p).0, sb.replica_status(p).0);
+    let (seq, data) = sb.snapshot(p);
+    assert!(sc.finish_upgrade(p, 3, seq, data));
+    assert_eq!(keys(&sc, p), keys(&sb, p));
 }

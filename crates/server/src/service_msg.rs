@@ -32,6 +32,9 @@ pub enum ServiceMessage {
     Copy {
         partition: u32,
         seq: u64,
+        /// The owner term the data continues (0: unknown), see
+        /// `PartitionService::install_copy`.
+        term: u64,
         data: PartitionData,
     },
     /// One-way, to every member: the sender holds the data of all its

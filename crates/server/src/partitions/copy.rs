@@ -7,7 +7,7 @@ use crate::data::DataPlane;
 use crate::service_msg::ServiceMessage;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, Responder};
-use ferrocast_partition::PartitionData;
+use ferrocast_partition::{Installed, PartitionData};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,8 +30,12 @@ impl AsRef<[u8]> for Guarded {
 
 /// What asking one member for a partition's copy came to.
 enum CopyAnswer {
-    /// Its change number and records.
-    Copy(u64, PartitionData),
+    /// Its change number, the owner term its data continues, and records.
+    Copy {
+        seq: u64,
+        term: u64,
+        records: PartitionData,
+    },
     /// It answered without one (not complete yet, behind our table) or did
     /// not answer in time.
     Declined,
@@ -67,8 +71,9 @@ async fn ask_for_copy(
         Ok(Some(Ok(ServiceMessage::Copy {
             partition,
             seq,
+            term,
             data: records,
-        }))) if partition == p => CopyAnswer::Copy(seq, records),
+        }))) if partition == p => CopyAnswer::Copy { seq, term, records },
         _ => CopyAnswer::Declined,
     }
 }
@@ -135,11 +140,11 @@ impl Coordinator {
                     };
                     // After a second of nobody having it complete.
                     let last_resort = start.elapsed() > Duration::from_secs(1);
-                    let (seq, records) =
+                    let (seq, term, records) =
                         match ask_for_copy(&data, p, candidate, addr, table_version, last_resort)
                             .await
                         {
-                            CopyAnswer::Copy(seq, records) => (seq, records),
+                            CopyAnswer::Copy { seq, term, records } => (seq, term, records),
                             CopyAnswer::Gone => {
                                 tracing::debug!(
                                     "partition {p}: {addr} left; asking the next member"
@@ -171,12 +176,20 @@ impl Coordinator {
                         .sum();
                     copied.0.fetch_add(n, Ordering::SeqCst);
                     copied.1.fetch_add(bytes, Ordering::SeqCst);
-                    if data.service.install_copy(p, seq, records) {
-                        tracing::debug!(
-                            "partition {p}: copied {n} entries from {addr} in {} ms ({})",
-                            start.elapsed().as_millis(),
-                            if owner { "owner" } else { "backup" }
-                        );
+                    match data.service.install_copy(p, seq, term, records) {
+                        Installed::NotWanted => {}
+                        installed => {
+                            tracing::debug!(
+                                "partition {p}: copied {n} entries from {addr} in {} ms ({})",
+                                start.elapsed().as_millis(),
+                                if owner { "owner" } else { "backup" }
+                            );
+                            if let Installed::Diverged { term } = installed {
+                                let _ = inputs
+                                    .send(CoordinatorInput::Diverged { partition: p, term })
+                                    .await;
+                            }
+                        }
                     }
                     let _ = inputs
                         .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
@@ -225,7 +238,9 @@ impl Coordinator {
                     continue;
                 };
                 match ask_for_copy(&data, p, source, addr, version, false).await {
-                    CopyAnswer::Copy(seq, records) => break Some(Some((source, seq, records))),
+                    CopyAnswer::Copy { seq, records, .. } => {
+                        break Some(Some((source, seq, records)))
+                    }
                     CopyAnswer::Gone => {
                         tracing::debug!("partition {p}: {addr} left; asking the next member ahead");
                         sources.next();
@@ -285,7 +300,7 @@ impl Coordinator {
                 let owner = data.service.owner(p).filter(|o| *o != me);
                 let addr = owner.and_then(|o| data.address_of(o));
                 if let (Some(owner), Some(addr)) = (owner, addr) {
-                    if let CopyAnswer::Copy(seq, records) =
+                    if let CopyAnswer::Copy { seq, records, .. } =
                         ask_for_copy(&data, p, owner, addr, version, false).await
                     {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
@@ -381,10 +396,11 @@ impl Coordinator {
                 None
             };
             if let Some(permit) = permit {
-                let (seq, records) = data.service.snapshot(partition);
+                let (seq, term, records) = data.service.snapshot_with_term(partition);
                 let answer = ServiceMessage::Copy {
                     partition,
                     seq,
+                    term,
                     data: records,
                 };
                 if let Ok(m) = answer.wrap() {
