@@ -163,11 +163,18 @@ impl PartitionService {
 
     /// Gives up waiting for `p`'s data (nobody can send it).
     /// The changes that arrived meanwhile are applied in order: they were
-    /// acknowledged, and nothing will fill the gaps before them.
+    /// acknowledged, and nothing will fill the gaps before them. A
+    /// promotion waiting for its own copy is left alone (it decides how it
+    /// ends); a replica whose data is in meanwhile only stops waiting.
     pub fn stop_awaiting(&self, p: u32) {
         let mut st = self.state(p);
-        st.synced = true;
-        st.promote(Instant::now());
+        if st.promotion.is_some() {
+            return;
+        }
+        if !st.synced {
+            st.synced = true;
+            st.promote(Instant::now());
+        }
         drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();

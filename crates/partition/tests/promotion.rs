@@ -199,3 +199,29 @@ fn a_member_that_missed_a_table_does_not_keep_a_stale_promotion() {
         "C holds Y, which D wrote and E acknowledged"
     );
 }
+
+/// A regular copy task that gives up (copy limit, nobody left) while the
+/// member now waits for a promotion copy leaves the promotion alone: it
+/// must not release operations on data the promotion copy then replaces
+/// (found by the same review, reasoned).
+#[test]
+fn a_regular_copy_giving_up_leaves_a_pending_promotion_alone() {
+    let ids: Vec<Uuid> = (1..=3u8).map(|i| Uuid::from_bytes([i; 16])).collect();
+    let (a_id, b_id, c_id) = (ids[0], ids[1], ids[2]);
+    let b = PartitionService::new(b_id, COUNT);
+    b.set_partial_backups(true);
+    let t1 = table(1, &[a_id, b_id], &PartitionTable::empty(COUNT));
+    b.apply_table(t1.clone(), &ids).unwrap();
+    let p = partition_id(&key("00"), COUNT);
+    let t2 = table(2, &[b_id, c_id], &t1);
+    assert!(b
+        .apply_table(t2, &ids)
+        .unwrap()
+        .promotion_copies
+        .contains(&(p, vec![a_id], 2)));
+    b.stop_awaiting(p);
+    assert!(b.promotion_pending(p, 2));
+    assert!(b.is_awaiting(p), "operations still wait for A's copy");
+    assert!(b.finish_promotion(p, 2, None));
+    assert!(!b.is_awaiting(p));
+}
