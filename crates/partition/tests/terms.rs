@@ -146,6 +146,72 @@ fn keys_in(p: u32, n: usize) -> Vec<Bytes> {
         .collect()
 }
 
+/// A writes one key with B as its backup (table 1); C joins as the second
+/// backup and starts copying from A (table 2); A then leaves, and B applies
+/// table 3 first, while A, still on table 2, numbers a write W that B
+/// refuses and C, still copying, takes.
+struct JoinThenLeave {
+    ids: [Uuid; 3],
+    services: [PartitionService; 3],
+    p: u32,
+    x: Bytes,
+    t3: PartitionTable,
+}
+
+impl JoinThenLeave {
+    /// Up to C joining; also returns the key of W.
+    fn new() -> (Self, Bytes) {
+        let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
+        let [a, b, c] = ids;
+        let services = ids.map(|id| PartitionService::new(id, COUNT));
+        let [sa, sb, _] = &services;
+        let p = partition_id(&key("0000"), COUNT);
+        let ks = keys_in(p, 3);
+        let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
+        sa.apply_table(t1.clone(), &ids).unwrap();
+        sb.apply_table(t1.clone(), &ids).unwrap();
+        let (_, _, batches, _) = sa.execute("m", &set(&ks[0]), &[p], false);
+        for batch in batches {
+            assert_eq!(sb.receive_backup_from(batch, a), Ok(Received::Taken));
+        }
+        let t2 = table(2, &[a, b, c], &t1);
+        for s in &services {
+            s.apply_table(t2.clone(), &ids).unwrap();
+        }
+        let t3 = table(3, &[b, c], &t2);
+        let race = Self {
+            ids,
+            services,
+            p,
+            x: ks[2].clone(),
+            t3,
+        };
+        (race, ks[1].clone())
+    }
+
+    /// A leaves; B applies table 3 first. A numbers W: B refuses it, C
+    /// (still copying) takes it.
+    fn a_writes(&self, w: &Bytes) {
+        let [a, _, _] = self.ids;
+        let [sa, sb, sc] = &self.services;
+        sb.apply_table(self.t3.clone(), &self.ids).unwrap();
+        let (_, _, w_batches, _) = sa.execute("m", &set(w), &[self.p], false);
+        for batch in w_batches {
+            assert!(sb.receive_backup_from(batch.clone(), a).is_err());
+            assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
+        }
+    }
+
+    /// A and C apply table 3; B numbers X under W's number.
+    fn b_writes_x(&self) -> ferrocast_partition::BackupBatch {
+        let [sa, sb, sc] = &self.services;
+        sa.apply_table(self.t3.clone(), &self.ids).unwrap();
+        sc.apply_table(self.t3.clone(), &self.ids).unwrap();
+        let (_, _, mut x_batches, _) = sb.execute("m", &set(&self.x), &[self.p], false);
+        x_batches.remove(0)
+    }
+}
+
 /// The same race with C still copying (it joined moments before A left):
 /// the copy from A carries A's term, so C can tell B's X from A's W under
 /// the same number, whether A's snapshot holds W or W waited in C's pending
@@ -154,57 +220,31 @@ fn keys_in(p: u32, n: usize) -> Vec<Bytes> {
 #[test]
 fn a_backup_whose_copy_came_from_the_old_owner_does_not_skip_the_new_owners_change() {
     for snapshot_after_w in [true, false] {
-        let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
-        let [a, b, c] = ids;
-        let [sa, sb, sc] = ids.map(|id| PartitionService::new(id, COUNT));
-        let p = partition_id(&key("0000"), COUNT);
-        let ks = keys_in(p, 3);
-        let (before, w, x) = (ks[0].clone(), ks[1].clone(), ks[2].clone());
-        let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
-        sa.apply_table(t1.clone(), &ids).unwrap();
-        sb.apply_table(t1.clone(), &ids).unwrap();
-        let (_, _, batches, _) = sa.execute("m", &set(&before), &[p], false);
-        for batch in batches {
-            assert_eq!(sb.receive_backup_from(batch, a), Ok(Received::Taken));
-        }
-        // C joins as the second backup and copies from A.
-        let t2 = table(2, &[a, b, c], &t1);
-        sa.apply_table(t2.clone(), &ids).unwrap();
-        sb.apply_table(t2.clone(), &ids).unwrap();
-        sc.apply_table(t2.clone(), &ids).unwrap();
+        let (race, w) = JoinThenLeave::new();
+        let [sa, sb, sc] = &race.services;
+        let (b, p, x) = (race.ids[1], race.p, race.x.clone());
         let early = sa.snapshot_with_term(p);
-        // A leaves; B applies table 3 first. A numbers W: B refuses it, C
-        // (still copying) takes it.
-        let t3 = table(3, &[b, c], &t2);
-        sb.apply_table(t3.clone(), &ids).unwrap();
-        let (_, _, w_batches, _) = sa.execute("m", &set(&w), &[p], false);
-        for batch in w_batches {
-            assert!(sb.receive_backup_from(batch.clone(), a).is_err());
-            assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
-        }
+        race.a_writes(&w);
         let (seq, term, data) = if snapshot_after_w {
             sa.snapshot_with_term(p)
         } else {
             early
         };
         assert_eq!(sc.install_copy(p, seq, term, data), Installed::Done);
-        sa.apply_table(t3.clone(), &ids).unwrap();
-        sc.apply_table(t3.clone(), &ids).unwrap();
-        // B numbers X under W's number.
-        let (_, _, x_batches, _) = sb.execute("m", &set(&x), &[p], false);
-        assert_eq!(x_batches[0].seq, sc.replica_status(p).0, "W's number");
+        let x_batch = race.b_writes_x();
+        assert_eq!(x_batch.seq, sc.replica_status(p).0, "W's number");
         assert_eq!(
-            sc.receive_backup_from(x_batches[0].clone(), b),
+            sc.receive_backup_from(x_batch, b),
             Ok(Received::Diverged { term: 3 })
         );
-        assert!(keys(&sc, p).contains(&x), "C holds X, which B acknowledges");
+        assert!(keys(sc, p).contains(&x), "C holds X, which B acknowledges");
         assert!(
             !sc.replica_status(p).1,
             "and copies from B before it counts as in sync"
         );
         let (seq, data) = sb.snapshot(p);
         assert!(sc.finish_upgrade(p, 3, seq, data));
-        assert_eq!(keys(&sc, p), keys(&sb, p));
+        assert_eq!(keys(sc, p), keys(sb, p));
     }
 }
 
@@ -213,45 +253,20 @@ fn a_backup_whose_copy_came_from_the_old_owner_does_not_skip_the_new_owners_chan
 /// X, and says the partition must be copied from B.
 #[test]
 fn a_copy_from_the_old_owner_landing_after_the_new_owners_change_keeps_it() {
-    let ids = [1u8, 2, 3].map(|b| Uuid::from_bytes([b; 16]));
-    let [a, b, c] = ids;
-    let [sa, sb, sc] = ids.map(|id| PartitionService::new(id, COUNT));
-    let p = partition_id(&key("0000"), COUNT);
-    let ks = keys_in(p, 3);
-    let (before, w, x) = (ks[0].clone(), ks[1].clone(), ks[2].clone());
-    let t1 = table(1, &[a, b], &PartitionTable::empty(COUNT));
-    sa.apply_table(t1.clone(), &ids).unwrap();
-    sb.apply_table(t1.clone(), &ids).unwrap();
-    let (_, _, batches, _) = sa.execute("m", &set(&before), &[p], false);
-    for batch in batches {
-        sb.receive_backup_from(batch, a).unwrap();
-    }
-    let t2 = table(2, &[a, b, c], &t1);
-    for s in [&sa, &sb, &sc] {
-        s.apply_table(t2.clone(), &ids).unwrap();
-    }
-    let t3 = table(3, &[b, c], &t2);
-    sb.apply_table(t3.clone(), &ids).unwrap();
-    let (_, _, w_batches, _) = sa.execute("m", &set(&w), &[p], false);
-    for batch in w_batches {
-        assert!(sb.receive_backup_from(batch.clone(), a).is_err());
-        assert_eq!(sc.receive_backup_from(batch, a), Ok(Received::Taken));
-    }
+    let (race, w) = JoinThenLeave::new();
+    let [sa, sb, sc] = &race.services;
+    let (b, p, x) = (race.ids[1], race.p, race.x.clone());
+    race.a_writes(&w);
     let (seq, term, data) = sa.snapshot_with_term(p);
-    sa.apply_table(t3.clone(), &ids).unwrap();
-    sc.apply_table(t3.clone(), &ids).unwrap();
-    let (_, _, x_batches, _) = sb.execute("m", &set(&x), &[p], false);
-    assert_eq!(
-        sc.receive_backup_from(x_batches[0].clone(), b),
-        Ok(Received::Taken)
-    );
+    let x_batch = race.b_writes_x();
+    assert_eq!(sc.receive_backup_from(x_batch, b), Ok(Received::Taken));
     assert_eq!(
         sc.install_copy(p, seq, term, data),
         Installed::Diverged { term: 3 }
     );
-    assert!(keys(&sc, p).contains(&x), "C holds X, which B acknowledges");
+    assert!(keys(sc, p).contains(&x), "C holds X, which B acknowledges");
     assert_eq!(sc.replica_status(p).0, sb.replica_status(p).0);
     let (seq, data) = sb.snapshot(p);
     assert!(sc.finish_upgrade(p, 3, seq, data));
-    assert_eq!(keys(&sc, p), keys(&sb, p));
+    assert_eq!(keys(sc, p), keys(sb, p));
 }
