@@ -32,7 +32,9 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// so members of builds that cannot read each other's messages refuse to
 /// connect, with the reason in their logs, instead of failing every write.
 /// 2 (2026-11-26): backup batches carry the owner's term and base.
-pub const HANDSHAKE_VERSION: u16 = 2;
+/// 3 (2026-11-26): copy requests say what they accept (complete, last
+/// resort, a base to merge over); an upgrading backup answers with its log.
+pub const HANDSHAKE_VERSION: u16 = 3;
 
 type Nonce = [u8; 32];
 type Proof = [u8; 32];

@@ -5,6 +5,7 @@
 
 use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
 use crate::store::PartitionStore;
+use crate::upgrade::UpgradeLog;
 
 /// What became of a copy handed to [`PartitionService::install_copy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,6 +183,7 @@ impl PartitionService {
             return false;
         }
         st.promotion = None;
+        st.kept_log = None;
         match copy {
             Some((seq, data)) => {
                 // An owner's copy: it numbers the changes from here on.
@@ -192,6 +194,72 @@ impl PartitionService {
                 st.promote(now);
             }
         }
+        drop(st);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        true
+    }
+
+    /// What an upgrading backup of `p` (moved up a place, its copy not in
+    /// yet) has logged since the move; `None` when it is not upgrading.
+    /// A member promoted behind it merges this over its own data.
+    pub fn upgrade_log(&self, p: u32) -> Option<UpgradeLog> {
+        let st = self.state(p);
+        st.upgrade
+            .as_ref()
+            .filter(|_| st.synced)
+            .map(|u| u.log().clone())
+    }
+
+    /// Whether this member holds data of `p` it can serve as the base of a
+    /// merge: its replica's data, complete or still upgrading.
+    pub fn holds_data(&self, p: u32) -> bool {
+        self.state(p).synced
+    }
+
+    /// Ends the promotion of `p` by table `version` with the log of an
+    /// upgrading member ahead of this one (it moved up a place; its copy
+    /// was not in when the owner failed): applied over this member's own
+    /// data, which holds the maps the log's member lacked as they were
+    /// before its move. False when a later table changed the partition.
+    pub fn finish_promotion_with_log(&self, p: u32, version: u64, log: UpgradeLog) -> bool {
+        self.finish_merge(p, version, None, log)
+    }
+
+    /// Ends the promotion of `p` by table `version`, begun while this
+    /// member was upgrading: the changes it logged since it moved up go
+    /// over the copy (taken at change `seq`) of a member behind it. False
+    /// when a later table changed the partition.
+    pub fn finish_promotion_over_base(
+        &self,
+        p: u32,
+        version: u64,
+        seq: u64,
+        data: PartitionData,
+    ) -> bool {
+        let log = self.state(p).kept_log.clone();
+        match log {
+            Some(log) => {
+                let store = store_from_wire(data, Instant::now());
+                self.finish_merge(p, version, Some((seq, store)), log)
+            }
+            None => self.finish_promotion(p, version, Some((seq, data))),
+        }
+    }
+
+    fn finish_merge(
+        &self,
+        p: u32,
+        version: u64,
+        base: Option<(u64, PartitionStore)>,
+        log: UpgradeLog,
+    ) -> bool {
+        let mut st = self.state(p);
+        if st.promotion != Some(version) {
+            return false;
+        }
+        st.synced = true;
+        st.merge(p, base, log, Instant::now());
         drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();

@@ -20,15 +20,17 @@ mod table;
 mod table_change;
 #[cfg(test)]
 mod test_rng;
+mod upgrade;
 
 pub use entry::set_per_entry_stats;
 pub use map_ops::{ttl_from_millis, MapEvent, MapResult, ViewRecord};
 pub use merge::{MergeEntry, MergePolicy};
-pub use replica::{BackupBatch, Change, PartitionState, Received, Upgrade};
+pub use replica::{BackupBatch, Change, PartitionState, Received};
 pub use service::{EventSink, MigratedRecord, PartitionData, PartitionService};
 pub use store::{MapPartition, PartitionStore, Record};
 pub use table::PartitionTable;
 pub use table_change::{copy_source, TableChange};
+pub use upgrade::{Upgrade, UpgradeLog};
 
 /// Hazelcast's default partition count, which ferrocast keeps.
 pub const DEFAULT_PARTITION_COUNT: u32 = 271;

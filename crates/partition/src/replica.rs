@@ -5,6 +5,7 @@
 
 use crate::service::MigratedRecord;
 use crate::store::PartitionStore;
+use crate::upgrade::{Upgrade, UpgradeLog};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -105,6 +106,11 @@ pub struct PartitionState {
     /// (it holds every map its old place kept) and logs them, to apply
     /// again over the copy those after it.
     pub upgrade: Option<Upgrade>,
+    /// A backup promoted before its upgrade's copy arrived, with nobody
+    /// ahead of it left: the changes it logged since it moved up, to apply
+    /// over a copy from a member behind it, which holds the maps this one
+    /// lacked as they were before the move (see `merge`).
+    pub kept_log: Option<UpgradeLog>,
     /// As owner: the version of the table that made this member owner,
     /// sent with every change it numbers.
     pub owner_term: u64,
@@ -120,24 +126,6 @@ pub struct PartitionState {
     /// previous owner's lineage (see `install`).
     pub seen_term: Option<(u64, u64)>,
     pending: BTreeMap<u64, Vec<Change>>,
-}
-
-/// A backup's copy for the maps it lacked at its old place, under way.
-#[derive(Debug)]
-pub struct Upgrade {
-    /// The table that moved the backup up.
-    pub version: u64,
-    /// The changes applied since, with their numbers.
-    log: Vec<(u64, Vec<Change>)>,
-}
-
-impl Upgrade {
-    pub fn new(version: u64) -> Self {
-        Self {
-            version,
-            log: Vec::new(),
-        }
-    }
 }
 
 impl PartitionState {
@@ -210,7 +198,7 @@ impl PartitionState {
                     self.seq
                 );
                 self.seq = base;
-                self.upgrade = Some(Upgrade::new(batch.term));
+                self.upgrade = Some(Upgrade::new(batch.term, base));
                 diverged = true;
             }
         }
@@ -263,12 +251,13 @@ impl PartitionState {
     fn apply_numbered(&mut self, seq: u64, changes: Vec<Change>, now: Instant) {
         self.seq = seq;
         if let Some(up) = self.upgrade.as_mut() {
-            up.log.push((seq, changes.clone()));
+            up.log.seq = seq;
+            up.log.changes.push((seq, changes.clone()));
         }
         self.apply(changes, now);
     }
 
-    fn drain(&mut self, now: Instant) {
+    pub(crate) fn drain(&mut self, now: Instant) {
         while let Some(changes) = self.pending.remove(&(self.seq + 1)) {
             self.apply_numbered(self.seq + 1, changes, now);
         }
@@ -299,6 +288,7 @@ impl PartitionState {
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
+        self.kept_log = None;
         self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
         let mut diverged = None;
@@ -309,41 +299,12 @@ impl PartitionState {
                 );
                 self.seq = base;
                 self.data_term = Some(newer);
-                self.upgrade = Some(Upgrade::new(newer));
+                self.upgrade = Some(Upgrade::new(newer, base));
                 diverged = Some(newer);
             }
         }
         self.drain(now);
         diverged
-    }
-
-    /// Ends the upgrade with the owner's copy taken at change `seq`: the
-    /// copy replaces the store, then the changes logged after `seq` are
-    /// applied again (each sets a key's resulting state, so applying one
-    /// twice does no harm), and those still waiting follow. False when no
-    /// upgrade of table `version` is under way.
-    pub fn finish_upgrade(
-        &mut self,
-        version: u64,
-        seq: u64,
-        store: PartitionStore,
-        now: Instant,
-    ) -> bool {
-        if self.upgrade.as_ref().map(|u| u.version) != Some(version) {
-            return false;
-        }
-        let Some(up) = self.upgrade.take() else {
-            return false;
-        };
-        self.store = store;
-        for (s, changes) in up.log {
-            if s > seq {
-                self.apply(changes, now);
-            }
-        }
-        self.seq = self.seq.max(seq);
-        self.drain(now);
-        true
     }
 
     /// This backup becomes the owner: everything it received counts, in
@@ -389,6 +350,7 @@ impl PartitionState {
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
+        self.kept_log = None;
         self.data_term = None;
         self.term_base = None;
         self.seen_term = None;

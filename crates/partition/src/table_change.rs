@@ -11,9 +11,9 @@
 //! member ahead of it still alive; if none is left, it serves what it
 //! holds.
 
-use crate::replica::Upgrade;
 use crate::service::PartitionService;
 use crate::table::PartitionTable;
+use crate::upgrade::Upgrade;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use uuid::Uuid;
@@ -34,6 +34,13 @@ pub struct TableChange {
     /// (partition, those members in order, this table's version), to copy
     /// from the first that can ([`PartitionService::finish_promotion`]).
     pub promotion_copies: Vec<(u32, Vec<Uuid>, u64)>,
+    /// Of those, partitions this member was moving up a place in (an
+    /// upgrade) when it was promoted: the members behind it, in order.
+    /// Once no member ahead can send a copy, it merges the changes it
+    /// logged since the move over a copy from the first of these, which
+    /// holds the maps it lacked as they were before
+    /// ([`PartitionService::finish_promotion_over_base`]).
+    pub promotion_bases: Vec<(u32, Vec<Uuid>)>,
     /// Partitions whose backup this member was and stays, at a higher
     /// place: (partition, this table's version), to copy from the owner
     /// the maps it lacked ([`PartitionService::finish_upgrade`]).
@@ -108,7 +115,11 @@ impl PartitionService {
             // in which the partition lived elsewhere must copy anew.
             let keeps_owning =
                 cur.first() == Some(&me) && held.first() == Some(&me) && prev.first() == Some(&me);
-            let had_promotion = !keeps_owning && self.state(p).promotion.take().is_some();
+            let had_promotion = !keeps_owning && {
+                let mut st = self.state(p);
+                st.kept_log = None;
+                st.promotion.take().is_some()
+            };
             if had_promotion && !cur.contains(&me) {
                 self.awaiting[p as usize].store(false, Ordering::SeqCst);
             }
@@ -143,7 +154,7 @@ impl PartitionService {
                 // go on backing up the maps we have.
                 let mut st = self.state(p);
                 if st.synced {
-                    st.upgrade = Some(Upgrade::new(next.version));
+                    st.upgrade = Some(Upgrade::new(next.version, st.seq));
                     drop(st);
                     tracing::debug!(
                         "partition {p}: moved up to backup {}; copying the maps it lacks from the owner",
@@ -218,12 +229,29 @@ impl PartitionService {
                 .collect()
         };
         let mut st = self.state(p);
-        if st.upgrade.take().is_some() {
-            // Moved up a place before, its copy not in yet: the copy for
-            // the promotion, from the members ahead if any, replaces it.
-            tracing::debug!("partition {p}: promoted before the maps it lacked arrived");
+        // Moved up a place before, its copy not in yet: we hold the maps
+        // we lacked only as far as we logged them. A copy from a member
+        // ahead replaces everything; without one, the members behind us
+        // hold those maps as they were before the move (they had them
+        // then), and our log goes over their copy.
+        let behind: Vec<Uuid> = match st.upgrade.take() {
+            Some(up) if st.synced => {
+                st.kept_log = Some(up.into_log());
+                prev.iter()
+                    .skip(place(prev, me).map_or(prev.len(), |i| i + 1))
+                    .copied()
+                    .filter(|m| alive.contains(m))
+                    .collect()
+            }
+            _ => Vec::new(),
+        };
+        if !behind.is_empty() {
+            tracing::debug!(
+                "partition {p}: promoted before the maps it lacked arrived; merging its log over a copy from {behind:?} unless a member ahead sends one"
+            );
         }
-        if sources.is_empty() || !st.synced {
+        if (sources.is_empty() && behind.is_empty()) || !st.synced {
+            st.kept_log = None;
             drop(st);
             self.promote(p, now);
             return;
@@ -236,6 +264,9 @@ impl PartitionService {
         drop(st);
         self.awaiting[p as usize].store(true, Ordering::SeqCst);
         tracing::debug!("partition {p}: promoted; copying it from {sources:?} first");
+        if !behind.is_empty() {
+            change.promotion_bases.push((p, behind));
+        }
         change.promotion_copies.push((p, sources, version));
     }
 }

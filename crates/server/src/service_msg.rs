@@ -5,12 +5,25 @@ use crate::backup_wire;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, NetError};
 use ferrocast_partition::{
-    BackupBatch, MapResult, MergeEntry, MergePolicy, PartitionData, PartitionTable,
+    BackupBatch, MapResult, MergeEntry, MergePolicy, PartitionData, PartitionTable, UpgradeLog,
 };
 use ferrocast_protocol::{ClientMessage, Frame};
 use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
 use uuid::Uuid;
+
+/// What a `CopyRequest` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CopyWanted {
+    /// The partition complete (an upgrading backup answers with its log).
+    Complete,
+    /// Nobody had it complete: data retained from when the source last
+    /// held the partition is good enough.
+    LastResort,
+    /// The data the source holds as a replica, complete or still
+    /// upgrading: the base a promoted member merges its log over.
+    Base,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum ServiceMessage {
@@ -25,9 +38,7 @@ pub enum ServiceMessage {
     CopyRequest {
         partition: u32,
         table_version: u64,
-        /// Nobody had it complete: data retained from when the source last
-        /// held the partition is good enough.
-        last_resort: bool,
+        wanted: CopyWanted,
     },
     Copy {
         partition: u32,
@@ -36,6 +47,13 @@ pub enum ServiceMessage {
         /// `PartitionService::install_copy`.
         term: u64,
         data: PartitionData,
+    },
+    /// Answer to `CopyRequest` from a backup that moved up a place and
+    /// still waits for the maps it lacked (an upgrade): what it logged
+    /// since the move, for a member promoted behind it to merge.
+    CopyLog {
+        partition: u32,
+        log: UpgradeLog,
     },
     /// One-way, to every member: the sender holds the data of all its
     /// replicas in tables up to this version. A member shutting down leaves

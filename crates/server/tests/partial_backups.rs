@@ -101,6 +101,71 @@ async fn a_backup_moved_up_a_place_holds_the_maps_with_fewer_backups() {
     client.shutdown();
 }
 
+/// The owner fails while the backup that moved up a place (the first
+/// backup failed before) still copies the maps it lacked from it. Nobody
+/// holds the 1-backup map whole then: the moved-up backup has its changes
+/// since the move, the member that took the last place copied it from the
+/// owner just before. Whichever of the two is promoted merges the first's
+/// log over the second's data, at once. Before, they waited on each other
+/// for the copy limit (60 s), or the moved-up backup was promoted and
+/// served only the entries written since its move. Upgrades wait 10 s
+/// here (`FERROCAST_TEST_UPGRADE_DELAY_MS`) so the owner fails while they
+/// are under way; on loopback they take a few ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+    let list = member_list(127, 2..6);
+    let mut members: Vec<Member> = (2..6)
+        .map(|h| {
+            let mut args = vec!["--members", &list, "--config", yaml.to_str().unwrap()];
+            args.extend_from_slice(FAST);
+            let env = [("FERROCAST_TEST_UPGRADE_DELAY_MS", "10000")];
+            Member::start_with_env(&format!("127.0.127.{h}"), &args, &env)
+        })
+        .collect();
+    wait_converged(&refs(&members), 4, Duration::from_secs(20));
+    stable_table(&members).await;
+    let client = Client::connect(client_config(&members, None))
+        .await
+        .unwrap();
+    for name in ["critical", "plain"] {
+        client
+            .map(name)
+            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    members[1].kill9();
+    let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
+    wait_converged(&live, 3, Duration::from_secs(20));
+    // The members that took the freed places copy from the owners (a few
+    // ms); the moved-up backups wait their 10 s.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    members[0].kill9();
+    let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
+    wait_converged(&live, 2, Duration::from_secs(20));
+    let start = std::time::Instant::now();
+    let lost = lost(&client).await;
+    let took = start.elapsed();
+    eprintln!("entries lost of 2,000 per map: {lost:?}; reading them took {took:?}");
+    let merged: usize = live.iter().map(|m| m.log().matches("merged").count()).sum();
+    if lost.values().any(|n| *n > 0) || merged == 0 {
+        live.iter().for_each(|m| m.dump());
+    }
+    assert_eq!(lost, HashMap::from([("critical", 0), ("plain", 0)]));
+    assert!(
+        merged > 0,
+        "no promotion merged a log: the scenario did not happen"
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "reads waited for the copy limit (60 s): {took:?}"
+    );
+    client.shutdown();
+}
+
 /// Entries of `critical` and `plain` not read back with their value.
 async fn lost(client: &Client) -> HashMap<&'static str, usize> {
     let mut lost = HashMap::new();

@@ -1,31 +1,30 @@
-//! Copying a partition's data to the member that needs it: the new replica
-//! asks the previous holders in turn, and the holder answers once its
-//! table is at least as new as the requester's.
+//! Copying a partition's data to this member when it needs it: a new
+//! replica asks the previous holders in turn, a promoted backup the
+//! members ahead of it (or behind it, to merge), an upgrading backup the
+//! owner. The other side is in `serve.rs`.
 
-use super::{Coordinator, CoordinatorInput, COPY_LIMIT, COPY_PERMIT_WAIT, PARALLEL_COPIES};
+use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
 use crate::data::DataPlane;
-use crate::service_msg::ServiceMessage;
-use bytes::Bytes;
-use ferrocast_net::{MemberMessage, Responder};
-use ferrocast_partition::{Installed, PartitionData};
+use crate::service_msg::{CopyWanted, ServiceMessage};
+use ferrocast_partition::{Installed, PartitionData, UpgradeLog};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-/// Encoded bytes that hold a copy permit until the last reference to them
-/// (the connection writer's, once they are on the socket) is gone.
-struct Guarded {
-    bytes: Bytes,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-}
-
-impl AsRef<[u8]> for Guarded {
-    fn as_ref(&self) -> &[u8] {
-        &self.bytes
-    }
+/// Fault injection for tests, off unless `FERROCAST_TEST_UPGRADE_DELAY_MS`
+/// is set: an upgrade (a backup moved up a place) waits this long before
+/// it asks the owner for the maps it lacked, so a test can fail the owner
+/// while upgrades are still under way (on loopback they take a few ms).
+fn upgrade_delay() -> Duration {
+    static DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        std::env::var("FERROCAST_TEST_UPGRADE_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_millis)
+            .unwrap_or_default()
+    })
 }
 
 /// What asking one member for a partition's copy came to.
@@ -36,6 +35,9 @@ enum CopyAnswer {
         term: u64,
         records: PartitionData,
     },
+    /// It moved up a place and still waits for the maps it lacked: what it
+    /// logged since (answers `CopyWanted::Complete` only).
+    Log(UpgradeLog),
     /// It answered without one (not complete yet, behind our table) or did
     /// not answer in time.
     Declined,
@@ -53,12 +55,12 @@ async fn ask_for_copy(
     member: Uuid,
     addr: SocketAddr,
     version: u64,
-    last_resort: bool,
+    wanted: CopyWanted,
 ) -> CopyAnswer {
     let request = ServiceMessage::CopyRequest {
         partition: p,
         table_version: version.max(data.service.table_version()),
-        last_resort,
+        wanted,
     };
     let Ok(m) = request.wrap() else {
         return CopyAnswer::Declined;
@@ -74,6 +76,11 @@ async fn ask_for_copy(
             term,
             data: records,
         }))) if partition == p => CopyAnswer::Copy { seq, term, records },
+        Ok(Some(Ok(ServiceMessage::CopyLog { partition, log })))
+            if partition == p && wanted == CopyWanted::Complete =>
+        {
+            CopyAnswer::Log(log)
+        }
         _ => CopyAnswer::Declined,
     }
 }
@@ -140,24 +147,33 @@ impl Coordinator {
                     };
                     // After a second of nobody having it complete.
                     let last_resort = start.elapsed() > Duration::from_secs(1);
-                    let (seq, term, records) =
-                        match ask_for_copy(&data, p, candidate, addr, table_version, last_resort)
-                            .await
-                        {
-                            CopyAnswer::Copy { seq, term, records } => (seq, term, records),
-                            CopyAnswer::Gone => {
-                                tracing::debug!(
-                                    "partition {p}: {addr} left; asking the next member"
-                                );
-                                continue;
-                            }
-                            CopyAnswer::Declined => {
-                                tracing::debug!(
-                                    "partition {p}: no copy from {addr}; trying the next member"
-                                );
-                                continue;
-                            }
-                        };
+                    let wanted = if last_resort {
+                        CopyWanted::LastResort
+                    } else {
+                        CopyWanted::Complete
+                    };
+                    let (seq, term, records) = match ask_for_copy(
+                        &data,
+                        p,
+                        candidate,
+                        addr,
+                        table_version,
+                        wanted,
+                    )
+                    .await
+                    {
+                        CopyAnswer::Copy { seq, term, records } => (seq, term, records),
+                        CopyAnswer::Gone => {
+                            tracing::debug!("partition {p}: {addr} left; asking the next member");
+                            continue;
+                        }
+                        CopyAnswer::Declined | CopyAnswer::Log(_) => {
+                            tracing::debug!(
+                                "partition {p}: no copy from {addr}; trying the next member"
+                            );
+                            continue;
+                        }
+                    };
                     // A copy someone kept from when it last held the
                     // partition, older than what this member holds itself,
                     // would replace newer data.
@@ -213,69 +229,107 @@ impl Coordinator {
     /// partition from the first of them that can send it (see
     /// `table_change.rs`), asking each again while it declines (it may
     /// wait for our table, or for its own copy) and is in the member list,
-    /// up to [`COPY_LIMIT`] in all. Once none is left in the list, or the
-    /// limit passes, this member serves the data it held as a backup, as
-    /// any promotion does. No one else is asked: another member's copy,
-    /// even a last-resort one, may be older than what this member holds.
-    /// A later table that changed the partition ends the task without
-    /// touching the replica.
-    pub(super) fn spawn_promotion_copy(&self, p: u32, sources: Vec<Uuid>, version: u64) {
+    /// up to [`COPY_LIMIT`] in all. One that moved up a place and still
+    /// waits for the maps it lacked sends its log of changes since the
+    /// move instead, which goes over our data (we hold those maps as they
+    /// were before). When this member was itself moving up (`behind` not
+    /// empty) and nobody ahead is left, its own log goes over the data of
+    /// the first member behind it that sends it. Once none is left in the
+    /// list, or the limit passes, this member serves the data it held as a
+    /// backup, as any promotion does. No one else is asked: another
+    /// member's copy, even a last-resort one, may be older than what this
+    /// member holds. A later table that changed the partition ends the
+    /// task without touching the replica.
+    pub(super) fn spawn_promotion_copy(
+        &self,
+        p: u32,
+        sources: Vec<Uuid>,
+        behind: Vec<Uuid>,
+        version: u64,
+    ) {
         let data = self.data.clone();
         let inputs = self.inputs.clone();
         let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            let mut sources = sources.into_iter().peekable();
-            let copy = loop {
+            let ahead = sources.into_iter().map(|m| (m, CopyWanted::Complete));
+            let bases = behind.into_iter().map(|m| (m, CopyWanted::Base));
+            let mut sources = ahead.chain(bases).peekable();
+            let finished = loop {
                 if !data.service.promotion_pending(p, version) {
-                    break None;
+                    break false;
                 }
-                let Some(&source) = sources.peek() else {
-                    break Some(None);
+                let Some(&(source, wanted)) = sources.peek() else {
+                    break data.service.finish_promotion(p, version, None)
+                        && {
+                            tracing::info!(
+                            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
+                        );
+                            true
+                        };
                 };
                 let Some(addr) = data.address_of(source) else {
                     sources.next();
                     continue;
                 };
-                match ask_for_copy(&data, p, source, addr, version, false).await {
+                let done = match ask_for_copy(&data, p, source, addr, version, wanted).await {
                     CopyAnswer::Copy { seq, records, .. } => {
-                        break Some(Some((source, seq, records)))
-                    }
-                    CopyAnswer::Gone => {
-                        tracing::debug!("partition {p}: {addr} left; asking the next member ahead");
-                        sources.next();
-                        continue;
-                    }
-                    CopyAnswer::Declined => {}
-                }
-                if start.elapsed() > COPY_LIMIT {
-                    tracing::error!(
-                        "partition {p}: promoted; {source}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
-                    );
-                    break Some(None);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
-            if let Some(copy) = copy {
-                let from = copy.as_ref().map(|(source, _, records)| {
-                    (*source, records.iter().map(|(_, r)| r.len()).sum::<usize>())
-                });
-                let copy = copy.map(|(_, seq, records)| (seq, records));
-                if data.service.finish_promotion(p, version, copy) {
-                    match from {
-                        Some((source, n)) => {
+                        let n: usize = records.iter().map(|(_, r)| r.len()).sum();
+                        let done = if wanted == CopyWanted::Base {
+                            data.service
+                                .finish_promotion_over_base(p, version, seq, records)
+                        } else {
+                            data.service
+                                .finish_promotion(p, version, Some((seq, records)))
+                        };
+                        if done {
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             tracing::debug!(
                                 "partition {p}: promoted, copied {n} entries from {source} in {} ms",
                                 start.elapsed().as_millis()
                             );
                         }
-                        None => tracing::info!(
-                            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
-                        ),
+                        Some(done)
                     }
+                    CopyAnswer::Log(log) => {
+                        let n = log.changes.len();
+                        let done = data.service.finish_promotion_with_log(p, version, log);
+                        if done {
+                            tracing::info!(
+                                "partition {p}: promoted; {source}, ahead of this member, was still copying the maps it lacked: merged its {n} logged changes over this member's data"
+                            );
+                        }
+                        Some(done)
+                    }
+                    CopyAnswer::Gone => {
+                        tracing::debug!("partition {p}: {addr} left; asking the next member");
+                        sources.next();
+                        None
+                    }
+                    // A member behind us without data of its own is
+                    // copying, and from us or nobody (we are the owner):
+                    // waiting for it would wait for ourselves.
+                    CopyAnswer::Declined if wanted == CopyWanted::Base => {
+                        tracing::debug!(
+                            "partition {p}: {addr} holds no data to merge over; asking the next member"
+                        );
+                        sources.next();
+                        None
+                    }
+                    CopyAnswer::Declined => None,
+                };
+                if let Some(done) = done {
+                    break done;
                 }
-            }
+                if start.elapsed() > COPY_LIMIT {
+                    tracing::error!(
+                        "partition {p}: promoted; {source}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
+                    );
+                    break data.service.finish_promotion(p, version, None);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            tracing::trace!("partition {p}: promotion copy task ended (finished: {finished})");
             let _ = inputs
                 .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
                 .await;
@@ -295,13 +349,16 @@ impl Coordinator {
         let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
+            if !upgrade_delay().is_zero() {
+                tokio::time::sleep(upgrade_delay()).await;
+            }
             while data.service.upgrade_pending(p, version) {
                 let me = data.service.me();
                 let owner = data.service.owner(p).filter(|o| *o != me);
                 let addr = owner.and_then(|o| data.address_of(o));
                 if let (Some(owner), Some(addr)) = (owner, addr) {
                     if let CopyAnswer::Copy { seq, records, .. } =
-                        ask_for_copy(&data, p, owner, addr, version, false).await
+                        ask_for_copy(&data, p, owner, addr, version, CopyWanted::Complete).await
                     {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
                         if data.service.finish_upgrade(p, version, seq, records) {
@@ -326,99 +383,6 @@ impl Coordinator {
             let _ = inputs
                 .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
                 .await;
-        });
-    }
-
-    /// Serves a copy once our table is at least as new as the requester's,
-    /// so no write we accept as owner after the copy is missing from it.
-    pub(super) fn serve_copy(
-        &self,
-        partition: u32,
-        table_version: u64,
-        last_resort: bool,
-        responder: Responder,
-        permits: Arc<Semaphore>,
-    ) {
-        let data = self.data.clone();
-        let hand_over = self.hand_over.clone();
-        hand_over.copies_in_flight.fetch_add(1, Ordering::SeqCst);
-        tokio::spawn(async move {
-            // First our table must be as new as the requester's.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while data.service.table_version() < table_version && Instant::now() < deadline {
-                data.service
-                    .wait_for_change(Duration::from_millis(50))
-                    .await;
-            }
-            // Our copy must be complete too: we may be a new replica still
-            // copying it, possibly from the requester itself (a partition
-            // that moved away and back). Waiting long could deadlock the
-            // two, so after a short while we say no (`Ack`) and the
-            // requester asks the partition's other holders.
-            let deadline = Instant::now() + Duration::from_millis(300);
-            while !data.service.replica_status(partition).1 && Instant::now() < deadline {
-                data.service
-                    .wait_for_change(Duration::from_millis(20))
-                    .await;
-            }
-            let complete = data.service.replica_status(partition).1;
-            let synced = complete || (last_resort && data.service.is_retained(partition));
-            if synced && !complete {
-                // The fallback for when the only member holding it complete
-                // was lost while it moved, which is more than one backup
-                // covers: what we kept may miss changes made since.
-                tracing::warn!(
-                    "partition {partition}: no member holds it complete; serving the copy this member kept from when it last held it (changes made elsewhere since then are not in it)"
-                );
-            }
-            if !synced || data.service.table_version() < table_version {
-                tracing::debug!(
-                    "partition {partition}: copy asked for at table version {table_version}; ours is {}, data {}: declined",
-                    data.service.table_version(),
-                    if synced { "complete" } else { "still arriving" }
-                );
-            }
-            // A permit from before the snapshot until its encoded bytes
-            // are written (they own it): queued frames count too, so a slow
-            // peer slows its copies instead of piling them up. The
-            // semaphore is never closed.
-            let permit = if synced && data.service.table_version() >= table_version {
-                match tokio::time::timeout(COPY_PERMIT_WAIT, permits.acquire_owned()).await {
-                    Ok(p) => p.ok(),
-                    Err(_) => {
-                        tracing::warn!(
-                            "partition {partition}: {PARALLEL_COPIES} copies to the same member unsent for {COPY_PERMIT_WAIT:?}; declined"
-                        );
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            if let Some(permit) = permit {
-                let (seq, term, records) = data.service.snapshot_with_term(partition);
-                let answer = ServiceMessage::Copy {
-                    partition,
-                    seq,
-                    term,
-                    data: records,
-                };
-                if let Ok(m) = answer.wrap() {
-                    let m = match m {
-                        MemberMessage::Service(bytes) => {
-                            MemberMessage::Service(Bytes::from_owner(Guarded {
-                                bytes,
-                                _permit: permit,
-                            }))
-                        }
-                        other => other,
-                    };
-                    let _ = responder.respond(m).await;
-                }
-            } else if let Ok(m) = ServiceMessage::Ack.wrap() {
-                let _ = responder.respond(m).await;
-            }
-            hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
 }

@@ -27,6 +27,7 @@ mod balance;
 mod copy;
 mod hand_over;
 mod resync;
+mod serve;
 
 pub use hand_over::{hand_over, HandOver};
 
@@ -226,9 +227,15 @@ impl Coordinator {
             self.copying.insert(p, Instant::now());
             self.spawn_copy(p, owner, source, version);
         }
+        let mut bases = change.promotion_bases;
         for (p, sources, promoted_by) in change.promotion_copies {
             self.copying.insert(p, Instant::now());
-            self.spawn_promotion_copy(p, sources, promoted_by);
+            let behind = bases
+                .iter_mut()
+                .find(|(q, _)| *q == p)
+                .map(|(_, b)| std::mem::take(b))
+                .unwrap_or_default();
+            self.spawn_promotion_copy(p, sources, behind, promoted_by);
         }
         for (p, version) in change.upgrades {
             self.copying.insert(p, Instant::now());
@@ -328,7 +335,7 @@ impl Coordinator {
                 ServiceMessage::CopyRequest {
                     partition,
                     table_version,
-                    last_resort,
+                    wanted,
                 },
                 from,
                 Some(r),
@@ -338,7 +345,7 @@ impl Coordinator {
                     .entry(from.unwrap_or_default())
                     .or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(PARALLEL_COPIES)))
                     .clone();
-                self.serve_copy(partition, table_version, last_resort, r, permits);
+                self.serve_copy(partition, table_version, wanted, r, permits);
             }
             CoordinatorInput::Peer(ServiceMessage::Backup(batch), from, responder) => {
                 let p = batch.partition;

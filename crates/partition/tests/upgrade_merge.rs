@@ -1,0 +1,239 @@
+//! The owner fails while its first backup, moved up a place, still waits
+//! for the maps it lacked (its upgrade). Nobody then holds the partition
+//! whole: the moved-up backup (C) holds the maps it had and every change
+//! since its move; the member behind it (E, which copied the partition
+//! from the owner when it joined) holds the maps of fewer backups as they
+//! were then. Whichever of the two is promoted merges C's log of changes
+//! over E's data. Without it the promoted member and C waited on each
+//! other until the copy limit (60 s), then served data without `plain`'s
+//! older entries, or without its newer ones.
+//!
+//! Four members' services, batches carried by hand as the server does:
+//! `critical` keeps 2 backups, `plain` 1.
+
+mod common;
+use common::*;
+
+use bytes::Bytes;
+use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+const A: usize = 0;
+const B: usize = 1;
+const C: usize = 2;
+const E: usize = 3;
+
+/// Each map's name and its entries (key, value), sorted.
+type Contents = Vec<(String, Vec<(Bytes, Bytes)>)>;
+
+struct Cluster {
+    ids: [Uuid; 4],
+    services: [PartitionService; 4],
+    p: u32,
+    keys: Vec<Bytes>,
+}
+
+impl Cluster {
+    fn new() -> Self {
+        let ids = [1u8, 2, 3, 4].map(|b| Uuid::from_bytes([b; 16]));
+        let services = ids.map(|id| {
+            let s = PartitionService::new(id, COUNT);
+            s.set_partial_backups(true);
+            s
+        });
+        let p = partition_id(&key("0000"), COUNT);
+        let keys = (0..)
+            .map(|i| key(&format!("{i:04}")))
+            .filter(|k| partition_id(k, COUNT) == p)
+            .take(16)
+            .collect();
+        Cluster {
+            ids,
+            services,
+            p,
+            keys,
+        }
+    }
+
+    fn apply(
+        &self,
+        member: usize,
+        t: &PartitionTable,
+        alive: &[usize],
+    ) -> ferrocast_partition::TableChange {
+        let alive: Vec<Uuid> = alive.iter().map(|m| self.ids[*m]).collect();
+        self.services[member]
+            .apply_table(t.clone(), &alive)
+            .expect("a newer table")
+    }
+
+    /// Runs `op` on `map` at `owner` and carries its batch to `full` (the
+    /// backups that keep this map: the changes) and `numbers` (those
+    /// behind them: the change number only).
+    fn write(&self, map: &str, op: MapOp, owner: usize, full: &[usize], numbers: &[usize]) {
+        let (_, _, batches, moved) = self.services[owner].execute(map, &op, &[self.p], false);
+        assert!(moved.is_empty(), "executed on its owner");
+        for batch in batches {
+            for (i, b) in full.iter().chain(numbers).enumerate() {
+                let mut copy = BackupBatch {
+                    changes: batch.changes.clone(),
+                    ..batch.clone()
+                };
+                if i >= full.len() {
+                    copy.changes.clear();
+                }
+                self.services[*b]
+                    .receive_backup_from(copy, self.ids[owner])
+                    .expect("taken by its backup");
+            }
+        }
+    }
+
+    fn contents(&self, member: usize) -> Contents {
+        let (_, data) = self.services[member].snapshot(self.p);
+        let mut maps: Contents = data
+            .into_iter()
+            .map(|(name, records)| {
+                let mut r: Vec<_> = records.into_iter().map(|(k, r)| (k, r.value)).collect();
+                r.sort();
+                (name, r)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        maps.sort();
+        maps
+    }
+
+    /// Table 1 [A, B, C]: five `plain` and three `critical` keys. Table 2
+    /// [A, C, E] (B left): C moves up (its upgrade from A pending), E
+    /// copies the partition from A. Then A writes a new `plain` key,
+    /// removes an old one and writes a `critical` key: C takes the
+    /// changes of both maps, E only `critical`'s. Returns table 2 and
+    /// what A holds: every acknowledged write.
+    fn b_leaves_then_writes(&self) -> (PartitionTable, Contents) {
+        let t1 = table(1, &self.ids[..3], &PartitionTable::empty(COUNT));
+        for m in [A, B, C] {
+            self.apply(m, &t1, &[A, B, C]);
+        }
+        for k in &self.keys[..5] {
+            self.write("plain", set(k), A, &[B], &[C]);
+        }
+        for k in &self.keys[5..8] {
+            self.write("critical", set(k), A, &[B, C], &[]);
+        }
+        let t2 = table(2, &[self.ids[A], self.ids[C], self.ids[E]], &t1);
+        self.apply(A, &t2, &[A, C, E]);
+        let change = self.apply(C, &t2, &[A, C, E]);
+        assert!(change.upgrades.contains(&(self.p, 2)), "{change:?}");
+        let change = self.apply(E, &t2, &[A, C, E]);
+        assert!(change.needs_copy.contains(&(self.p, false, self.ids[A])));
+        let (seq, term, data) = self.services[A].snapshot_with_term(self.p);
+        assert_eq!(
+            self.services[E].install_copy(self.p, seq, term, data),
+            Installed::Done
+        );
+        self.write("plain", set(&self.keys[8]), A, &[C], &[E]);
+        let removed = MapOp::Remove {
+            key: self.keys[0].clone(),
+        };
+        self.write("plain", removed, A, &[C], &[E]);
+        self.write("critical", set(&self.keys[9]), A, &[C, E], &[]);
+        let acknowledged = self.contents(A);
+        assert_eq!(acknowledged[1].1.len(), 5, "plain: 4 old keys, 1 new");
+        assert_eq!(acknowledged[0].1.len(), 4, "critical");
+        assert_ne!(self.contents(C), acknowledged, "C lacks plain's old keys");
+        assert_ne!(self.contents(E), acknowledged, "E lacks plain's new ones");
+        (t2, acknowledged)
+    }
+}
+
+/// A fails; the master promotes E, as C has no room for another owned
+/// partition. E asks C, the member ahead of it: C, still upgrading, sends
+/// its log, which E applies over its own data. C's upgrade then gets its
+/// copy from E, the owner now.
+#[test]
+fn a_member_promoted_behind_an_upgrading_backup_merges_its_log() {
+    let c = Cluster::new();
+    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let t3 = table(3, &[c.ids[E], c.ids[C]], &t2);
+    let change = c.apply(E, &t3, &[C, E]);
+    assert!(
+        change.promotion_copies.contains(&(c.p, vec![c.ids[C]], 3)),
+        "{change:?}"
+    );
+    assert!(change.promotion_bases.is_empty(), "{change:?}");
+    assert!(c.services[E].is_awaiting(c.p));
+    let change = c.apply(C, &t3, &[C, E]);
+    assert!(change.upgrades.is_empty(), "{change:?}");
+    assert!(c.services[C].upgrade_pending(c.p, 2), "C still upgrading");
+    assert!(!c.services[C].replica_status(c.p).1, "so it sends no copy");
+    let log = c.services[C].upgrade_log(c.p).expect("but its log");
+    assert_eq!(log.changes.len(), 3);
+    assert!(c.services[E].finish_promotion_with_log(c.p, 3, log));
+    assert!(!c.services[E].is_awaiting(c.p));
+    assert_eq!(c.contents(E), acknowledged, "E holds every write");
+    // C's upgrade copies from its owner, E.
+    let (seq, data) = c.services[E].snapshot(c.p);
+    assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
+    assert_eq!(c.contents(C), acknowledged);
+    assert!(c.services[C].replica_status(c.p).1);
+    // The two go on as owner and backup.
+    c.write("plain", set(&c.keys[10]), E, &[C], &[]);
+    assert_eq!(c.contents(C), c.contents(E));
+}
+
+/// A fails; the master promotes C, the upgrading first backup. Nobody
+/// ahead of it is left, so it merges its log over a copy from E, the
+/// member behind it (which moved up and is upgrading now too: it still
+/// serves its data as a base). E's upgrade then copies from C.
+#[test]
+fn an_upgrading_backup_promoted_merges_its_log_over_the_member_behind() {
+    let c = Cluster::new();
+    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let t3 = table(3, &[c.ids[C], c.ids[E]], &t2);
+    // C's member list may still hold A.
+    let change = c.apply(C, &t3, &[A, C, E]);
+    assert!(
+        change.promotion_copies.contains(&(c.p, vec![c.ids[A]], 3)),
+        "{change:?}"
+    );
+    assert!(
+        change.promotion_bases.contains(&(c.p, vec![c.ids[E]])),
+        "{change:?}"
+    );
+    assert!(c.services[C].is_awaiting(c.p));
+    let change = c.apply(E, &t3, &[C, E]);
+    assert!(change.upgrades.contains(&(c.p, 3)), "{change:?}");
+    assert!(c.services[E].holds_data(c.p), "E serves its data as a base");
+    let (seq, data) = c.services[E].snapshot(c.p);
+    assert!(c.services[C].finish_promotion_over_base(c.p, 3, seq, data));
+    assert!(!c.services[C].is_awaiting(c.p));
+    assert_eq!(c.contents(C), acknowledged, "C holds every write");
+    let (seq, data) = c.services[C].snapshot(c.p);
+    assert!(c.services[E].finish_upgrade(c.p, 3, seq, data));
+    assert_eq!(c.contents(E), acknowledged);
+    c.write("plain", set(&c.keys[10]), C, &[E], &[]);
+    c.write("critical", set(&c.keys[11]), C, &[E], &[]);
+    assert_eq!(c.contents(E), c.contents(C));
+}
+
+/// Same, but the old owner leaves gracefully and is still there: its copy
+/// is whole, and it replaces C's data; no merge.
+#[test]
+fn an_upgrading_backup_promoted_takes_a_whole_copy_from_ahead_first() {
+    let c = Cluster::new();
+    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let t3 = table(3, &[c.ids[C], c.ids[E]], &t2);
+    c.apply(A, &t3, &[A, C, E]);
+    let change = c.apply(C, &t3, &[A, C, E]);
+    assert!(change.promotion_copies.contains(&(c.p, vec![c.ids[A]], 3)));
+    let (seq, data) = c.services[A].snapshot(c.p);
+    assert!(c.services[C].finish_promotion(c.p, 3, Some((seq, data))));
+    assert_eq!(c.contents(C), acknowledged);
+    // A base arriving late is not merged any more.
+    let (seq, data) = c.services[E].snapshot(c.p);
+    assert!(!c.services[C].finish_promotion_over_base(c.p, 3, seq, data));
+    assert_eq!(c.contents(C), acknowledged);
+}
