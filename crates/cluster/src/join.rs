@@ -11,6 +11,10 @@ use std::time::{Duration, Instant};
 /// it, three members started together form in ~60 ms instead of ~260.
 const WAITING_ROUND: Duration = Duration::from_millis(25);
 
+/// How often a member held back by members of another protocol version
+/// says so again.
+pub(crate) const OTHER_VERSION_LOG_EVERY: Duration = Duration::from_secs(30);
+
 impl Membership {
     /// The results of a probe round started by [`Action::Probe`].
     pub fn on_probe_round(
@@ -54,6 +58,32 @@ impl Membership {
             return vec![Action::Join {
                 master: master.address,
             }];
+        }
+        // Members of this group that speak another member protocol version
+        // (an older build during an upgrade) refuse us, and we them: were
+        // this member to found a cluster now, the Service would route
+        // clients to two clusters that never merge. It stays unready
+        // instead, and joins or founds once they are gone.
+        let other_version: Vec<String> = reports
+            .iter()
+            .filter_map(|r| match &r.outcome {
+                ProbeOutcome::OtherVersion(reason) => Some(format!("{}: {reason}", r.addr)),
+                _ => None,
+            })
+            .collect();
+        if !other_version.is_empty() {
+            if js
+                .other_version_logged
+                .is_none_or(|t| now.duration_since(t) >= OTHER_VERSION_LOG_EVERY)
+            {
+                js.other_version_logged = Some(now);
+                tracing::error!(
+                    "not starting a cluster: members of this group speak another member protocol version ({}); stop them first (a cluster cannot be upgraded one member at a time across a protocol version, docs/kubernetes.md, Upgrading); retrying",
+                    other_version.join("; ")
+                );
+            }
+            js.quiet_rounds = 0;
+            return Vec::new();
         }
         if let Some(lower) = answers.iter().find(|a| a.member.address < me.address) {
             tracing::debug!(
@@ -99,7 +129,7 @@ impl Membership {
         let nobody_to_wait_for = reports.iter().all(|r| match &r.outcome {
             ProbeOutcome::NotListening | ProbeOutcome::Refused(_) => true,
             ProbeOutcome::Answer(a) => a.member.address > me.address,
-            ProbeOutcome::Unreachable => false,
+            ProbeOutcome::Unreachable | ProbeOutcome::OtherVersion(_) => false,
         });
         if js.quiet_rounds < claim_rounds && !nobody_to_wait_for {
             return Vec::new();

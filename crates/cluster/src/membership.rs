@@ -45,6 +45,10 @@ pub enum ProbeOutcome {
     NotListening,
     /// Authentication failed either way (group name or password).
     Refused(String),
+    /// A member of this group's build that speaks another member protocol
+    /// version (the reason): the two cannot form one cluster, and this one
+    /// must not found a second next to it.
+    OtherVersion(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,6 +70,9 @@ pub(crate) struct JoinState {
     pub patience_until: Option<Instant>,
     /// Lower candidates already logged as waited for, so the log says it once.
     pub waited_for: Vec<SocketAddr>,
+    /// When the last warning about members of another protocol version
+    /// was logged (repeated every [`OTHER_VERSION_LOG_EVERY`]).
+    pub other_version_logged: Option<Instant>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +115,7 @@ impl Membership {
                 target: None,
                 patience_until,
                 waited_for: Vec::new(),
+                other_version_logged: None,
             }),
             view: MemberListView::default(),
             last_heard: HashMap::new(),
@@ -363,6 +371,7 @@ impl Membership {
             target,
             patience_until: None,
             waited_for: Vec::new(),
+            other_version_logged: None,
         });
     }
 

@@ -329,6 +329,11 @@ async fn probe_round(
             let outcome = match answer {
                 Ok(MemberMessage::MasterAnswer(a)) => ProbeOutcome::Answer(a),
                 Ok(_) => ProbeOutcome::Unreachable,
+                Err(NetError::Refused { ref reason, .. })
+                    if ferrocast_net::is_version_refusal(reason) =>
+                {
+                    ProbeOutcome::OtherVersion(reason.clone())
+                }
                 Err(e @ (NetError::Refused { .. } | NetError::PeerFailedProof { .. })) => {
                     tracing::warn!("cannot join {addr}: {e}");
                     ProbeOutcome::Refused(e.to_string())

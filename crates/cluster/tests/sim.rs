@@ -388,3 +388,40 @@ fn a_listed_lower_member_still_starting_is_waited_for_within_the_patience() {
     m.on_probe_round(t0, ProbePurpose::Join, starting);
     assert!(m.is_joined());
 }
+
+/// Members of the group that speak another member protocol version (an
+/// older build, mid-upgrade) refuse this one: it neither founds a cluster
+/// next to theirs (clients would reach two clusters that never merge) nor
+/// gives up, and founds once they are gone.
+#[test]
+fn members_of_another_protocol_version_hold_back_the_founding() {
+    use ferrocast_cluster::ProbePurpose;
+    let older = vec![
+        ProbeReport {
+            addr: addr(0),
+            outcome: ProbeOutcome::OtherVersion(
+                "member protocol version 3 is not supported (this member speaks 2)".into(),
+            ),
+        },
+        ProbeReport {
+            addr: addr(2),
+            outcome: ProbeOutcome::NotListening,
+        },
+    ];
+    let t0 = Instant::now();
+    let mut m = Membership::new(MemberInfo::new(Uuid::new_v4(), addr(1)), cfg(), t0);
+    let mut now = t0;
+    while now < t0 + Duration::from_secs(120) {
+        m.on_probe_round(now, ProbePurpose::Join, older.clone());
+        assert!(!m.is_joined(), "founded a cluster after {:?}", now - t0);
+        now += Duration::from_millis(200);
+    }
+    // A refusal for another reason (another group) holds nothing back.
+    let other_group = vec![ProbeReport {
+        addr: addr(0),
+        outcome: ProbeOutcome::Refused("group name mismatch".into()),
+    }];
+    m.on_probe_round(now, ProbePurpose::Join, other_group);
+    assert!(m.is_joined(), "the older members are gone: it founds");
+    assert_eq!(m.view().members.len(), 1);
+}

@@ -36,6 +36,12 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// resort, a base to merge over); an upgrading backup answers with its log.
 pub const HANDSHAKE_VERSION: u16 = 3;
 
+/// Whether a peer's refusal reason says it speaks another member protocol
+/// version (the wording every version since 2 uses, see `accept`).
+pub fn is_version_refusal(reason: &str) -> bool {
+    reason.contains("member protocol version") && reason.contains("is not supported")
+}
+
 type Nonce = [u8; 32];
 type Proof = [u8; 32];
 
@@ -335,10 +341,14 @@ mod tests {
         .await
         .unwrap();
         match recv(&mut framed, addr).await.unwrap() {
-            Handshake::Refused { reason } => assert!(
-                reason.contains(&format!("member protocol version {old} is not supported")),
-                "{reason}"
-            ),
+            Handshake::Refused { reason } => {
+                assert!(
+                    reason.contains(&format!("member protocol version {old} is not supported")),
+                    "{reason}"
+                );
+                assert!(is_version_refusal(&reason), "recognised by the dialer");
+                assert!(!is_version_refusal("wrong group password"));
+            }
             other => panic!("expected a refusal, got {other:?}"),
         }
         assert!(accepting.await.unwrap().is_err());
