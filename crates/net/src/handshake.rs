@@ -36,6 +36,19 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// resort, a base to merge over); an upgrading backup answers with its log.
 pub const HANDSHAKE_VERSION: u16 = 3;
 
+/// The version this member speaks: [`HANDSHAKE_VERSION`], unless a test
+/// stands in for a build of another version with
+/// `FERROCAST_TEST_MEMBER_PROTOCOL_VERSION` (fault injection; tests only).
+fn speaks() -> u16 {
+    static VERSION: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *VERSION.get_or_init(|| {
+        std::env::var("FERROCAST_TEST_MEMBER_PROTOCOL_VERSION")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(HANDSHAKE_VERSION)
+    })
+}
+
 /// Whether a peer's refusal reason says it speaks another member protocol
 /// version (the wording every version since 2 uses, see `accept`).
 pub fn is_version_refusal(reason: &str) -> bool {
@@ -154,7 +167,7 @@ pub(crate) async fn dial(
     send(
         &mut framed,
         &Handshake::Hello {
-            version: HANDSHAKE_VERSION,
+            version: speaks(),
             group: creds.group.clone(),
             member: me,
             nonce: my_nonce,
@@ -214,9 +227,10 @@ pub(crate) async fn accept(
             member,
             nonce,
         } => {
-            let refusal = if version != HANDSHAKE_VERSION {
+            let refusal = if version != speaks() {
                 Some(format!(
-                    "member protocol version {version} is not supported (this member speaks {HANDSHAKE_VERSION})"
+                    "member protocol version {version} is not supported (this member speaks {})",
+                    speaks()
                 ))
             } else if group != creds.group {
                 Some(format!(

@@ -89,3 +89,54 @@ fn password_from_the_environment_works() {
     wait_converged(&[&a, &b], 2, Duration::from_secs(20));
     assert!(a.log().contains("group 'envgroup' (password protected)"));
 }
+
+/// A member of another member protocol version (a build standing in for
+/// the old one of an upgrade) is refused, and instead of founding a second
+/// cluster next to the running one (the Service would route clients to
+/// both) it stays out of any cluster and unready, saying why; once the
+/// other version's members are gone, it founds its own.
+#[test]
+fn a_member_of_another_protocol_version_stays_unready_until_they_are_gone() {
+    use std::io::{Read, Write};
+    let list = leak(member_list(34, 2..4));
+    let mut old = Member::start("127.0.34.2", &with(&[], list));
+    wait_converged(&[&old], 1, Duration::from_secs(20));
+    let env = [("FERROCAST_TEST_MEMBER_PROTOCOL_VERSION", "99")];
+    let new = Member::start_with_env("127.0.34.3", &with(&[], list), &env);
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            new.log().contains("not starting a cluster")
+        }),
+        "new member's log:\n{}",
+        new.log()
+    );
+    assert!(new
+        .log()
+        .contains("member protocol version 99 is not supported"));
+    // Well past the rounds after which it would found a cluster (a static
+    // list founds at once), it still has none and is not ready.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(new.last_block().is_none(), "{}", new.log());
+    let ready = |addr: &str| -> String {
+        let mut s = std::net::TcpStream::connect(addr).expect("member port");
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"GET /hazelcast/health/ready HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    };
+    assert!(ready("127.0.34.3:5701").contains("503"), "not ready");
+    assert_eq!(old.last_block().map(|b| b.size), Some(1));
+    old.kill9();
+    assert!(
+        wait_until(Duration::from_secs(20), || new.last_block().is_some()),
+        "it founds once the other version is gone:\n{}",
+        new.log()
+    );
+    assert_eq!(new.last_block().map(|b| b.size), Some(1));
+    assert!(wait_until(Duration::from_secs(10), || ready(
+        "127.0.34.3:5701"
+    )
+    .contains("200")));
+}
