@@ -330,7 +330,7 @@ async fn probe_round(
                 Ok(MemberMessage::MasterAnswer(a)) => ProbeOutcome::Answer(a),
                 Ok(_) => ProbeOutcome::Unreachable,
                 Err(NetError::Refused { ref reason, .. })
-                    if ferrocast_net::is_version_refusal(reason) =>
+                    if ferrocast_net::holds_back_founding(reason) =>
                 {
                     ProbeOutcome::OtherVersion(reason.clone())
                 }

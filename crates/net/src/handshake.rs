@@ -34,7 +34,10 @@ use tokio_util::codec::{Framed, LengthDelimitedCodec};
 /// 2 (2026-11-26): backup batches carry the owner's term and base.
 /// 3 (2026-11-26): copy requests say what they accept (complete, last
 /// resort, a base to merge over); an upgrading backup answers with its log.
-pub const HANDSHAKE_VERSION: u16 = 3;
+/// 4 (2026-11-26): backup batches carry the version of the owner's table
+/// that last changed the partition's replicas; copies carry the changes
+/// their source took ahead of their turn; `NoData` answers.
+pub const HANDSHAKE_VERSION: u16 = 4;
 
 /// The version this member speaks: [`HANDSHAKE_VERSION`], unless a test
 /// stands in for a build of another version with
@@ -53,6 +56,23 @@ fn speaks() -> u16 {
 /// version (the wording every version since 2 uses, see `accept`).
 pub fn is_version_refusal(reason: &str) -> bool {
     reason.contains("member protocol version") && reason.contains("is not supported")
+}
+
+/// The version a refusing peer speaks, from its reason's "(this member
+/// speaks N)".
+pub fn refusing_peer_version(reason: &str) -> Option<u16> {
+    let rest = reason.split("(this member speaks ").nth(1)?;
+    rest.split(')').next()?.trim().parse().ok()
+}
+
+/// Whether a joining member refused for `reason` must not found a cluster
+/// of its own: the peer speaks an older member protocol version (an old
+/// build mid-upgrade, whose cluster the Service still routes clients to).
+/// Only the newer side holds back, so two versions starting together
+/// never wait on each other; a reason without the peer's version holds
+/// back too.
+pub fn holds_back_founding(reason: &str) -> bool {
+    is_version_refusal(reason) && refusing_peer_version(reason).is_none_or(|v| v < speaks())
 }
 
 type Nonce = [u8; 32];
@@ -227,15 +247,17 @@ pub(crate) async fn accept(
             member,
             nonce,
         } => {
-            let refusal = if version != speaks() {
-                Some(format!(
-                    "member protocol version {version} is not supported (this member speaks {})",
-                    speaks()
-                ))
-            } else if group != creds.group {
+            // The group first: a member of another group and build must
+            // hear "group", or it would hold back its founding for us.
+            let refusal = if group != creds.group {
                 Some(format!(
                     "group name mismatch: {} is in group '{}', the joiner asked for group '{}'",
                     me.address, creds.group, group
+                ))
+            } else if version != speaks() {
+                Some(format!(
+                    "member protocol version {version} is not supported (this member speaks {})",
+                    speaks()
                 ))
             } else if member.uuid == me.uuid {
                 // Tell the dialing side (ourselves) who answered, so it
@@ -323,6 +345,39 @@ mod tests {
     /// backup layout, say) is refused at the door, and told why.
     #[tokio::test]
     async fn a_member_of_another_protocol_version_is_refused_with_the_reason() {
+        let reason = refusal_for(HANDSHAKE_VERSION - 1, "dev").await;
+        let old = HANDSHAKE_VERSION - 1;
+        assert!(
+            reason.contains(&format!("member protocol version {old} is not supported")),
+            "{reason}"
+        );
+        assert!(is_version_refusal(&reason), "recognised by the dialer");
+        assert!(!is_version_refusal("wrong group password"));
+        assert_eq!(refusing_peer_version(&reason), Some(HANDSHAKE_VERSION));
+        assert!(
+            !holds_back_founding(&reason),
+            "the older dialer does not hold back for a newer peer"
+        );
+        let older_peer = format!(
+            "member protocol version {HANDSHAKE_VERSION} is not supported (this member speaks {old})"
+        );
+        assert!(
+            holds_back_founding(&older_peer),
+            "the newer side holds back"
+        );
+    }
+
+    /// A member of another group hears about the group even when it also
+    /// speaks another version: a version refusal holds its founding back.
+    #[tokio::test]
+    async fn another_group_of_another_version_hears_about_the_group() {
+        let reason = refusal_for(HANDSHAKE_VERSION - 1, "other").await;
+        assert!(reason.contains("group name mismatch"), "{reason}");
+        assert!(!holds_back_founding(&reason));
+    }
+
+    /// The acceptor's refusal of a hello of `version` and `group`.
+    async fn refusal_for(version: u16, group: &str) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let creds = Credentials {
@@ -341,30 +396,23 @@ mod tests {
         let mut stream = TcpStream::connect(addr).await.unwrap();
         stream.write_all(PREAMBLE_MEMBER).await.unwrap();
         let mut framed = Framed::new(stream, codec::frame_codec(1 << 20));
-        let old = HANDSHAKE_VERSION - 1;
         let dialer = MemberInfo::new(uuid::Uuid::new_v4(), "127.0.0.1:1".parse().unwrap());
         send(
             &mut framed,
             &Handshake::Hello {
-                version: old,
-                group: "dev".into(),
+                version,
+                group: group.into(),
                 member: dialer,
                 nonce: fresh_nonce(),
             },
         )
         .await
         .unwrap();
-        match recv(&mut framed, addr).await.unwrap() {
-            Handshake::Refused { reason } => {
-                assert!(
-                    reason.contains(&format!("member protocol version {old} is not supported")),
-                    "{reason}"
-                );
-                assert!(is_version_refusal(&reason), "recognised by the dialer");
-                assert!(!is_version_refusal("wrong group password"));
-            }
+        let reason = match recv(&mut framed, addr).await.unwrap() {
+            Handshake::Refused { reason } => reason,
             other => panic!("expected a refusal, got {other:?}"),
-        }
+        };
         assert!(accepting.await.unwrap().is_err());
+        reason
     }
 }

@@ -23,7 +23,9 @@ pub use codec::{decode, encode, Envelope, EnvelopeKind, DEFAULT_MAX_FRAME};
 pub use connection::{Connection, Incoming, Origin, Responder};
 pub use error::NetError;
 pub use fault::Faults;
-pub use handshake::{is_version_refusal, Credentials, HANDSHAKE_VERSION};
+pub use handshake::{
+    holds_back_founding, is_version_refusal, refusing_peer_version, Credentials, HANDSHAKE_VERSION,
+};
 pub use member::{HzAddress, MemberInfo};
 pub use message::{JoinAnswer, MasterAnswer, MemberListView, MemberMessage};
 pub use transport::{ClientStream, HttpStream, Transport, TransportConfig};

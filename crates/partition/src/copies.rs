@@ -3,9 +3,11 @@
 //! waits for that owner's copy (see `PartitionService::apply_table`) or
 //! ends without it.
 
+use crate::replica::Change;
 use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
 use crate::store::PartitionStore;
 use crate::upgrade::UpgradeLog;
+use uuid::Uuid;
 
 /// What became of a copy handed to [`PartitionService::install_copy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +78,20 @@ impl PartitionService {
     /// copy landed first) keeps what it has: it may have applied, or as
     /// owner made, changes the copy lacks.
     pub fn install_copy(&self, p: u32, seq: u64, term: u64, data: PartitionData) -> Installed {
+        self.install_copy_with_pending(p, seq, term, data, Vec::new())
+    }
+
+    /// [`install_copy`](Self::install_copy), with the changes the copy's
+    /// member had taken ahead of their turn (acknowledged, not in its data
+    /// yet): they wait here for theirs too, unless this replica has them.
+    pub fn install_copy_with_pending(
+        &self,
+        p: u32,
+        seq: u64,
+        term: u64,
+        data: PartitionData,
+        source_pending: Vec<(u64, Vec<Change>)>,
+    ) -> Installed {
         let now = Instant::now();
         let store = store_from_wire(data, now);
         let mut state = self.state(p);
@@ -85,6 +101,9 @@ impl PartitionService {
                 state.seq
             );
             return Installed::NotWanted;
+        }
+        for (s, changes) in source_pending.into_iter().filter(|(s, _)| *s > seq) {
+            state.pending.entry(s).or_insert(changes);
         }
         let pending = state.pending_len();
         let diverged = state.install(seq, Some(term), store, now);
@@ -133,9 +152,30 @@ impl PartitionService {
     /// copy taken at change `seq`. False when it ended otherwise meanwhile
     /// (promoted, moved, given up).
     pub fn finish_upgrade(&self, p: u32, version: u64, seq: u64, data: PartitionData) -> bool {
+        self.finish_upgrade_from(p, version, None, seq, data)
+    }
+
+    /// [`finish_upgrade`](Self::finish_upgrade) with a copy from `from`,
+    /// taken only while `from` owns the partition in our table: a copy
+    /// the old owner sent just before it failed may hold a change nobody
+    /// else took, which the new owner's numbers then reuse.
+    pub fn finish_upgrade_from(
+        &self,
+        p: u32,
+        version: u64,
+        from: Option<Uuid>,
+        seq: u64,
+        data: PartitionData,
+    ) -> bool {
         let now = Instant::now();
         let store = store_from_wire(data, now);
+        let table = self.table_guard();
+        if from.is_some_and(|f| table.owner(p) != Some(f)) {
+            tracing::debug!("partition {p}: upgrade copy from a member no longer owner; not taken");
+            return false;
+        }
         let done = self.state(p).finish_upgrade(version, seq, store, now);
+        drop(table);
         if done {
             self.changed.notify_waiters();
         }
@@ -177,6 +217,38 @@ impl PartitionService {
         version: u64,
         copy: Option<(u64, PartitionData)>,
     ) -> bool {
+        match copy {
+            Some((seq, data)) => self.finish_promotion_copy(p, version, seq, data, Vec::new()),
+            None => {
+                let mut st = self.state(p);
+                if st.promotion != Some(version) {
+                    return false;
+                }
+                st.promotion = None;
+                st.kept_log = None;
+                st.synced = true;
+                st.promote(Instant::now());
+                drop(st);
+                self.released_after_promotion(p);
+                true
+            }
+        }
+    }
+
+    /// Ends the promotion of `p` by table `version` with a member ahead's
+    /// whole copy, taken at change `seq`, and the changes that member had
+    /// taken ahead of their turn (`pending`, acknowledged but not in its
+    /// data): the copy replaces our data, then those changes and our own
+    /// waiting ones apply by number (the copy's member's first: it is at
+    /// the lower place). False when a later table changed the partition.
+    pub fn finish_promotion_copy(
+        &self,
+        p: u32,
+        version: u64,
+        seq: u64,
+        data: PartitionData,
+        pending: Vec<(u64, Vec<Change>)>,
+    ) -> bool {
         let now = Instant::now();
         let mut st = self.state(p);
         if st.promotion != Some(version) {
@@ -184,31 +256,47 @@ impl PartitionService {
         }
         st.promotion = None;
         st.kept_log = None;
-        match copy {
-            Some((seq, data)) => {
-                // An owner's copy: it numbers the changes from here on.
-                st.install(seq, None, store_from_wire(data, now), now);
-            }
-            None => {
-                st.synced = true;
-                st.promote(now);
-            }
+        // An owner's copy: it numbers the changes from here on.
+        st.install(seq, None, store_from_wire(data, now), now);
+        let at = st.seq;
+        for (s, changes) in pending.into_iter().filter(|(s, _)| *s > at) {
+            st.pending.insert(s, changes);
         }
+        st.promote(now);
         drop(st);
-        self.awaiting[p as usize].store(false, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.released_after_promotion(p);
         true
     }
 
+    fn released_after_promotion(&self, p: u32) {
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// The changes `p`'s replica took ahead of their turn (acknowledged,
+    /// not in its data yet): they travel with a copy of it.
+    pub fn pending_changes(&self, p: u32) -> Vec<(u64, Vec<Change>)> {
+        let st = self.state(p);
+        let seq = st.seq;
+        st.pending
+            .iter()
+            .filter(|(s, _)| **s > seq)
+            .map(|(s, c)| (*s, c.clone()))
+            .collect()
+    }
+
     /// What an upgrading backup of `p` (moved up a place, its copy not in
-    /// yet) has logged since the move; `None` when it is not upgrading.
-    /// A member promoted behind it merges this over its own data.
+    /// yet) has logged since the move, and the changes it took ahead of
+    /// their turn; `None` when it is not upgrading. A member promoted
+    /// behind it merges this over its own data.
     pub fn upgrade_log(&self, p: u32) -> Option<UpgradeLog> {
         let st = self.state(p);
-        st.upgrade
-            .as_ref()
-            .filter(|_| st.synced)
-            .map(|u| u.log().clone())
+        let up = st.upgrade.as_ref().filter(|_| st.synced)?;
+        let mut log = up.log().clone();
+        for (s, c) in st.pending.iter().filter(|(s, _)| **s > st.seq) {
+            log.changes.push((*s, c.clone()));
+        }
+        Some(log)
     }
 
     /// Whether this member holds data of `p` it can serve as the base of a
@@ -223,17 +311,20 @@ impl PartitionService {
     /// data, which holds the maps the log's member lacked as they were
     /// before its move. False when a later table changed the partition.
     pub fn finish_promotion_with_log(&self, p: u32, version: u64, log: UpgradeLog) -> bool {
-        self.finish_merge(p, version, None, log)
+        let place = self.previous_place(p, self.me());
+        self.finish_merge(p, version, None, place, log)
     }
 
     /// Ends the promotion of `p` by table `version`, begun while this
-    /// member was upgrading: the changes it logged since it moved up go
-    /// over the copy (taken at change `seq`) of a member behind it. False
-    /// when a later table changed the partition.
+    /// member was moving up a place: the changes it logged since go over
+    /// the copy (taken at change `seq`) of `from`, a member behind it.
+    /// Without such a log (not moving up after all) it serves its own
+    /// data. False when a later table changed the partition.
     pub fn finish_promotion_over_base(
         &self,
         p: u32,
         version: u64,
+        from: Uuid,
         seq: u64,
         data: PartitionData,
     ) -> bool {
@@ -241,10 +332,22 @@ impl PartitionService {
         match log {
             Some(log) => {
                 let store = store_from_wire(data, Instant::now());
-                self.finish_merge(p, version, Some((seq, store)), log)
+                let place = self.previous_place(p, from);
+                self.finish_merge(p, version, Some((seq, store)), place, log)
             }
-            None => self.finish_promotion(p, version, Some((seq, data))),
+            None => self.finish_promotion(p, version, None),
         }
+    }
+
+    /// `member`'s place among `p`'s replicas in the table the current one
+    /// was computed from (where it took changes); unknown: past the last,
+    /// so a merge treats its data as lacking every map.
+    fn previous_place(&self, p: u32, member: Uuid) -> usize {
+        let t = self.table();
+        t.previous
+            .get(p as usize)
+            .and_then(|r| r.iter().position(|m| *m == member))
+            .unwrap_or(usize::MAX)
     }
 
     fn finish_merge(
@@ -252,17 +355,17 @@ impl PartitionService {
         p: u32,
         version: u64,
         base: Option<(u64, PartitionStore)>,
+        base_place: usize,
         log: UpgradeLog,
     ) -> bool {
+        let places = self.map_places();
         let mut st = self.state(p);
         if st.promotion != Some(version) {
             return false;
         }
-        st.synced = true;
-        st.merge(p, base, log, Instant::now());
+        st.merge(p, base, base_place, log, &*places, Instant::now());
         drop(st);
-        self.awaiting[p as usize].store(false, Ordering::SeqCst);
-        self.changed.notify_waiters();
+        self.released_after_promotion(p);
         true
     }
 }

@@ -29,6 +29,15 @@ pub enum Change {
     },
 }
 
+impl Change {
+    /// The map the change is to.
+    pub fn map(&self) -> &str {
+        match self {
+            Change::Put { map, .. } | Change::Remove { map, .. } | Change::ClearMap { map } => map,
+        }
+    }
+}
+
 /// The changes an operation made to one partition, numbered by its owner.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupBatch {
@@ -44,6 +53,10 @@ pub struct BackupBatch {
     /// The owner's change number when it numbered its first change in
     /// this term: everything up to it continues the previous owner's.
     pub base: u64,
+    /// The version of the owner's table in which the partition's replicas
+    /// last changed ([`PartitionState::replicas_version`]): a backup whose
+    /// own is older has not applied that table yet (see `early_log`).
+    pub replicas_version: u64,
 }
 
 /// What a backup made of a batch.
@@ -58,6 +71,10 @@ pub enum Received {
     /// from the owner replaces it (the upgrade of this term, now pending).
     Diverged { term: u64 },
 }
+
+/// An early log longer than this is dropped: the table it waits for is
+/// applied within milliseconds of the owner's, or not at all.
+const EARLY_LOG_LIMIT: usize = 2_000;
 
 /// Changes buffered beyond this many mean the backup lost track: resync.
 const MAX_BUFFERED: usize = 100_000;
@@ -111,6 +128,18 @@ pub struct PartitionState {
     /// over a copy from a member behind it, which holds the maps this one
     /// lacked as they were before the move (see `merge`).
     pub kept_log: Option<UpgradeLog>,
+    /// The version of the newest table this member applied in which the
+    /// partition's replicas changed: sent with the batches it numbers as
+    /// owner.
+    pub replicas_version: u64,
+    /// Changes applied from an owner that follows a newer table for this
+    /// partition than we do (its batches say so), logged from the first
+    /// of them until we apply that table: if the table moves us up a
+    /// place, they start the upgrade's log. The owner already sent us, as
+    /// the higher place, the maps we lacked; a member copying from it
+    /// meanwhile may have a copy older than those changes, and a merge
+    /// of our log over that copy would miss them otherwise.
+    pub early_log: Option<UpgradeLog>,
     /// As owner: the version of the table that made this member owner,
     /// sent with every change it numbers.
     pub owner_term: u64,
@@ -125,7 +154,7 @@ pub struct PartitionState {
     /// copy of an older term holding changes past that base is from a
     /// previous owner's lineage (see `install`).
     pub seen_term: Option<(u64, u64)>,
-    pending: BTreeMap<u64, Vec<Change>>,
+    pub(crate) pending: BTreeMap<u64, Vec<Change>>,
 }
 
 impl PartitionState {
@@ -175,6 +204,7 @@ impl PartitionState {
             epoch: self.epoch,
             term: self.owner_term,
             base: self.term_base.unwrap_or(self.seq.saturating_sub(1)),
+            replicas_version: self.replicas_version,
         }
     }
 
@@ -186,6 +216,32 @@ impl PartitionState {
     /// other changes: we take ours back, take the new ones, and copy the
     /// partition from the owner to drop what those old changes left.
     pub fn receive_batch(&mut self, batch: BackupBatch, now: Instant) -> Received {
+        self.receive_batch_logging(batch, false, 0, now)
+    }
+
+    /// [`receive_batch`](Self::receive_batch); with `partial` (maps keep
+    /// different backup counts), a batch from an owner that applied a
+    /// table newer than ours (`table_version`) which changed this
+    /// partition's replicas starts the early log.
+    pub fn receive_batch_logging(
+        &mut self,
+        batch: BackupBatch,
+        partial: bool,
+        table_version: u64,
+        now: Instant,
+    ) -> Received {
+        if partial
+            && batch.replicas_version > table_version
+            && self.synced
+            && self.upgrade.is_none()
+            && self.early_log.is_none()
+        {
+            self.early_log = Some(UpgradeLog {
+                from: self.seq,
+                seq: self.seq,
+                changes: Vec::new(),
+            });
+        }
         let mut diverged = false;
         if self.data_term.is_some_and(|t| batch.term > t) {
             let base = batch.base;
@@ -250,9 +306,22 @@ impl PartitionState {
     /// an upgrade is under way.
     fn apply_numbered(&mut self, seq: u64, changes: Vec<Change>, now: Instant) {
         self.seq = seq;
-        if let Some(up) = self.upgrade.as_mut() {
-            up.log.seq = seq;
-            up.log.changes.push((seq, changes.clone()));
+        if let Some(log) = self
+            .upgrade
+            .as_mut()
+            .map(|up| &mut up.log)
+            .or(self.early_log.as_mut())
+        {
+            log.seq = seq;
+            log.changes.push((seq, changes.clone()));
+        }
+        if self
+            .early_log
+            .as_ref()
+            .is_some_and(|l| l.changes.len() > EARLY_LOG_LIMIT)
+        {
+            // No table followed: not a table in flight, nothing to keep.
+            self.early_log = None;
         }
         self.apply(changes, now);
     }
@@ -289,6 +358,7 @@ impl PartitionState {
         self.promotion = None;
         self.upgrade = None;
         self.kept_log = None;
+        self.early_log = None;
         self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
         let mut diverged = None;
@@ -351,6 +421,7 @@ impl PartitionState {
         self.promotion = None;
         self.upgrade = None;
         self.kept_log = None;
+        self.early_log = None;
         self.data_term = None;
         self.term_base = None;
         self.seen_term = None;

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use ferrocast_protocol::messages::responses::entry_event_type as ev;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -45,7 +45,14 @@ pub struct PartitionService {
     /// slots (`backup-count: 0`, asynchronous backups): a backup may lack
     /// that map's entries, or its latest changes.
     pub(crate) partial_backups: AtomicBool,
+    /// For a map's name, the highest place among a partition's replicas
+    /// that gets its entries (its synchronous and asynchronous backup
+    /// counts added); every place when not set.
+    map_places: RwLock<MapPlaces>,
 }
+
+/// See [`PartitionService::set_map_places`].
+pub type MapPlaces = Arc<dyn Fn(&str) -> usize + Send + Sync>;
 
 /// Receives the events of a change while its partition is still locked,
 /// so the events of one key reach listeners in the order of its writes
@@ -65,12 +72,28 @@ impl PartitionService {
             changed: Notify::new(),
             events: OnceLock::new(),
             partial_backups: AtomicBool::new(false),
+            map_places: RwLock::new(Arc::new(|_: &str| usize::MAX)),
         }
     }
 
     /// Says whether some map keeps fewer synchronous backups than the
     /// table has backup slots; then a backup promoted over an owner that is
     /// still alive copies the partition from it (see `apply_table`).
+    /// Tells which places get which maps' entries: for a map's name, the
+    /// highest place that does (1: the owner and first backup).
+    pub fn set_map_places(&self, places: MapPlaces) {
+        if let Ok(mut p) = self.map_places.write() {
+            *p = places;
+        }
+    }
+
+    pub(crate) fn map_places(&self) -> MapPlaces {
+        self.map_places
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|_| Arc::new(|_: &str| usize::MAX))
+    }
+
     pub fn set_partial_backups(&self, partial: bool) {
         self.partial_backups.store(partial, Ordering::SeqCst);
     }
@@ -232,7 +255,10 @@ impl PartitionService {
             );
             return Err(batch);
         }
-        let received = self.state(p).receive_batch(batch, Instant::now());
+        let partial = self.partial_backups.load(Ordering::Relaxed);
+        let received =
+            self.state(p)
+                .receive_batch_logging(batch, partial, table.version, Instant::now());
         drop(table);
         Ok(received)
     }

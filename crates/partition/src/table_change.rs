@@ -13,7 +13,7 @@
 
 use crate::service::PartitionService;
 use crate::table::PartitionTable;
-use crate::upgrade::Upgrade;
+use crate::upgrade::{Upgrade, UpgradeLog};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use uuid::Uuid;
@@ -63,6 +63,18 @@ pub fn copy_source(prev: &[Uuid], cur: &[Uuid], alive: &[Uuid], except: Uuid) ->
         .find(|m| *m != except && alive.contains(m))
 }
 
+/// Where a promoted member's partition was, in the tables that matter.
+struct Moves<'a> {
+    /// The table the new one was computed from.
+    prev: &'a [Uuid],
+    /// The new table.
+    cur: &'a [Uuid],
+    /// The last table this member applied.
+    held: &'a [Uuid],
+    /// Changes logged from an owner ahead of our table (see `early_log`).
+    early: Option<UpgradeLog>,
+}
+
 fn place(replicas: &[Uuid], member: Uuid) -> Option<usize> {
     replicas.iter().position(|m| *m == member)
 }
@@ -84,6 +96,9 @@ impl PartitionService {
             // Where the data was: the table the master computed this one
             // from (we may never have seen it, e.g. right after joining).
             let prev = next.previous.get(p as usize).unwrap_or(held);
+            // Changes logged early for this table (our owner applied it
+            // first) start an upgrade below; otherwise they are not needed.
+            let early = self.state(p).early_log.take();
             if held == cur {
                 continue;
             }
@@ -142,19 +157,33 @@ impl PartitionService {
                     None => self.state(p).start_empty(),
                 }
             } else if is_owner && held.first() != Some(&me) {
-                self.promoted(p, prev, cur, alive, next.version, partial, now, &mut change);
+                let moves = Moves {
+                    prev,
+                    cur,
+                    held,
+                    early,
+                };
+                self.promoted(p, moves, alive, next.version, partial, now, &mut change);
             } else if was
                 && !is_owner
                 && partial
-                && place(cur, me).is_some_and(|now| Some(now) < place(prev, me))
+                && place(cur, me)
+                    .is_some_and(|now| Some(now) < place(prev, me).max(place(held, me)))
             {
                 // Moved up a place (the backup before us left): we lack
                 // the maps that keep a backup at our new place but not at
                 // our old one. We copy them from the owner, and meanwhile
-                // go on backing up the maps we have.
+                // go on backing up the maps we have. The old place is the
+                // lower of where the table this one was computed from put
+                // us and where the last table we applied did: a member that
+                // missed the table moving it up still holds only the maps
+                // of its place before.
                 let mut st = self.state(p);
                 if st.synced {
-                    st.upgrade = Some(Upgrade::new(next.version, st.seq));
+                    st.upgrade = Some(match early {
+                        Some(log) => Upgrade::with_log(next.version, log),
+                        None => Upgrade::new(next.version, st.seq),
+                    });
                     drop(st);
                     tracing::debug!(
                         "partition {p}: moved up to backup {}; copying the maps it lacks from the owner",
@@ -172,6 +201,7 @@ impl PartitionService {
                 change.released.push(p);
             }
             let mut st = self.state(p);
+            st.replicas_version = next.version;
             if st.owned && !is_owner {
                 // Changes numbered as owner so far belong to the past.
                 st.epoch = st.epoch.wrapping_add(1);
@@ -204,14 +234,19 @@ impl PartitionService {
     fn promoted(
         &self,
         p: u32,
-        prev: &[Uuid],
-        cur: &[Uuid],
+        moves: Moves<'_>,
         alive: &[Uuid],
         version: u64,
         partial: bool,
         now: Instant,
         change: &mut TableChange,
     ) {
+        let Moves {
+            prev,
+            cur,
+            held,
+            early,
+        } = moves;
         let me = self.me();
         // Our member list may still hold a member that failed (the table
         // can arrive first): the copy task moves on to the next one then.
@@ -229,14 +264,25 @@ impl PartitionService {
                 .collect()
         };
         let mut st = self.state(p);
-        // Moved up a place before, its copy not in yet: we hold the maps
-        // we lacked only as far as we logged them. A copy from a member
-        // ahead replaces everything; without one, the members behind us
-        // hold those maps as they were before the move (they had them
-        // then), and our log goes over their copy.
-        let behind: Vec<Uuid> = match st.upgrade.take() {
-            Some(up) if st.synced => {
-                st.kept_log = Some(up.into_log());
+        // Moved up a place before, its copy not in yet (or the table that
+        // moved us up never reached us): we hold the maps we lacked only
+        // as far as we logged them. A copy from a member ahead replaces
+        // everything; without one, the members behind us hold those maps
+        // as they were before the move (they had them then), and our log
+        // goes over their copy.
+        let missed_move = partial && place(held, me) > place(prev, me);
+        let log = match st.upgrade.take() {
+            Some(up) => Some(up.into_log()),
+            None if missed_move => Some(early.unwrap_or(UpgradeLog {
+                from: st.seq,
+                seq: st.seq,
+                changes: Vec::new(),
+            })),
+            None => None,
+        };
+        let behind: Vec<Uuid> = match log {
+            Some(log) if st.synced => {
+                st.kept_log = Some(log);
                 prev.iter()
                     .skip(place(prev, me).map_or(prev.len(), |i| i + 1))
                     .copied()

@@ -32,6 +32,15 @@ impl Upgrade {
         }
     }
 
+    /// An upgrade of table `version` whose log starts with `early`, the
+    /// changes this replica applied from an owner already on that table.
+    pub fn with_log(version: u64, early: UpgradeLog) -> Self {
+        Self {
+            version,
+            log: early,
+        }
+    }
+
     pub fn log(&self) -> &UpgradeLog {
         &self.log
     }
@@ -85,18 +94,25 @@ impl PartitionState {
 
     /// A promoted replica whose data no single member holds whole: `base`
     /// (a copy from a member behind it, taken at change `seq`; `None`: this
-    /// replica's own data) holds every map, those kept at fewer places as
-    /// they were before `log`'s backup moved up; `log` holds every change
-    /// since, for all maps. Its changes are applied in order over the base,
-    /// so each key it touches ends in its state at `log.seq` and every
-    /// other key keeps the base's. Changes the base holds and the log does
-    /// not reach back to (the log starts after the base's number) are the
-    /// base's as they are; that is logged.
+    /// replica's own data) is complete at its number for the maps kept at
+    /// `base_place` (`places(map)`: the highest place that gets the map's
+    /// entries) and holds the others as they were before `log`'s backup
+    /// moved up; `log` holds every change since, for all maps, and the
+    /// changes that backup took ahead of their turn. They are applied by
+    /// number together with this replica's own waiting changes (the log's
+    /// first where both have a number: its backup is at the lower place):
+    /// at or below the base's number only to the maps the base lacks (it
+    /// is newer for the others), above it to all. Each change sets a key's
+    /// resulting state, so every key ends as the newest change that
+    /// reached either member left it.
+    #[allow(clippy::too_many_arguments)]
     pub fn merge(
         &mut self,
         partition: u32,
         base: Option<(u64, PartitionStore)>,
+        base_place: usize,
         log: UpgradeLog,
+        places: &dyn Fn(&str) -> usize,
         now: Instant,
     ) {
         self.epoch = self.epoch.wrapping_add(1);
@@ -109,27 +125,38 @@ impl PartitionState {
         };
         if log.from > base_seq {
             tracing::warn!(
-                "partition {partition}: merging a log of changes {}..={} over data at change {base_seq}: changes in between are only as the data holds them",
-                log.from + 1,
-                log.seq
+                "partition {partition}: merging a log of changes from {} over data at change {base_seq}: changes in between are only as the data holds them",
+                log.from + 1
             );
         }
+        let mut changes = std::mem::take(&mut self.pending);
         let n = log.changes.len();
-        for (_, changes) in log.changes {
-            self.apply(changes, now);
+        for (s, c) in log.changes {
+            changes.insert(s, c);
         }
-        self.seq = self.seq.max(base_seq).max(log.seq);
+        let mut seq = base_seq;
+        for (s, c) in changes {
+            if s <= base_seq {
+                let lacked: Vec<Change> = c
+                    .into_iter()
+                    .filter(|c| places(c.map()) < base_place)
+                    .collect();
+                self.apply(lacked, now);
+            } else {
+                self.apply(c, now);
+                seq = s;
+            }
+        }
+        self.seq = seq;
         tracing::info!(
-            "partition {partition}: promoted; merged {n} logged changes over data at change {base_seq}: now at change {}",
-            self.seq
+            "partition {partition}: promoted; merged {n} logged changes over data at change {base_seq}: now at change {seq}"
         );
         self.synced = true;
         self.retained = false;
         self.promotion = None;
         self.upgrade = None;
         self.kept_log = None;
+        self.early_log = None;
         self.term_base = None;
-        self.drain(now);
-        self.promote(now);
     }
 }

@@ -41,6 +41,9 @@ impl Cluster {
         let services = ids.map(|id| {
             let s = PartitionService::new(id, COUNT);
             s.set_partial_backups(true);
+            s.set_map_places(std::sync::Arc::new(
+                |m: &str| if m == "critical" { 2 } else { 1 },
+            ));
             s
         });
         let p = partition_id(&key("0000"), COUNT);
@@ -111,8 +114,11 @@ impl Cluster {
     /// copies the partition from A. Then A writes a new `plain` key,
     /// removes an old one and writes a `critical` key: C takes the
     /// changes of both maps, E only `critical`'s. Returns table 2 and
-    /// what A holds: every acknowledged write.
-    fn b_leaves_then_writes(&self) -> (PartitionTable, Contents) {
+    /// what A holds: every acknowledged write. `c_late`: C applies table 2
+    /// only after A's `plain` writes (A and E applied it first, and E's
+    /// copy from A was taken before them), so it takes them before its
+    /// upgrade starts.
+    fn b_leaves_then_writes(&self, c_late: bool) -> (PartitionTable, Contents) {
         let t1 = table(1, &self.ids[..3], &PartitionTable::empty(COUNT));
         for m in [A, B, C] {
             self.apply(m, &t1, &[A, B, C]);
@@ -125,8 +131,13 @@ impl Cluster {
         }
         let t2 = table(2, &[self.ids[A], self.ids[C], self.ids[E]], &t1);
         self.apply(A, &t2, &[A, C, E]);
-        let change = self.apply(C, &t2, &[A, C, E]);
-        assert!(change.upgrades.contains(&(self.p, 2)), "{change:?}");
+        let c_applies = || {
+            let change = self.apply(C, &t2, &[A, C, E]);
+            assert!(change.upgrades.contains(&(self.p, 2)), "{change:?}");
+        };
+        if !c_late {
+            c_applies();
+        }
         let change = self.apply(E, &t2, &[A, C, E]);
         assert!(change.needs_copy.contains(&(self.p, false, self.ids[A])));
         let (seq, term, data) = self.services[A].snapshot_with_term(self.p);
@@ -139,6 +150,9 @@ impl Cluster {
             key: self.keys[0].clone(),
         };
         self.write("plain", removed, A, &[C], &[E]);
+        if c_late {
+            c_applies();
+        }
         self.write("critical", set(&self.keys[9]), A, &[C, E], &[]);
         let acknowledged = self.contents(A);
         assert_eq!(acknowledged[1].1.len(), 5, "plain: 4 old keys, 1 new");
@@ -155,8 +169,15 @@ impl Cluster {
 /// copy from E, the owner now.
 #[test]
 fn a_member_promoted_behind_an_upgrading_backup_merges_its_log() {
+    for c_late in [false, true] {
+        member_behind_merges(c_late);
+    }
+}
+
+/// E promoted behind C; `c_late` as in `b_leaves_then_writes`.
+fn member_behind_merges(c_late: bool) {
     let c = Cluster::new();
-    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let (t2, acknowledged) = c.b_leaves_then_writes(c_late);
     let t3 = table(3, &[c.ids[E], c.ids[C]], &t2);
     let change = c.apply(E, &t3, &[C, E]);
     assert!(
@@ -170,10 +191,14 @@ fn a_member_promoted_behind_an_upgrading_backup_merges_its_log() {
     assert!(c.services[C].upgrade_pending(c.p, 2), "C still upgrading");
     assert!(!c.services[C].replica_status(c.p).1, "so it sends no copy");
     let log = c.services[C].upgrade_log(c.p).expect("but its log");
-    assert_eq!(log.changes.len(), 3);
+    assert_eq!(log.changes.len(), 3, "the changes since its move");
     assert!(c.services[E].finish_promotion_with_log(c.p, 3, log));
     assert!(!c.services[E].is_awaiting(c.p));
-    assert_eq!(c.contents(E), acknowledged, "E holds every write");
+    assert_eq!(
+        c.contents(E),
+        acknowledged,
+        "E holds every write (C applied table 2 late: {c_late})"
+    );
     // C's upgrade copies from its owner, E.
     let (seq, data) = c.services[E].snapshot(c.p);
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
@@ -190,8 +215,16 @@ fn a_member_promoted_behind_an_upgrading_backup_merges_its_log() {
 /// serves its data as a base). E's upgrade then copies from C.
 #[test]
 fn an_upgrading_backup_promoted_merges_its_log_over_the_member_behind() {
+    for c_late in [false, true] {
+        promoted_upgrading_backup_merges(c_late);
+    }
+}
+
+/// C, the upgrading first backup, promoted; `c_late`: it applied the
+/// table that moved it up after taking two of A's changes under it.
+fn promoted_upgrading_backup_merges(c_late: bool) {
     let c = Cluster::new();
-    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let (t2, acknowledged) = c.b_leaves_then_writes(c_late);
     let t3 = table(3, &[c.ids[C], c.ids[E]], &t2);
     // C's member list may still hold A.
     let change = c.apply(C, &t3, &[A, C, E]);
@@ -208,9 +241,13 @@ fn an_upgrading_backup_promoted_merges_its_log_over_the_member_behind() {
     assert!(change.upgrades.contains(&(c.p, 3)), "{change:?}");
     assert!(c.services[E].holds_data(c.p), "E serves its data as a base");
     let (seq, data) = c.services[E].snapshot(c.p);
-    assert!(c.services[C].finish_promotion_over_base(c.p, 3, seq, data));
+    assert!(c.services[C].finish_promotion_over_base(c.p, 3, c.ids[E], seq, data));
     assert!(!c.services[C].is_awaiting(c.p));
-    assert_eq!(c.contents(C), acknowledged, "C holds every write");
+    assert_eq!(
+        c.contents(C),
+        acknowledged,
+        "C holds every write (C applied table 2 late: {c_late})"
+    );
     let (seq, data) = c.services[C].snapshot(c.p);
     assert!(c.services[E].finish_upgrade(c.p, 3, seq, data));
     assert_eq!(c.contents(E), acknowledged);
@@ -224,7 +261,7 @@ fn an_upgrading_backup_promoted_merges_its_log_over_the_member_behind() {
 #[test]
 fn an_upgrading_backup_promoted_takes_a_whole_copy_from_ahead_first() {
     let c = Cluster::new();
-    let (t2, acknowledged) = c.b_leaves_then_writes();
+    let (t2, acknowledged) = c.b_leaves_then_writes(false);
     let t3 = table(3, &[c.ids[C], c.ids[E]], &t2);
     c.apply(A, &t3, &[A, C, E]);
     let change = c.apply(C, &t3, &[A, C, E]);
@@ -234,6 +271,6 @@ fn an_upgrading_backup_promoted_takes_a_whole_copy_from_ahead_first() {
     assert_eq!(c.contents(C), acknowledged);
     // A base arriving late is not merged any more.
     let (seq, data) = c.services[E].snapshot(c.p);
-    assert!(!c.services[C].finish_promotion_over_base(c.p, 3, seq, data));
+    assert!(!c.services[C].finish_promotion_over_base(c.p, 3, c.ids[E], seq, data));
     assert_eq!(c.contents(C), acknowledged);
 }

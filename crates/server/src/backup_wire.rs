@@ -7,8 +7,9 @@
 //! frame (the store then takes its own copy).
 //!
 //! Layout, little-endian: [`MARK`], partition u32, seq u64, the owner's
-//! term u64 and base u64, change count u32, then per change a tag u8 (0 put, 1 remove, 2 clear) and the map
-//! name (u32 length + bytes); remove and put add the key (u32 length +
+//! term u64 and base u64, the version of its table that last changed the
+//! partition's replicas u64, change count u32, then per change a tag u8
+//! (0 put, 1 remove, 2 clear) and the map name (u32 length + bytes); remove and put add the key (u32 length +
 //! bytes); put adds the value (u32 length + bytes), a byte of flags (1: TTL,
 //! 2: TTL left) with those as u64 when present, and creation, last update,
 //! last access, hits and version as i64. A bincode `ServiceMessage` never
@@ -35,6 +36,7 @@ pub fn encode(batch: &BackupBatch) -> Vec<Bytes> {
     b.put_u64_le(batch.seq);
     b.put_u64_le(batch.term);
     b.put_u64_le(batch.base);
+    b.put_u64_le(batch.replicas_version);
     b.put_u32_le(batch.changes.len() as u32);
     for c in &batch.changes {
         match c {
@@ -104,6 +106,7 @@ pub fn decode(payload: &Bytes) -> Result<BackupBatch, NetError> {
     let seq = r.u64()?;
     let term = r.u64()?;
     let base = r.u64()?;
+    let replicas_version = r.u64()?;
     let count = r.u32()? as usize;
     // Every change takes at least 5 bytes: no count can make us reserve
     // more than the message could hold.
@@ -159,6 +162,7 @@ pub fn decode(payload: &Bytes) -> Result<BackupBatch, NetError> {
         epoch: 0,
         term,
         base,
+        replicas_version,
     })
 }
 
@@ -223,6 +227,7 @@ mod tests {
             epoch: 0,
             term: 41,
             base: u64::MAX - 9,
+            replicas_version: 77,
             partition: 270,
             seq: u64::MAX - 1,
             changes: vec![
@@ -277,6 +282,7 @@ mod tests {
             epoch: 0,
             term: 1,
             base: 0,
+            replicas_version: 1,
         };
         assert_eq!(decode(&joined(&encode(&empty))).unwrap(), empty);
     }
@@ -305,9 +311,9 @@ mod tests {
         longer.push(0);
         assert!(decode(&Bytes::from(longer)).is_err());
         let mut bad_tag = bytes.to_vec();
-        // The first change's tag, after mark, partition, seq, term, base
-        // and count.
-        bad_tag[1 + 4 + 8 + 8 + 8 + 4] = 9;
+        // The first change's tag, after mark, partition, seq, term, base,
+        // replicas version and count.
+        bad_tag[1 + 4 + 8 + 8 + 8 + 8 + 4] = 9;
         assert!(decode(&Bytes::from(bad_tag)).is_err());
         // A huge count or length claims more than there is.
         let mut huge = BytesMut::new();
@@ -316,6 +322,7 @@ mod tests {
         huge.put_u64_le(1);
         huge.put_u64_le(1);
         huge.put_u64_le(0);
+        huge.put_u64_le(1);
         huge.put_u32_le(u32::MAX);
         huge.put_u8(PUT);
         huge.put_u32_le(u32::MAX);

@@ -162,6 +162,11 @@ async fn run(cfg: Config) -> Result<()> {
     ferrocast_partition::set_per_entry_stats(cfg.per_entry_stats);
     let service = Arc::new(PartitionService::new(me.uuid, cfg.partition_count));
     service.set_partial_backups(cfg.backups.partial());
+    let counts = cfg.backups.clone();
+    service.set_map_places(Arc::new(move |map: &str| {
+        let (sync, asynchronous) = counts.for_map(map);
+        sync + asynchronous
+    }));
     let listeners = Arc::new(Listeners::new(me.uuid));
     let data = Arc::new(DataPlane::new(
         service.clone(),

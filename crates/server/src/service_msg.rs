@@ -5,7 +5,8 @@ use crate::backup_wire;
 use bytes::Bytes;
 use ferrocast_net::{MemberMessage, NetError};
 use ferrocast_partition::{
-    BackupBatch, MapResult, MergeEntry, MergePolicy, PartitionData, PartitionTable, UpgradeLog,
+    BackupBatch, Change, MapResult, MergeEntry, MergePolicy, PartitionData, PartitionTable,
+    UpgradeLog,
 };
 use ferrocast_protocol::{ClientMessage, Frame};
 use serde::{Deserialize, Serialize};
@@ -47,6 +48,14 @@ pub enum ServiceMessage {
         /// `PartitionService::install_copy`.
         term: u64,
         data: PartitionData,
+        /// Changes the source took ahead of their turn (acknowledged, not
+        /// in `data` yet), by number.
+        pending: Vec<(u64, Vec<Change>)>,
+    },
+    /// Answer to a `CopyRequest` for a base (`CopyWanted::Base`) from a
+    /// member that holds no data of the partition (it is copying it).
+    NoData {
+        partition: u32,
     },
     /// Answer to `CopyRequest` from a backup that moved up a place and
     /// still waits for the maps it lacked (an upgrade): what it logged

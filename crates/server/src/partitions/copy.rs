@@ -6,7 +6,7 @@
 use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
 use crate::data::DataPlane;
 use crate::service_msg::{CopyWanted, ServiceMessage};
-use ferrocast_partition::{Installed, PartitionData, UpgradeLog};
+use ferrocast_partition::{Change, Installed, PartitionData, UpgradeLog};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -27,14 +27,34 @@ fn upgrade_delay() -> Duration {
     })
 }
 
+/// How long a promoted member moving up a place asks the members behind
+/// it for the data to merge its log over, once nobody ahead is left.
+const BASE_WAIT: Duration = Duration::from_secs(10);
+
+/// Ends the promotion of `p` by table `version` with the data this member
+/// held as a backup.
+fn own_data(data: &DataPlane, p: u32, version: u64) -> bool {
+    let done = data.service.finish_promotion(p, version, None);
+    if done {
+        tracing::info!(
+            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
+        );
+    }
+    done
+}
+
 /// What asking one member for a partition's copy came to.
 enum CopyAnswer {
-    /// Its change number, the owner term its data continues, and records.
+    /// Its change number, the owner term its data continues, its records
+    /// and the changes it took ahead of their turn.
     Copy {
         seq: u64,
         term: u64,
         records: PartitionData,
+        pending: Vec<(u64, Vec<Change>)>,
     },
+    /// Asked for a base, it holds no data of the partition (it copies it).
+    NoData,
     /// It moved up a place and still waits for the maps it lacked: what it
     /// logged since (answers `CopyWanted::Complete` only).
     Log(UpgradeLog),
@@ -75,7 +95,14 @@ async fn ask_for_copy(
             seq,
             term,
             data: records,
-        }))) if partition == p => CopyAnswer::Copy { seq, term, records },
+            pending,
+        }))) if partition == p => CopyAnswer::Copy {
+            seq,
+            term,
+            records,
+            pending,
+        },
+        Ok(Some(Ok(ServiceMessage::NoData { partition }))) if partition == p => CopyAnswer::NoData,
         Ok(Some(Ok(ServiceMessage::CopyLog { partition, log })))
             if partition == p && wanted == CopyWanted::Complete =>
         {
@@ -152,7 +179,7 @@ impl Coordinator {
                     } else {
                         CopyWanted::Complete
                     };
-                    let (seq, term, records) = match ask_for_copy(
+                    let (seq, term, records, pending) = match ask_for_copy(
                         &data,
                         p,
                         candidate,
@@ -162,12 +189,17 @@ impl Coordinator {
                     )
                     .await
                     {
-                        CopyAnswer::Copy { seq, term, records } => (seq, term, records),
+                        CopyAnswer::Copy {
+                            seq,
+                            term,
+                            records,
+                            pending,
+                        } => (seq, term, records, pending),
                         CopyAnswer::Gone => {
                             tracing::debug!("partition {p}: {addr} left; asking the next member");
                             continue;
                         }
-                        CopyAnswer::Declined | CopyAnswer::Log(_) => {
+                        CopyAnswer::Declined | CopyAnswer::Log(_) | CopyAnswer::NoData => {
                             tracing::debug!(
                                 "partition {p}: no copy from {addr}; trying the next member"
                             );
@@ -192,7 +224,10 @@ impl Coordinator {
                         .sum();
                     copied.0.fetch_add(n, Ordering::SeqCst);
                     copied.1.fetch_add(bytes, Ordering::SeqCst);
-                    match data.service.install_copy(p, seq, term, records) {
+                    match data
+                        .service
+                        .install_copy_with_pending(p, seq, term, records, pending)
+                    {
                         Installed::NotWanted => {}
                         installed => {
                             tracing::debug!(
@@ -233,17 +268,19 @@ impl Coordinator {
     /// waits for the maps it lacked sends its log of changes since the
     /// move instead, which goes over our data (we hold those maps as they
     /// were before). When this member was itself moving up (`behind` not
-    /// empty) and nobody ahead is left, its own log goes over the data of
-    /// the first member behind it that sends it. Once none is left in the
-    /// list, or the limit passes, this member serves the data it held as a
-    /// backup, as any promotion does. No one else is asked: another
-    /// member's copy, even a last-resort one, may be older than what this
-    /// member holds. A later table that changed the partition ends the
-    /// task without touching the replica.
+    /// empty) and nobody ahead is left or answered in time, its own log
+    /// goes over the data of the first member behind it that sends it
+    /// (asked again while it declines, for up to [`BASE_WAIT`]; one that
+    /// holds no data is passed over). Once no one is left, or the limits
+    /// pass, this member serves the data it held as a backup, as any
+    /// promotion does. No one else is asked: another member's copy, even a
+    /// last-resort one, may be older than what this member holds. A later
+    /// table that changed the partition ends the task without touching the
+    /// replica.
     pub(super) fn spawn_promotion_copy(
         &self,
         p: u32,
-        sources: Vec<Uuid>,
+        ahead: Vec<Uuid>,
         behind: Vec<Uuid>,
         version: u64,
     ) {
@@ -252,44 +289,68 @@ impl Coordinator {
         let copied = self.copied.clone();
         tokio::spawn(async move {
             let start = Instant::now();
-            let ahead = sources.into_iter().map(|m| (m, CopyWanted::Complete));
-            let bases = behind.into_iter().map(|m| (m, CopyWanted::Base));
-            let mut sources = ahead.chain(bases).peekable();
+            let mut ahead: std::collections::VecDeque<Uuid> = ahead.into();
+            let mut behind: std::collections::VecDeque<Uuid> = behind.into();
+            let mut bases_since: Option<Instant> = None;
             let finished = loop {
                 if !data.service.promotion_pending(p, version) {
                     break false;
                 }
-                let Some(&(source, wanted)) = sources.peek() else {
-                    break data.service.finish_promotion(p, version, None)
-                        && {
-                            tracing::info!(
-                            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
+                if bases_since.is_none() && (ahead.is_empty() || start.elapsed() > COPY_LIMIT) {
+                    if !ahead.is_empty() {
+                        tracing::error!(
+                            "partition {p}: promoted; {ahead:?}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
                         );
-                            true
-                        };
+                        ahead.clear();
+                    }
+                    bases_since = Some(Instant::now());
+                }
+                let (source, wanted) = match (ahead.front(), behind.front()) {
+                    (Some(m), _) => (*m, CopyWanted::Complete),
+                    (None, Some(m)) => (*m, CopyWanted::Base),
+                    (None, None) => break own_data(&data, p, version),
                 };
+                let next =
+                    |ahead: &mut std::collections::VecDeque<Uuid>,
+                     behind: &mut std::collections::VecDeque<Uuid>| {
+                        if wanted == CopyWanted::Base {
+                            behind.pop_front();
+                        } else {
+                            ahead.pop_front();
+                        }
+                    };
                 let Some(addr) = data.address_of(source) else {
-                    sources.next();
+                    next(&mut ahead, &mut behind);
                     continue;
                 };
-                let done = match ask_for_copy(&data, p, source, addr, version, wanted).await {
-                    CopyAnswer::Copy { seq, records, .. } => {
+                match ask_for_copy(&data, p, source, addr, version, wanted).await {
+                    CopyAnswer::Copy {
+                        seq,
+                        records,
+                        pending,
+                        ..
+                    } => {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
                         let done = if wanted == CopyWanted::Base {
                             data.service
-                                .finish_promotion_over_base(p, version, seq, records)
+                                .finish_promotion_over_base(p, version, source, seq, records)
                         } else {
                             data.service
-                                .finish_promotion(p, version, Some((seq, records)))
+                                .finish_promotion_copy(p, version, seq, records, pending)
                         };
                         if done {
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             tracing::debug!(
-                                "partition {p}: promoted, copied {n} entries from {source} in {} ms",
-                                start.elapsed().as_millis()
+                                "partition {p}: promoted, copied {n} entries from {source} in {} ms{}",
+                                start.elapsed().as_millis(),
+                                if wanted == CopyWanted::Base {
+                                    ", its logged changes merged over them"
+                                } else {
+                                    ""
+                                }
                             );
                         }
-                        Some(done)
+                        break done;
                     }
                     CopyAnswer::Log(log) => {
                         let n = log.changes.len();
@@ -299,33 +360,22 @@ impl Coordinator {
                                 "partition {p}: promoted; {source}, ahead of this member, was still copying the maps it lacked: merged its {n} logged changes over this member's data"
                             );
                         }
-                        Some(done)
+                        break done;
                     }
-                    CopyAnswer::Gone => {
-                        tracing::debug!("partition {p}: {addr} left; asking the next member");
-                        sources.next();
-                        None
-                    }
-                    // A member behind us without data of its own is
-                    // copying, and from us or nobody (we are the owner):
-                    // waiting for it would wait for ourselves.
-                    CopyAnswer::Declined if wanted == CopyWanted::Base => {
+                    CopyAnswer::Gone | CopyAnswer::NoData => {
                         tracing::debug!(
-                            "partition {p}: {addr} holds no data to merge over; asking the next member"
+                            "partition {p}: {addr} left or holds no data; asking the next member"
                         );
-                        sources.next();
-                        None
+                        next(&mut ahead, &mut behind);
+                        continue;
                     }
-                    CopyAnswer::Declined => None,
-                };
-                if let Some(done) = done {
-                    break done;
+                    CopyAnswer::Declined => {}
                 }
-                if start.elapsed() > COPY_LIMIT {
+                if bases_since.is_some_and(|t| t.elapsed() > BASE_WAIT) {
                     tracing::error!(
-                        "partition {p}: promoted; {source}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
+                        "partition {p}: promoted; no member behind this one sent the data to merge its log over within {BASE_WAIT:?}"
                     );
-                    break data.service.finish_promotion(p, version, None);
+                    break own_data(&data, p, version);
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             };
@@ -361,14 +411,20 @@ impl Coordinator {
                         ask_for_copy(&data, p, owner, addr, version, CopyWanted::Complete).await
                     {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                        if data.service.finish_upgrade(p, version, seq, records) {
+                        // Not taken once the sender is no longer owner (it
+                        // failed meanwhile): the new owner is asked next.
+                        if data
+                            .service
+                            .finish_upgrade_from(p, version, Some(owner), seq, records)
+                        {
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             tracing::debug!(
                                 "partition {p}: moved up; copied {n} entries from the owner {addr} in {} ms",
                                 start.elapsed().as_millis()
                             );
+                            break;
                         }
-                        break;
+                        continue;
                     }
                 }
                 if start.elapsed() > COPY_LIMIT {

@@ -104,6 +104,7 @@ impl Coordinator {
                     seq,
                     term,
                     data: records,
+                    pending: data.service.pending_changes(partition),
                 };
                 if let Ok(m) = answer.wrap() {
                     let m = match m {
@@ -126,6 +127,11 @@ impl Coordinator {
                 // Moved up a place, still copying the maps we lacked: a
                 // member promoted behind us merges this over its data.
                 if let Ok(m) = (ServiceMessage::CopyLog { partition, log }).wrap() {
+                    let _ = responder.respond(m).await;
+                }
+            } else if wanted == CopyWanted::Base && !data.service.holds_data(partition) {
+                // Copying it ourselves: the requester asks the next member.
+                if let Ok(m) = (ServiceMessage::NoData { partition }).wrap() {
                     let _ = responder.respond(m).await;
                 }
             } else if let Ok(m) = ServiceMessage::Ack.wrap() {
