@@ -3,7 +3,7 @@
 //! waits for that owner's copy (see `PartitionService::apply_table`) or
 //! ends without it.
 
-use crate::replica::Change;
+use crate::replica::{Change, PartitionState};
 use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
 use crate::store::PartitionStore;
 use crate::upgrade::UpgradeLog;
@@ -37,6 +37,32 @@ fn store_from_wire(data: PartitionData, now: Instant) -> PartitionStore {
     store
 }
 
+/// A partition's copy as it travels, from its locked state: the number of
+/// its last change, the owner term its data continues (ours if we own it;
+/// 0 when unknown), and the records.
+fn snapshot_of(state: &PartitionState) -> (u64, u64, PartitionData) {
+    let now = Instant::now();
+    let data = state
+        .store
+        .maps()
+        .map(|(name, m)| {
+            let records = m
+                .snapshot()
+                .into_iter()
+                .filter(|(_, r)| !r.is_expired(now))
+                .map(|(k, r)| (k, to_wire(&r, now)))
+                .collect();
+            (name.clone(), records)
+        })
+        .collect();
+    let term = if state.owned {
+        state.owner_term
+    } else {
+        state.data_term.unwrap_or(0)
+    };
+    (state.seq, term, data)
+}
+
 impl PartitionService {
     /// A full copy of partition `p` and the number of its last change.
     pub fn snapshot(&self, p: u32) -> (u64, PartitionData) {
@@ -48,27 +74,7 @@ impl PartitionService {
     /// last change, the owner term its data continues (ours if we own it;
     /// 0 when unknown), and the records.
     pub fn snapshot_with_term(&self, p: u32) -> (u64, u64, PartitionData) {
-        let now = Instant::now();
-        let state = self.state(p);
-        let data = state
-            .store
-            .maps()
-            .map(|(name, m)| {
-                let records = m
-                    .snapshot()
-                    .into_iter()
-                    .filter(|(_, r)| !r.is_expired(now))
-                    .map(|(k, r)| (k, to_wire(&r, now)))
-                    .collect();
-                (name.clone(), records)
-            })
-            .collect();
-        let term = if state.owned {
-            state.owner_term
-        } else {
-            state.data_term.unwrap_or(0)
-        };
-        (state.seq, term, data)
+        snapshot_of(&self.state(p))
     }
 
     /// Installs a full copy of `p`, taken at change `seq` of owner term
@@ -102,11 +108,23 @@ impl PartitionService {
             );
             return Installed::NotWanted;
         }
-        for (s, changes) in source_pending.into_iter().filter(|(s, _)| *s > seq) {
-            state.pending.entry(s).or_insert(changes);
-        }
         let pending = state.pending_len();
         let diverged = state.install(seq, Some(term), store, now);
+        if diverged.is_none() {
+            // Our own waiting changes came from the owner for our place;
+            // the source's fill the numbers we lack. (A diverged copy's
+            // waiting changes continue an earlier owner: dropped.)
+            let at = state.seq;
+            for (s, changes) in source_pending.into_iter().filter(|(s, _)| *s > at) {
+                state.pending.entry(s).or_insert(changes);
+            }
+            state.drain(now);
+            if state.owned {
+                // An owner's gaps are never filled by batches: what waits
+                // is applied now, before it numbers changes of its own.
+                state.promote(now);
+            }
+        }
         tracing::debug!(
             "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}",
             state.seq
@@ -256,12 +274,13 @@ impl PartitionService {
         }
         st.promotion = None;
         st.kept_log = None;
-        // An owner's copy: it numbers the changes from here on.
-        st.install(seq, None, store_from_wire(data, now), now);
-        let at = st.seq;
-        for (s, changes) in pending.into_iter().filter(|(s, _)| *s > at) {
+        // The source's waiting changes first (it is at the lower place, so
+        // they hold at least what ours do), before `install` drains ours.
+        for (s, changes) in pending.into_iter().filter(|(s, _)| *s > seq) {
             st.pending.insert(s, changes);
         }
+        // An owner's copy: it numbers the changes from here on.
+        st.install(seq, None, store_from_wire(data, now), now);
         st.promote(now);
         drop(st);
         self.released_after_promotion(p);
@@ -297,12 +316,6 @@ impl PartitionService {
             log.changes.push((*s, c.clone()));
         }
         Some(log)
-    }
-
-    /// Whether this member holds data of `p` it can serve as the base of a
-    /// merge: its replica's data, complete or still upgrading.
-    pub fn holds_data(&self, p: u32) -> bool {
-        self.state(p).synced
     }
 
     /// Ends the promotion of `p` by table `version` with the log of an
@@ -343,11 +356,37 @@ impl PartitionService {
     /// was computed from (where it took changes); unknown: past the last,
     /// so a merge treats its data as lacking every map.
     fn previous_place(&self, p: u32, member: Uuid) -> usize {
-        let t = self.table();
-        t.previous
-            .get(p as usize)
-            .and_then(|r| r.iter().position(|m| *m == member))
+        self.state(p)
+            .promotion_prev
+            .iter()
+            .position(|m| *m == member)
             .unwrap_or(usize::MAX)
+    }
+
+    /// Whether this member's data of `p` can be the base of a merge for
+    /// the promotion by table `promoted_by`: it holds data, complete for
+    /// the place it had in the table that promotion was computed from. A
+    /// member still upgrading for an earlier move holds only the maps of
+    /// its place before that move (with three or more backups, two
+    /// members can move up at once).
+    pub fn serves_base(&self, p: u32, promoted_by: u64) -> bool {
+        let st = self.state(p);
+        st.synced && st.upgrade.as_ref().is_none_or(|u| u.version >= promoted_by)
+    }
+
+    /// A copy of `p` as it travels: the number of its last change, the
+    /// owner term its data continues, its records, and the changes it
+    /// took ahead of their turn, all under one lock.
+    pub fn snapshot_for_copy(&self, p: u32) -> (u64, u64, PartitionData, Vec<(u64, Vec<Change>)>) {
+        let st = self.state(p);
+        let (seq, term, data) = snapshot_of(&st);
+        let pending = st
+            .pending
+            .iter()
+            .filter(|(s, _)| **s > seq)
+            .map(|(s, c)| (*s, c.clone()))
+            .collect();
+        (seq, term, data, pending)
     }
 
     fn finish_merge(

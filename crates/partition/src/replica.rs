@@ -155,6 +155,14 @@ pub struct PartitionState {
     /// previous owner's lineage (see `install`).
     pub seen_term: Option<(u64, u64)>,
     pub(crate) pending: BTreeMap<u64, Vec<Change>>,
+    /// The replicas of the table the pending promotion's table was
+    /// computed from: the places where this member and the others took
+    /// changes, which a merge needs (later tables that keep this member
+    /// owner do not end the promotion but change the current table).
+    pub promotion_prev: Vec<uuid::Uuid>,
+    /// The owner's replicas version that started the early log: only a
+    /// table at least that new is the one it waits for.
+    pub early_version: u64,
 }
 
 impl PartitionState {
@@ -241,6 +249,7 @@ impl PartitionState {
                 seq: self.seq,
                 changes: Vec::new(),
             });
+            self.early_version = batch.replicas_version;
         }
         let mut diverged = false;
         if self.data_term.is_some_and(|t| batch.term > t) {
@@ -255,6 +264,8 @@ impl PartitionState {
                 );
                 self.seq = base;
                 self.upgrade = Some(Upgrade::new(batch.term, base));
+                // What it logged continues the earlier owner's numbers.
+                self.early_log = None;
                 diverged = true;
             }
         }

@@ -98,7 +98,14 @@ impl PartitionService {
             let prev = next.previous.get(p as usize).unwrap_or(held);
             // Changes logged early for this table (our owner applied it
             // first) start an upgrade below; otherwise they are not needed.
-            let early = self.state(p).early_log.take();
+            let early = {
+                let mut st = self.state(p);
+                if next.version >= st.early_version {
+                    st.early_log.take()
+                } else {
+                    None
+                }
+            };
             if held == cur {
                 continue;
             }
@@ -179,7 +186,13 @@ impl PartitionService {
                 // missed the table moving it up still holds only the maps
                 // of its place before.
                 let mut st = self.state(p);
-                if st.synced {
+                if st.upgrade.is_some() {
+                    // Moved up again before the last move's copy arrived
+                    // (three or more backups): that upgrade goes on; its
+                    // copy from the owner brings every map, and until it
+                    // lands this member holds only the maps of its place
+                    // before the first move (see `serves_base`).
+                } else if st.synced {
                     st.upgrade = Some(match early {
                         Some(log) => Upgrade::with_log(next.version, log),
                         None => Upgrade::new(next.version, st.seq),
@@ -307,6 +320,7 @@ impl PartitionService {
         st.retained = !partial;
         st.synced = false;
         st.promotion = Some(version);
+        st.promotion_prev = prev.to_vec();
         drop(st);
         self.awaiting[p as usize].store(true, Ordering::SeqCst);
         tracing::debug!("partition {p}: promoted; copying it from {sources:?} first");

@@ -239,7 +239,10 @@ fn promoted_upgrading_backup_merges(c_late: bool) {
     assert!(c.services[C].is_awaiting(c.p));
     let change = c.apply(E, &t3, &[C, E]);
     assert!(change.upgrades.contains(&(c.p, 3)), "{change:?}");
-    assert!(c.services[E].holds_data(c.p), "E serves its data as a base");
+    assert!(
+        c.services[E].serves_base(c.p, 3),
+        "E serves its data as a base (its upgrade is table 3's)"
+    );
     let (seq, data) = c.services[E].snapshot(c.p);
     assert!(c.services[C].finish_promotion_over_base(c.p, 3, c.ids[E], seq, data));
     assert!(!c.services[C].is_awaiting(c.p));

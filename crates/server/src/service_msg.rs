@@ -21,9 +21,11 @@ pub enum CopyWanted {
     /// Nobody had it complete: data retained from when the source last
     /// held the partition is good enough.
     LastResort,
-    /// The data the source holds as a replica, complete or still
-    /// upgrading: the base a promoted member merges its log over.
-    Base,
+    /// The data the source holds as a replica, complete for the place it
+    /// had in the table the promotion by table `promoted_by` was computed
+    /// from (still upgrading for that promotion's move is fine): the base
+    /// a promoted member merges its log over.
+    Base { promoted_by: u64 },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -307,13 +307,18 @@ impl Coordinator {
                 }
                 let (source, wanted) = match (ahead.front(), behind.front()) {
                     (Some(m), _) => (*m, CopyWanted::Complete),
-                    (None, Some(m)) => (*m, CopyWanted::Base),
+                    (None, Some(m)) => (
+                        *m,
+                        CopyWanted::Base {
+                            promoted_by: version,
+                        },
+                    ),
                     (None, None) => break own_data(&data, p, version),
                 };
                 let next =
                     |ahead: &mut std::collections::VecDeque<Uuid>,
                      behind: &mut std::collections::VecDeque<Uuid>| {
-                        if wanted == CopyWanted::Base {
+                        if matches!(wanted, CopyWanted::Base { .. }) {
                             behind.pop_front();
                         } else {
                             ahead.pop_front();
@@ -331,7 +336,7 @@ impl Coordinator {
                         ..
                     } => {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                        let done = if wanted == CopyWanted::Base {
+                        let done = if matches!(wanted, CopyWanted::Base { .. }) {
                             data.service
                                 .finish_promotion_over_base(p, version, source, seq, records)
                         } else {
@@ -343,7 +348,7 @@ impl Coordinator {
                             tracing::debug!(
                                 "partition {p}: promoted, copied {n} entries from {source} in {} ms{}",
                                 start.elapsed().as_millis(),
-                                if wanted == CopyWanted::Base {
+                                if matches!(wanted, CopyWanted::Base { .. }) {
                                     ", its logged changes merged over them"
                                 } else {
                                     ""

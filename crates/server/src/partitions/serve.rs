@@ -55,7 +55,12 @@ impl Coordinator {
             // two, so after a short while we say no (`Ack`) and the
             // requester asks the partition's other holders.
             // A base for a merge is our data as it is, complete or not.
-            let base = wanted == CopyWanted::Base && data.service.holds_data(partition);
+            let base = match wanted {
+                CopyWanted::Base { promoted_by } => {
+                    data.service.serves_base(partition, promoted_by)
+                }
+                _ => false,
+            };
             let deadline = Instant::now() + Duration::from_millis(300);
             while !base && !data.service.replica_status(partition).1 && Instant::now() < deadline {
                 data.service
@@ -98,13 +103,13 @@ impl Coordinator {
                 None
             };
             if let Some(permit) = permit {
-                let (seq, term, records) = data.service.snapshot_with_term(partition);
+                let (seq, term, records, pending) = data.service.snapshot_for_copy(partition);
                 let answer = ServiceMessage::Copy {
                     partition,
                     seq,
                     term,
                     data: records,
-                    pending: data.service.pending_changes(partition),
+                    pending,
                 };
                 if let Ok(m) = answer.wrap() {
                     let m = match m {
@@ -129,8 +134,10 @@ impl Coordinator {
                 if let Ok(m) = (ServiceMessage::CopyLog { partition, log }).wrap() {
                     let _ = responder.respond(m).await;
                 }
-            } else if wanted == CopyWanted::Base && !data.service.holds_data(partition) {
-                // Copying it ourselves: the requester asks the next member.
+            } else if matches!(wanted, CopyWanted::Base { .. }) && !base {
+                // Copying it ourselves, or holding only the maps of the
+                // place before an earlier move: the requester asks the
+                // next member.
                 if let Ok(m) = (ServiceMessage::NoData { partition }).wrap() {
                     let _ = responder.respond(m).await;
                 }
