@@ -56,7 +56,7 @@ impl DataPlane {
                 .enumerate()
             {
                 if i < sync {
-                    sends.push(self.send_backup(backup, batch.clone(), deadline));
+                    sends.push(self.send_backup(i, batch.clone(), deadline));
                 } else {
                     // Asynchronous backups get the changes without the owner
                     // waiting; backups this map does not use get only the
@@ -88,9 +88,16 @@ impl DataPlane {
         });
     }
 
+    /// Sends `batch` to the partition's backup at `index` until it
+    /// confirms. A backup replaced meanwhile (a table
+    /// moved it away) does not count as done: the member now at that place
+    /// gets the batch (while it copies the partition it keeps it for after
+    /// its copy, or skips it when the copy already holds it). Counting it
+    /// done lost writes: the new backup's copy holds them only once it
+    /// lands, and the owner failing before that left them nowhere.
     async fn send_backup(
         &self,
-        backup: Uuid,
+        index: usize,
         batch: BackupBatch,
         deadline: Instant,
     ) -> Result<(), String> {
@@ -115,10 +122,10 @@ impl DataPlane {
                 // the new owner; the client must retry there.
                 return changed_hands();
             }
-            if !self.service.backups_of(p).contains(&backup) {
-                // Replaced: the new backup copies the partition from us.
+            let Some(backup) = self.service.backups_of(p).get(index).copied() else {
+                // No backup at that place any more (too few members).
                 return Ok(());
-            }
+            };
             let Some(addr) = self.address_of(backup) else {
                 // Gone from the member list: the next table replaces it.
                 if Instant::now() > deadline {

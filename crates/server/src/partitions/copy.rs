@@ -122,6 +122,7 @@ impl Coordinator {
         tokio::spawn(async move {
             let start = Instant::now();
             let mut tried_first = false;
+            let mut asked_everybody = false;
             loop {
                 let me = data.service.me();
                 if !data.service.copy_wanted(p) {
@@ -161,19 +162,29 @@ impl Coordinator {
                     }
                 }
                 tried_first = true;
-                if candidates.is_empty() {
-                    tracing::error!(
-                        "partition {p}: every member that held it is gone; it starts empty"
-                    );
-                    data.service.stop_awaiting(p);
-                    return;
+                // Every member of the tables involved is gone: a member
+                // that held the partition before them and still keeps it
+                // (one leaving gracefully waits for us) is the last hope.
+                // One round over everybody, last resort at once; nothing
+                // from it, and the partition starts empty.
+                let nobody_listed = candidates.is_empty();
+                if nobody_listed {
+                    if asked_everybody {
+                        tracing::error!(
+                            "partition {p}: every member that held it is gone; it starts empty"
+                        );
+                        data.service.stop_awaiting(p);
+                        return;
+                    }
+                    asked_everybody = true;
+                    candidates = alive.iter().copied().filter(|m| *m != me).collect();
                 }
                 for candidate in candidates {
                     let Some(addr) = data.address_of(candidate) else {
                         continue;
                     };
                     // After a second of nobody having it complete.
-                    let last_resort = start.elapsed() > Duration::from_secs(1);
+                    let last_resort = nobody_listed || start.elapsed() > Duration::from_secs(1);
                     let wanted = if last_resort {
                         CopyWanted::LastResort
                     } else {
