@@ -123,6 +123,8 @@ impl PartitionService {
                 // An owner's gaps are never filled by batches: what waits
                 // is applied now, before it numbers changes of its own.
                 state.promote(now);
+            } else {
+                state.drop_maps_kept_nowhere(&*self.map_places());
             }
         }
         tracing::debug!(
@@ -192,7 +194,12 @@ impl PartitionService {
             tracing::debug!("partition {p}: upgrade copy from a member no longer owner; not taken");
             return false;
         }
-        let done = self.state(p).finish_upgrade(version, seq, store, now);
+        let mut st = self.state(p);
+        let done = st.finish_upgrade(version, seq, store, now);
+        if done {
+            st.drop_maps_kept_nowhere(&*self.map_places());
+        }
+        drop(st);
         drop(table);
         if done {
             self.changed.notify_waiters();
@@ -246,6 +253,9 @@ impl PartitionService {
                 st.kept_log = None;
                 st.synced = true;
                 st.promote(Instant::now());
+                // Without the old owner's copy, what we hold of maps no
+                // backup keeps is stale: their entries died with it.
+                st.drop_maps_kept_nowhere(&*self.map_places());
                 drop(st);
                 self.released_after_promotion(p);
                 true
@@ -403,6 +413,7 @@ impl PartitionService {
             return false;
         }
         st.merge(p, base, base_place, log, &*places, Instant::now());
+        st.drop_maps_kept_nowhere(&*places);
         drop(st);
         self.released_after_promotion(p);
         true

@@ -193,6 +193,24 @@ impl PartitionState {
         }
     }
 
+    /// Drops the maps no backup place keeps (`places(map)` is 0:
+    /// `backup-count: 0` without asynchronous backups) from a replica
+    /// that does not own the partition: it got them with a copy and then
+    /// only their change numbers, so they go stale, and served after a
+    /// promotion they would bring back removed entries and older values.
+    /// Such a map's entries live on its owner alone, as in Hazelcast.
+    pub fn drop_maps_kept_nowhere(&mut self, places: &dyn Fn(&str) -> usize) {
+        let unkept: Vec<String> = self
+            .store
+            .maps()
+            .map(|(name, _)| name.clone())
+            .filter(|name| places(name) == 0)
+            .collect();
+        for name in unkept {
+            self.store.remove_map(&name);
+        }
+    }
+
     /// Numbers the next change this member makes as owner.
     pub fn number_change(&mut self) -> u64 {
         if self.term_base.is_none() {
@@ -317,11 +335,15 @@ impl PartitionState {
     /// an upgrade is under way.
     fn apply_numbered(&mut self, seq: u64, changes: Vec<Change>, now: Instant) {
         self.seq = seq;
-        if let Some(log) = self
-            .upgrade
-            .as_mut()
-            .map(|up| &mut up.log)
-            .or(self.early_log.as_mut())
+        // Both, when both run (three or more backups: an upgrade under
+        // way while the owner is already on the table of the next move):
+        // the early log later starts that next upgrade's log.
+        for log in [
+            self.upgrade.as_mut().map(|up| &mut up.log),
+            self.early_log.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
             log.seq = seq;
             log.changes.push((seq, changes.clone()));

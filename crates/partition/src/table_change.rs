@@ -293,14 +293,26 @@ impl PartitionService {
             })),
             None => None,
         };
+        // Bases: the members behind us, then any other member alive (one
+        // leaving gracefully, or that held the partition in an earlier
+        // table, still keeps it for a while): a base that holds nothing
+        // answers so and is passed over at once. Without any, the maps we
+        // lacked keep only what we logged.
         let behind: Vec<Uuid> = match log {
             Some(log) if st.synced => {
                 st.kept_log = Some(log);
-                prev.iter()
+                let mut bases: Vec<Uuid> = prev
+                    .iter()
                     .skip(place(prev, me).map_or(prev.len(), |i| i + 1))
                     .copied()
                     .filter(|m| alive.contains(m))
-                    .collect()
+                    .collect();
+                for m in alive {
+                    if *m != me && !prev.contains(m) && !bases.contains(m) {
+                        bases.push(*m);
+                    }
+                }
+                bases
             }
             _ => Vec::new(),
         };
@@ -311,6 +323,11 @@ impl PartitionService {
         }
         if (sources.is_empty() && behind.is_empty()) || !st.synced {
             st.kept_log = None;
+            if partial && st.synced {
+                // Nobody ahead of us is left: the maps no backup keeps
+                // died with the old owner; what we hold of them is stale.
+                st.drop_maps_kept_nowhere(&*self.map_places());
+            }
             drop(st);
             self.promote(p, now);
             return;

@@ -62,7 +62,14 @@ impl Coordinator {
                 _ => false,
             };
             let deadline = Instant::now() + Duration::from_millis(300);
-            while !base && !data.service.replica_status(partition).1 && Instant::now() < deadline {
+            // A base request is answered at once: the requester asks the
+            // next member when this one has none.
+            let wants_base = matches!(wanted, CopyWanted::Base { .. });
+            while !base
+                && !wants_base
+                && !data.service.replica_status(partition).1
+                && Instant::now() < deadline
+            {
                 data.service
                     .wait_for_change(Duration::from_millis(20))
                     .await;
