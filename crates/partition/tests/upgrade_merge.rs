@@ -12,103 +12,18 @@
 //! `critical` keeps 2 backups, `plain` 1.
 
 mod common;
+use common::members::*;
 use common::*;
 
-use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable};
-use ferrocast_protocol::data::partition_id;
+use ferrocast_partition::{Installed, PartitionTable};
 use ferrocast_protocol::MapOp;
-use uuid::Uuid;
 
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
 const E: usize = 3;
 
-/// Each map's name and its entries (key, value), sorted.
-type Contents = Vec<(String, Vec<(Bytes, Bytes)>)>;
-
-struct Cluster {
-    ids: [Uuid; 4],
-    services: [PartitionService; 4],
-    p: u32,
-    keys: Vec<Bytes>,
-}
-
 impl Cluster {
-    fn new() -> Self {
-        let ids = [1u8, 2, 3, 4].map(|b| Uuid::from_bytes([b; 16]));
-        let services = ids.map(|id| {
-            let s = PartitionService::new(id, COUNT);
-            s.set_partial_backups(true);
-            s.set_map_places(std::sync::Arc::new(
-                |m: &str| if m == "critical" { 2 } else { 1 },
-            ));
-            s
-        });
-        let p = partition_id(&key("0000"), COUNT);
-        let keys = (0..)
-            .map(|i| key(&format!("{i:04}")))
-            .filter(|k| partition_id(k, COUNT) == p)
-            .take(16)
-            .collect();
-        Cluster {
-            ids,
-            services,
-            p,
-            keys,
-        }
-    }
-
-    fn apply(
-        &self,
-        member: usize,
-        t: &PartitionTable,
-        alive: &[usize],
-    ) -> ferrocast_partition::TableChange {
-        let alive: Vec<Uuid> = alive.iter().map(|m| self.ids[*m]).collect();
-        self.services[member]
-            .apply_table(t.clone(), &alive)
-            .expect("a newer table")
-    }
-
-    /// Runs `op` on `map` at `owner` and carries its batch to `full` (the
-    /// backups that keep this map: the changes) and `numbers` (those
-    /// behind them: the change number only).
-    fn write(&self, map: &str, op: MapOp, owner: usize, full: &[usize], numbers: &[usize]) {
-        let (_, _, batches, moved) = self.services[owner].execute(map, &op, &[self.p], false);
-        assert!(moved.is_empty(), "executed on its owner");
-        for batch in batches {
-            for (i, b) in full.iter().chain(numbers).enumerate() {
-                let mut copy = BackupBatch {
-                    changes: batch.changes.clone(),
-                    ..batch.clone()
-                };
-                if i >= full.len() {
-                    copy.changes.clear();
-                }
-                self.services[*b]
-                    .receive_backup_from(copy, self.ids[owner])
-                    .expect("taken by its backup");
-            }
-        }
-    }
-
-    fn contents(&self, member: usize) -> Contents {
-        let (_, data) = self.services[member].snapshot(self.p);
-        let mut maps: Contents = data
-            .into_iter()
-            .map(|(name, records)| {
-                let mut r: Vec<_> = records.into_iter().map(|(k, r)| (k, r.value)).collect();
-                r.sort();
-                (name, r)
-            })
-            .filter(|(_, r)| !r.is_empty())
-            .collect();
-        maps.sort();
-        maps
-    }
-
     /// Table 1 [A, B, C]: five `plain` and three `critical` keys. Table 2
     /// [A, C, E] (B left): C moves up (its upgrade from A pending), E
     /// copies the partition from A. Then A writes a new `plain` key,

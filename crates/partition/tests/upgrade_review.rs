@@ -10,109 +10,18 @@
 //! `critical` keeps 2 backups, `plain` 1; batches delivered by hand.
 
 mod common;
+use common::members::*;
 use common::*;
 
 use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable};
-use ferrocast_protocol::data::partition_id;
-use ferrocast_protocol::MapOp;
-use uuid::Uuid;
+use ferrocast_partition::{Installed, PartitionTable};
 
 const A: usize = 0;
 const B: usize = 1;
 const C: usize = 2;
 const E: usize = 3;
 
-struct Cluster {
-    ids: [Uuid; 4],
-    services: [PartitionService; 4],
-    p: u32,
-    keys: Vec<Bytes>,
-}
-
-fn set_to(k: &Bytes, v: &'static [u8]) -> MapOp {
-    MapOp::Set {
-        key: k.clone(),
-        value: Bytes::from_static(v),
-        ttl: -1,
-    }
-}
-
 impl Cluster {
-    fn new() -> Self {
-        let ids = [1u8, 2, 3, 4].map(|b| Uuid::from_bytes([b; 16]));
-        let services = ids.map(|id| {
-            let s = PartitionService::new(id, COUNT);
-            s.set_partial_backups(true);
-            s.set_map_places(std::sync::Arc::new(
-                |m: &str| if m == "critical" { 2 } else { 1 },
-            ));
-            s
-        });
-        let p = partition_id(&key("0000"), COUNT);
-        let keys = (0..)
-            .map(|i| key(&format!("{i:04}")))
-            .filter(|k| partition_id(k, COUNT) == p)
-            .take(16)
-            .collect();
-        Cluster {
-            ids,
-            services,
-            p,
-            keys,
-        }
-    }
-
-    fn apply(
-        &self,
-        m: usize,
-        t: &PartitionTable,
-        alive: &[usize],
-    ) -> ferrocast_partition::TableChange {
-        let alive: Vec<Uuid> = alive.iter().map(|m| self.ids[*m]).collect();
-        self.services[m]
-            .apply_table(t.clone(), &alive)
-            .expect("a newer table")
-    }
-
-    /// Runs `op` at `owner`; returns its batches undelivered.
-    fn exec(&self, map: &str, op: MapOp, owner: usize) -> Vec<BackupBatch> {
-        let (_, _, batches, moved) = self.services[owner].execute(map, &op, &[self.p], false);
-        assert!(moved.is_empty());
-        batches
-    }
-
-    /// Delivers `b` to `to`, with its changes (`full`) or the number only.
-    fn deliver(&self, b: &BackupBatch, from: usize, to: usize, full: bool) {
-        let mut copy = b.clone();
-        if !full {
-            copy.changes.clear();
-        }
-        self.services[to]
-            .receive_backup_from(copy, self.ids[from])
-            .expect("taken");
-    }
-
-    fn write(&self, map: &str, op: MapOp, owner: usize, full: &[usize], numbers: &[usize]) {
-        for b in self.exec(map, op, owner) {
-            for m in full {
-                self.deliver(&b, owner, *m, true);
-            }
-            for m in numbers {
-                self.deliver(&b, owner, *m, false);
-            }
-        }
-    }
-
-    fn value(&self, m: usize, map: &str, k: &Bytes) -> Option<Bytes> {
-        let (_, data) = self.services[m].snapshot(self.p);
-        data.into_iter()
-            .filter(|(n, _)| n == map)
-            .flat_map(|(_, r)| r)
-            .find(|(kk, _)| kk == k)
-            .map(|(_, r)| r.value)
-    }
-
     /// As upgrade_merge.rs: t1 [A,B,C]; writes; t2 [A,C,E] (C upgrading,
     /// E copied from A); returns t2.
     fn b_leaves(&self) -> PartitionTable {

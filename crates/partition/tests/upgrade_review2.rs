@@ -8,13 +8,11 @@
 //! (`mid` 2 and `critical` 3 in the 4-place case); batches by hand.
 
 mod common;
+use common::members::*;
 use common::*;
 
-use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable};
-use ferrocast_protocol::data::partition_id;
+use ferrocast_partition::{Installed, PartitionTable};
 use ferrocast_protocol::MapOp;
-use uuid::Uuid;
 
 const A: usize = 0;
 const B: usize = 1;
@@ -22,104 +20,7 @@ const C: usize = 2;
 const E: usize = 3;
 const F: usize = 4;
 
-struct Cluster {
-    ids: Vec<Uuid>,
-    services: Vec<PartitionService>,
-    p: u32,
-    keys: Vec<Bytes>,
-}
-
 impl Cluster {
-    fn new() -> Self {
-        Self::with(5, |m: &str| if m == "critical" { 2 } else { 1 })
-    }
-
-    fn with(n: u8, places: fn(&str) -> usize) -> Self {
-        let ids: Vec<Uuid> = (1..=n).map(|b| Uuid::from_bytes([b; 16])).collect();
-        let services = ids
-            .iter()
-            .map(|id| {
-                let s = PartitionService::new(*id, COUNT);
-                s.set_partial_backups(true);
-                s.set_map_places(std::sync::Arc::new(places));
-                s
-            })
-            .collect();
-        let p = partition_id(&key("0000"), COUNT);
-        let keys = (0..)
-            .map(|i| key(&format!("{i:04}")))
-            .filter(|k| partition_id(k, COUNT) == p)
-            .take(16)
-            .collect();
-        Cluster {
-            ids,
-            services,
-            p,
-            keys,
-        }
-    }
-
-    fn t(&self, version: u64, ms: &[usize], prev: &PartitionTable) -> PartitionTable {
-        let r: Vec<Uuid> = ms.iter().map(|m| self.ids[*m]).collect();
-        table(version, &r, prev)
-    }
-
-    fn apply(
-        &self,
-        m: usize,
-        t: &PartitionTable,
-        alive: &[usize],
-    ) -> ferrocast_partition::TableChange {
-        let alive: Vec<Uuid> = alive.iter().map(|m| self.ids[*m]).collect();
-        self.services[m]
-            .apply_table(t.clone(), &alive)
-            .expect("a newer table")
-    }
-
-    fn exec(&self, map: &str, op: MapOp, owner: usize) -> Vec<BackupBatch> {
-        let (_, _, batches, moved) = self.services[owner].execute(map, &op, &[self.p], false);
-        assert!(moved.is_empty());
-        batches
-    }
-
-    fn deliver(&self, b: &BackupBatch, from: usize, to: usize, full: bool) {
-        let mut copy = b.clone();
-        if !full {
-            copy.changes.clear();
-        }
-        self.services[to]
-            .receive_backup_from(copy, self.ids[from])
-            .expect("taken");
-    }
-
-    fn write(&self, map: &str, op: MapOp, owner: usize, full: &[usize], numbers: &[usize]) {
-        for b in self.exec(map, op, owner) {
-            for m in full {
-                self.deliver(&b, owner, *m, true);
-            }
-            for m in numbers {
-                self.deliver(&b, owner, *m, false);
-            }
-        }
-    }
-
-    fn value(&self, m: usize, map: &str, k: &Bytes) -> Option<Bytes> {
-        let (_, data) = self.services[m].snapshot(self.p);
-        data.into_iter()
-            .filter(|(n, _)| n == map)
-            .flat_map(|(_, r)| r)
-            .find(|(kk, _)| kk == k)
-            .map(|(_, r)| r.value)
-    }
-
-    fn copy_from(&self, from: usize, to: usize) {
-        let (seq, term, data) = self.services[from].snapshot_with_term(self.p);
-        assert_eq!(
-            self.services[to].install_copy(self.p, seq, term, data),
-            Installed::Done
-        );
-    }
-
     /// upgrade_review.rs's `b_leaves`: t1 [A,B,C]; writes; t2 [A,C,E]
     /// (C upgrading, E copied from A).
     fn b_leaves(&self) -> PartitionTable {

@@ -3,6 +3,8 @@
 //! client protocol carries them (serialized strings and integers).
 #![allow(dead_code)]
 
+pub mod members;
+
 use bytes::Bytes;
 use ferrocast_partition::PartitionTable;
 use ferrocast_protocol::MapOp;

@@ -1,0 +1,142 @@
+//! Several members' partition services driven by hand, as the server
+//! drives them: tables applied one member at a time, a write executed on
+//! its owner and its batch carried to the backups that keep its map (the
+//! changes) and to those behind them (the change number only). Shared by
+//! the upgrade and merge tests; each adds its own sequences.
+
+use super::{key, table, COUNT};
+use bytes::Bytes;
+use ferrocast_partition::{BackupBatch, Installed, PartitionService, PartitionTable, TableChange};
+use ferrocast_protocol::data::partition_id;
+use ferrocast_protocol::MapOp;
+use uuid::Uuid;
+
+/// Each map's name and its entries (key, value), sorted.
+pub type Contents = Vec<(String, Vec<(Bytes, Bytes)>)>;
+
+/// Members 0..n; `p` is the partition the tests write to, `keys` keys in it.
+pub struct Cluster {
+    pub ids: Vec<Uuid>,
+    pub services: Vec<PartitionService>,
+    pub p: u32,
+    pub keys: Vec<Bytes>,
+}
+
+/// `set` of `key` to `value`.
+pub fn set_to(k: &Bytes, v: &[u8]) -> MapOp {
+    MapOp::Set {
+        key: k.clone(),
+        value: Bytes::copy_from_slice(v),
+        ttl: -1,
+    }
+}
+
+/// `remove` of `key`.
+pub fn remove(k: &Bytes) -> MapOp {
+    MapOp::Remove { key: k.clone() }
+}
+
+impl Cluster {
+    pub fn new() -> Self {
+        Self::with(5, |m: &str| if m == "critical" { 2 } else { 1 })
+    }
+
+    pub fn with(n: u8, places: fn(&str) -> usize) -> Self {
+        let ids: Vec<Uuid> = (1..=n).map(|b| Uuid::from_bytes([b; 16])).collect();
+        let services = ids
+            .iter()
+            .map(|id| {
+                let s = PartitionService::new(*id, COUNT);
+                s.set_partial_backups(true);
+                s.set_map_places(std::sync::Arc::new(places));
+                s
+            })
+            .collect();
+        let p = partition_id(&key("0000"), COUNT);
+        let keys = (0..)
+            .map(|i| key(&format!("{i:04}")))
+            .filter(|k| partition_id(k, COUNT) == p)
+            .take(16)
+            .collect();
+        Cluster {
+            ids,
+            services,
+            p,
+            keys,
+        }
+    }
+
+    pub fn t(&self, version: u64, ms: &[usize], prev: &PartitionTable) -> PartitionTable {
+        let r: Vec<Uuid> = ms.iter().map(|m| self.ids[*m]).collect();
+        table(version, &r, prev)
+    }
+
+    pub fn uuids(&self, ms: &[usize]) -> Vec<Uuid> {
+        ms.iter().map(|m| self.ids[*m]).collect()
+    }
+
+    pub fn apply(&self, m: usize, t: &PartitionTable, alive: &[usize]) -> TableChange {
+        self.services[m]
+            .apply_table(t.clone(), &self.uuids(alive))
+            .expect("a newer table")
+    }
+
+    pub fn exec(&self, map: &str, op: MapOp, owner: usize) -> Vec<BackupBatch> {
+        let (_, _, batches, moved) = self.services[owner].execute(map, &op, &[self.p], false);
+        assert!(moved.is_empty());
+        batches
+    }
+
+    pub fn deliver(&self, b: &BackupBatch, from: usize, to: usize, full: bool) {
+        let mut copy = b.clone();
+        if !full {
+            copy.changes.clear();
+        }
+        self.services[to]
+            .receive_backup_from(copy, self.ids[from])
+            .expect("taken");
+    }
+
+    pub fn write(&self, map: &str, op: MapOp, owner: usize, full: &[usize], numbers: &[usize]) {
+        for b in self.exec(map, op, owner) {
+            for m in full {
+                self.deliver(&b, owner, *m, true);
+            }
+            for m in numbers {
+                self.deliver(&b, owner, *m, false);
+            }
+        }
+    }
+
+    pub fn value(&self, m: usize, map: &str, k: &Bytes) -> Option<Bytes> {
+        let (_, data) = self.services[m].snapshot(self.p);
+        data.into_iter()
+            .filter(|(n, _)| n == map)
+            .flat_map(|(_, r)| r)
+            .find(|(kk, _)| kk == k)
+            .map(|(_, r)| r.value)
+    }
+
+    pub fn contents(&self, m: usize) -> Contents {
+        let (_, data) = self.services[m].snapshot(self.p);
+        let mut maps: Contents = data
+            .into_iter()
+            .map(|(name, records)| {
+                let mut r: Vec<_> = records.into_iter().map(|(k, r)| (k, r.value)).collect();
+                r.sort();
+                (name, r)
+            })
+            .filter(|(_, r)| !r.is_empty())
+            .collect();
+        maps.sort();
+        maps
+    }
+
+    pub fn copy_from(&self, from: usize, to: usize) {
+        let (seq, term, data) = self.services[from].snapshot_with_term(self.p);
+        assert_eq!(
+            self.services[to].install_copy(self.p, seq, term, data),
+            Installed::Done
+        );
+    }
+}
