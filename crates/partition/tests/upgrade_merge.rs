@@ -18,11 +18,6 @@ use common::*;
 use ferrocast_partition::{Installed, PartitionTable};
 use ferrocast_protocol::MapOp;
 
-const A: usize = 0;
-const B: usize = 1;
-const C: usize = 2;
-const E: usize = 3;
-
 impl Cluster {
     /// Table 1 [A, B, C]: five `plain` and three `critical` keys. Table 2
     /// [A, C, E] (B left): C moves up (its upgrade from A pending), E
@@ -34,16 +29,7 @@ impl Cluster {
     /// copy from A was taken before them), so it takes them before its
     /// upgrade starts.
     fn b_leaves_then_writes(&self, c_late: bool) -> (PartitionTable, Contents) {
-        let t1 = table(1, &self.ids[..3], &PartitionTable::empty(COUNT));
-        for m in [A, B, C] {
-            self.apply(m, &t1, &[A, B, C]);
-        }
-        for k in &self.keys[..5] {
-            self.write("plain", set(k), A, &[B], &[C]);
-        }
-        for k in &self.keys[5..8] {
-            self.write("critical", set(k), A, &[B, C], &[]);
-        }
+        let t1 = self.t1_with_data();
         let t2 = table(2, &[self.ids[A], self.ids[C], self.ids[E]], &t1);
         self.apply(A, &t2, &[A, C, E]);
         let c_applies = || {

@@ -16,25 +16,11 @@ use common::*;
 use bytes::Bytes;
 use ferrocast_partition::{Installed, PartitionTable};
 
-const A: usize = 0;
-const B: usize = 1;
-const C: usize = 2;
-const E: usize = 3;
-
 impl Cluster {
     /// As upgrade_merge.rs: t1 [A,B,C]; writes; t2 [A,C,E] (C upgrading,
     /// E copied from A); returns t2.
     fn b_leaves(&self) -> PartitionTable {
-        let t1 = table(1, &self.ids[..3], &PartitionTable::empty(COUNT));
-        for m in [A, B, C] {
-            self.apply(m, &t1, &[A, B, C]);
-        }
-        for k in &self.keys[..5] {
-            self.write("plain", set(k), A, &[B], &[C]);
-        }
-        for k in &self.keys[5..8] {
-            self.write("critical", set(k), A, &[B, C], &[]);
-        }
+        let t1 = self.t1_with_data();
         let t2 = table(2, &[self.ids[A], self.ids[C], self.ids[E]], &t1);
         self.apply(A, &t2, &[A, C, E]);
         assert!(self

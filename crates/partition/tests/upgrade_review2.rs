@@ -14,12 +14,6 @@ use common::*;
 use ferrocast_partition::{Installed, PartitionTable};
 use ferrocast_protocol::MapOp;
 
-const A: usize = 0;
-const B: usize = 1;
-const C: usize = 2;
-const E: usize = 3;
-const F: usize = 4;
-
 impl Cluster {
     /// upgrade_review.rs's `b_leaves`: t1 [A,B,C]; writes; t2 [A,C,E]
     /// (C upgrading, E copied from A).
@@ -132,14 +126,10 @@ fn a_merge_over_a_base_reads_places_from_the_promotions_table() {
     );
 }
 
-/// R3: the early log is taken (and dropped) by ANY table applied, even one
-/// older than the owner's `replicas_version` that does not touch the
-/// partition. It then restarts at the next batch, after the changes it
-/// was meant to hold: the c_late case of upgrade_merge.rs loses a write
-/// again when an unrelated table lands in between.
-#[test]
-fn an_early_log_waits_for_its_table_through_older_ones() {
-    let c = Cluster::new();
+/// Table 1 [A, B, C] with five `plain` keys; t2 changes only another
+/// partition, t3 (from t2) moves C up in ours: [A, C, E]. A and E apply
+/// both, E copies from A; C stays on t1.
+fn unrelated_table_then_move(c: &Cluster) -> (PartitionTable, PartitionTable) {
     let t1 = c.t(1, &[A, B, C], &PartitionTable::empty(COUNT));
     for m in [A, B, C] {
         c.apply(m, &t1, &[A, B, C]);
@@ -147,7 +137,6 @@ fn an_early_log_waits_for_its_table_through_older_ones() {
     for k in &c.keys[..5] {
         c.write("plain", set(k), A, &[B], &[C]);
     }
-    // t2 changes only another partition; t3 (from t2) moves C up in p.
     let q = (c.p + 1) % COUNT;
     let mut t2 = t1.clone();
     t2.version = 2;
@@ -162,6 +151,18 @@ fn an_early_log_waits_for_its_table_through_older_ones() {
         c.apply(E, t, &[A, C, E]);
     }
     c.copy_from(A, E);
+    (t2, t3)
+}
+
+/// R3: the early log is taken (and dropped) by ANY table applied, even one
+/// older than the owner's `replicas_version` that does not touch the
+/// partition. It then restarts at the next batch, after the changes it
+/// was meant to hold: the c_late case of upgrade_merge.rs loses a write
+/// again when an unrelated table lands in between.
+#[test]
+fn an_early_log_waits_for_its_table_through_older_ones() {
+    let c = Cluster::new();
+    let (t2, t3) = unrelated_table_then_move(&c);
     // C still on t1: A's batches carry replicas_version 3.
     c.write("plain", set(&c.keys[8]), A, &[C], &[E]); // early log starts
     c.apply(C, &t2, &[A, B, C, E]); // unrelated to p: early log dropped
@@ -258,27 +259,7 @@ fn control_r2a_without_the_later_table() {
 #[test]
 fn control_r3_without_the_intermediate_table() {
     let c = Cluster::new();
-    let t1 = c.t(1, &[A, B, C], &PartitionTable::empty(COUNT));
-    for m in [A, B, C] {
-        c.apply(m, &t1, &[A, B, C]);
-    }
-    for k in &c.keys[..5] {
-        c.write("plain", set(k), A, &[B], &[C]);
-    }
-    let q = (c.p + 1) % COUNT;
-    let mut t2 = t1.clone();
-    t2.version = 2;
-    t2.previous = t1.replicas.clone();
-    t2.replicas[q as usize] = vec![c.ids[A], c.ids[B]];
-    let mut t3 = t2.clone();
-    t3.version = 3;
-    t3.previous = t2.replicas.clone();
-    t3.replicas[c.p as usize] = vec![c.ids[A], c.ids[C], c.ids[E]];
-    for t in [&t2, &t3] {
-        c.apply(A, t, &[A, C, E]);
-        c.apply(E, t, &[A, C, E]);
-    }
-    c.copy_from(A, E);
+    let (_, t3) = unrelated_table_then_move(&c);
     c.write("plain", set(&c.keys[8]), A, &[C], &[E]);
     c.write(
         "plain",

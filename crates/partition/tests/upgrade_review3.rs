@@ -15,29 +15,6 @@ use common::*;
 
 use ferrocast_partition::PartitionTable;
 
-const A: usize = 0;
-const B: usize = 1;
-const C: usize = 2;
-const E: usize = 3;
-
-impl Cluster {
-    /// t1 [A, B, C]: five `plain` keys (B full, C numbers), three
-    /// `critical` (B and C).
-    fn t1_with_data(&self) -> PartitionTable {
-        let t1 = self.t(1, &[A, B, C], &PartitionTable::empty(COUNT));
-        for m in [A, B, C] {
-            self.apply(m, &t1, &[A, B, C]);
-        }
-        for k in &self.keys[..5] {
-            self.write("plain", set(k), A, &[B], &[C]);
-        }
-        for k in &self.keys[5..8] {
-            self.write("critical", set(k), A, &[B, C], &[]);
-        }
-        t1
-    }
-}
-
 /// B leaves gracefully (3 members: t2 = [A, C], C moves up and upgrades);
 /// A crashes before C's upgrade copy. Nobody is behind C, but B, alive
 /// until the others are in sync, still holds the partition: C merges its

@@ -11,6 +11,13 @@ use ferrocast_protocol::data::partition_id;
 use ferrocast_protocol::MapOp;
 use uuid::Uuid;
 
+/// The members by their role in the tests' sequences.
+pub const A: usize = 0;
+pub const B: usize = 1;
+pub const C: usize = 2;
+pub const E: usize = 3;
+pub const F: usize = 4;
+
 /// Each map's name and its entries (key, value), sorted.
 pub type Contents = Vec<(String, Vec<(Bytes, Bytes)>)>;
 
@@ -138,5 +145,21 @@ impl Cluster {
             self.services[to].install_copy(self.p, seq, term, data),
             Installed::Done
         );
+    }
+
+    /// Table 1 [A, B, C]: five `plain` keys (B full, C numbers), three
+    /// `critical` (B and C).
+    pub fn t1_with_data(&self) -> PartitionTable {
+        let t1 = self.t(1, &[A, B, C], &PartitionTable::empty(COUNT));
+        for m in [A, B, C] {
+            self.apply(m, &t1, &[A, B, C]);
+        }
+        for k in &self.keys[..5] {
+            self.write("plain", super::set(k), A, &[B], &[C]);
+        }
+        for k in &self.keys[5..8] {
+            self.write("critical", super::set(k), A, &[B, C], &[]);
+        }
+        t1
     }
 }
