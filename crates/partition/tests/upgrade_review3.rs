@@ -20,7 +20,8 @@ use ferrocast_partition::PartitionTable;
 /// until the others are in sync, still holds the partition: C merges its
 /// log over B's data instead of serving its own without `plain`'s older
 /// entries. (A write A numbered on t1 after B applied t2, refused by B and
-/// taken by C as a number only, is still on nobody: open.)
+/// taken by C as a number only, is not acknowledged before C's upgrade
+/// copy: `resent_content.rs`.)
 #[test]
 fn a_member_leaving_gracefully_is_a_base_for_a_merge() {
     let c = Cluster::new();
