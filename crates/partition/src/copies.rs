@@ -169,21 +169,26 @@ impl PartitionService {
     }
 
     /// Ends the upgrade of `p` started by table `version` with the owner's
-    /// copy taken at change `seq`. False when it ended otherwise meanwhile
-    /// (promoted, moved, given up).
+    /// copy taken at change `seq`, asked for at our current table. False
+    /// when it ended otherwise meanwhile (promoted, moved, given up).
     pub fn finish_upgrade(&self, p: u32, version: u64, seq: u64, data: PartitionData) -> bool {
-        self.finish_upgrade_from(p, version, None, seq, data)
+        let asked_at = self.table_version();
+        self.finish_upgrade_from(p, version, None, asked_at, seq, data)
     }
 
     /// [`finish_upgrade`](Self::finish_upgrade) with a copy from `from`,
     /// taken only while `from` owns the partition in our table: a copy
     /// the old owner sent just before it failed may hold a change nobody
-    /// else took, which the new owner's numbers then reuse.
+    /// else took, which the new owner's numbers then reuse. `asked_at`:
+    /// the table version the copy was asked for at (the owner serves it
+    /// only once it has that table); a copy asked for before a later move
+    /// up is not taken (see `Upgrade::moved_at`).
     pub fn finish_upgrade_from(
         &self,
         p: u32,
         version: u64,
         from: Option<Uuid>,
+        asked_at: u64,
         seq: u64,
         data: PartitionData,
     ) -> bool {
@@ -195,7 +200,7 @@ impl PartitionService {
             return false;
         }
         let mut st = self.state(p);
-        let done = st.finish_upgrade(version, seq, store, now);
+        let done = st.finish_upgrade(version, asked_at, seq, store, now);
         if done {
             st.drop_maps_kept_nowhere(&*self.map_places());
         }

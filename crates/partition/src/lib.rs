@@ -9,6 +9,7 @@ mod entry;
 mod evened;
 mod map_ops;
 mod merge;
+mod numbers_only;
 mod replica;
 mod service;
 mod slot_table;

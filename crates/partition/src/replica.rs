@@ -3,6 +3,7 @@
 //! turn. The owner numbers every change it makes; a backup applies them in
 //! that order, so both hold the same records once they reach the same number.
 
+use crate::numbers_only::NumbersOnly;
 use crate::service::MigratedRecord;
 use crate::store::PartitionStore;
 use crate::upgrade::{Upgrade, UpgradeLog};
@@ -163,6 +164,9 @@ pub struct PartitionState {
     /// The owner's replicas version that started the early log: only a
     /// table at least that new is the one it waits for.
     pub early_version: u64,
+    /// The change numbers taken without their content since a copy last
+    /// replaced the data (see `numbers_only.rs`).
+    pub numbers_only: NumbersOnly,
 }
 
 impl PartitionState {
@@ -348,6 +352,9 @@ impl PartitionState {
             log.seq = seq;
             log.changes.push((seq, changes.clone()));
         }
+        if changes.is_empty() {
+            self.numbers_only.note(seq);
+        }
         if self
             .early_log
             .as_ref()
@@ -394,6 +401,7 @@ impl PartitionState {
         self.early_log = None;
         self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
+        self.numbers_only.covered_to(seq);
         let mut diverged = None;
         if let (Some(copy_term), Some((newer, base))) = (term, self.seen_term) {
             if newer > copy_term && seq > base {
@@ -417,6 +425,7 @@ impl PartitionState {
         if !self.synced {
             return false;
         }
+        self.numbers_only.clear();
         let pending = std::mem::take(&mut self.pending);
         for (seq, changes) in pending {
             if seq > self.seq {
@@ -458,6 +467,7 @@ impl PartitionState {
         self.data_term = None;
         self.term_base = None;
         self.seen_term = None;
+        self.numbers_only.clear();
     }
 }
 

@@ -257,44 +257,28 @@ impl PartitionService {
         }
         let partial = self.partial_backups.load(Ordering::Relaxed);
         let mut state = self.state(p);
-        let same_term = state.data_term.is_none_or(|t| batch.term <= t);
         if partial
-            && same_term
             && state.synced
             && batch.seq <= state.seq
             && !batch.changes.is_empty()
+            && state.data_term.is_none_or(|t| batch.term <= t)
+            && state.numbers_only.contains(batch.seq)
         {
-            let place = table
-                .backups(p)
-                .iter()
-                .position(|m| *m == self.me)
-                .map_or(0, |i| i + 1);
-            if state.upgrade.is_some() || self.content_not_kept_at(place, &batch) {
-                // The change's number is one we took, perhaps as a number
-                // only (our place then did not keep its map): skipped as
-                // seen, the content would be acknowledged while on nobody
-                // but its owner. Our upgrade copy, taken from the owner
-                // after it numbered the change, holds it: the owner waits
-                // for that (or for the tables to agree) and sends again.
-                tracing::debug!(
-                    "partition {p}: change {} has content this replica took as a number only, or may have; not acknowledged before its copy is in (place {place}, upgrading {})",
-                    batch.seq,
-                    state.upgrade.is_some()
-                );
-                return Err(batch);
-            }
+            // We took this change's number only (our place did not keep
+            // its map then): skipped as seen, its content would be
+            // acknowledged while on nobody but its owner. The owner sends
+            // again until a copy taken after the change replaces our
+            // data (an upgrade's), or the write fails and is retried.
+            tracing::debug!(
+                "partition {p}: change {} came as a number only; its content is not acknowledged before a copy holding it is in",
+                batch.seq
+            );
+            return Err(batch);
         }
         let received = state.receive_batch_logging(batch, partial, table.version, Instant::now());
         drop(state);
         drop(table);
         Ok(received)
-    }
-
-    /// Whether `batch` changes a map that the replica at `place` (0: the
-    /// owner) does not keep the entries of.
-    fn content_not_kept_at(&self, place: usize, batch: &BackupBatch) -> bool {
-        let places = self.map_places();
-        batch.changes.iter().any(|c| places(c.map()) < place)
     }
 
     /// The epoch of `p`'s replica (see [`PartitionState::epoch`]).

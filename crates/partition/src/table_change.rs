@@ -186,12 +186,15 @@ impl PartitionService {
                 // missed the table moving it up still holds only the maps
                 // of its place before.
                 let mut st = self.state(p);
-                if st.upgrade.is_some() {
+                if let Some(up) = st.upgrade.as_mut() {
                     // Moved up again before the last move's copy arrived
-                    // (three or more backups): that upgrade goes on; its
-                    // copy from the owner brings every map, and until it
-                    // lands this member holds only the maps of its place
-                    // before the first move (see `serves_base`).
+                    // (three or more backups, or a move down and up
+                    // again): that upgrade goes on; its copy from the
+                    // owner brings every map, and until it lands this
+                    // member holds only the maps of its place before the
+                    // first move (see `serves_base`). The copy must be
+                    // asked for at this table or later (`moved_at`).
+                    up.moved_at = up.moved_at.max(next.version);
                 } else if st.synced {
                     st.upgrade = Some(match early {
                         Some(log) => Upgrade::with_log(next.version, log),

@@ -17,6 +17,12 @@ pub struct Upgrade {
     pub version: u64,
     /// The changes applied since, with their numbers.
     pub(crate) log: UpgradeLog,
+    /// The newest table that moved the backup up while this upgrade ran
+    /// (it goes on across moves): only a copy asked for at that table or
+    /// later ends it. A copy the owner served on an earlier table misses
+    /// the changes it numbered there, whose content went to the member
+    /// ahead of us that has left since, and we took only as numbers.
+    pub(crate) moved_at: u64,
 }
 
 impl Upgrade {
@@ -29,6 +35,7 @@ impl Upgrade {
                 seq: from,
                 changes: Vec::new(),
             },
+            moved_at: version,
         }
     }
 
@@ -38,6 +45,7 @@ impl Upgrade {
         Self {
             version,
             log: early,
+            moved_at: version,
         }
     }
 
@@ -63,25 +71,37 @@ pub struct UpgradeLog {
 }
 
 impl PartitionState {
-    /// Ends the upgrade with the owner's copy taken at change `seq`: the
-    /// copy replaces the store, then the changes logged after `seq` are
-    /// applied again (each sets a key's resulting state, so applying one
-    /// twice does no harm), and those still waiting follow. False when no
-    /// upgrade of table `version` is under way.
+    /// Ends the upgrade with the owner's copy taken at change `seq`, asked
+    /// for at table `asked_at`: the copy replaces the store, then the
+    /// changes logged after `seq` are applied again (each sets a key's
+    /// resulting state, so applying one twice does no harm), and those
+    /// still waiting follow. False when no upgrade of table `version` is
+    /// under way, or the copy was asked for before the table that last
+    /// moved this backup up (another is asked for).
     pub fn finish_upgrade(
         &mut self,
         version: u64,
+        asked_at: u64,
         seq: u64,
         store: PartitionStore,
         now: Instant,
     ) -> bool {
-        if self.upgrade.as_ref().map(|u| u.version) != Some(version) {
-            return false;
+        match self.upgrade.as_ref() {
+            Some(up) if up.version == version && asked_at >= up.moved_at => {}
+            Some(up) if up.version == version => {
+                tracing::debug!(
+                    "upgrade copy asked for at table {asked_at}; moved up again by table {}: asking again",
+                    up.moved_at
+                );
+                return false;
+            }
+            _ => return false,
         }
         let Some(up) = self.upgrade.take() else {
             return false;
         };
         self.store = store;
+        self.numbers_only.covered_to(seq);
         for (s, changes) in up.log.changes {
             if s > seq {
                 self.apply(changes, now);
@@ -158,5 +178,6 @@ impl PartitionState {
         self.kept_log = None;
         self.early_log = None;
         self.term_base = None;
+        self.numbers_only.clear();
     }
 }

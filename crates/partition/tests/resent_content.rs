@@ -6,11 +6,10 @@
 //! as a change it had seen and acknowledged it, so the write was on the
 //! owner alone until the moved-up backup's upgrade copy landed, and on
 //! nobody if the owner failed first (open since the third review of the
-//! merge). Now a backup that may have seen a change only as a number does
-//! not acknowledge its content while its table puts it at a place that
-//! does not keep the map, nor while it upgrades: the owner sends again
-//! (as after any refusal) until the upgrade copy, taken from it after the
-//! change, is in.
+//! merge). Now a backup notes the numbers it took without content until a
+//! copy taken at or after them replaces its data, and refuses their content
+//! meanwhile: the owner sends again (as after any refusal) until the
+//! upgrade copy, taken from it after the change, is in.
 
 mod common;
 use common::members::*;

@@ -226,11 +226,25 @@ fn a_late_upgrade_copy_from_the_failed_owner_is_not_taken() {
     // A's late answer: the upgrade of table 2 is still pending at C, but
     // A is not the owner any more.
     assert!(
-        !c.services[C].finish_upgrade_from(c.p, 2, Some(c.ids[A]), a_seq, a_data),
+        !c.services[C].finish_upgrade_from(
+            c.p,
+            2,
+            Some(c.ids[A]),
+            c.services[C].table_version(),
+            a_seq,
+            a_data
+        ),
         "a copy from a member no longer owner is not taken"
     );
     let (seq, data) = c.services[E].snapshot(c.p);
-    assert!(c.services[C].finish_upgrade_from(c.p, 2, Some(c.ids[E]), seq, data));
+    assert!(c.services[C].finish_upgrade_from(
+        c.p,
+        2,
+        Some(c.ids[E]),
+        c.services[C].table_version(),
+        seq,
+        data
+    ));
     assert_eq!(
         c.services[C].replica_status(c.p).0,
         c.services[E].replica_status(c.p).0,

@@ -140,7 +140,14 @@ fn with_three_backups_an_early_log_taken_during_an_upgrade_has_no_hole() {
     assert!(c.apply(C, &t2, &all).upgrades.contains(&(c.p, 2)));
     c.write("plain", set_to(&c.keys[9], b"P1"), A, &[C], &[F, G]); // upgrade v2 log
     let (s, d) = c.services[A].snapshot(c.p);
-    assert!(c.services[C].finish_upgrade_from(c.p, 2, Some(c.ids[A]), s, d));
+    assert!(c.services[C].finish_upgrade_from(
+        c.p,
+        2,
+        Some(c.ids[A]),
+        c.services[C].table_version(),
+        s,
+        d
+    ));
     c.write("plain", set_to(&c.keys[10], b"P2"), A, &[C], &[F, G]); // stale early log
     assert!(c.apply(C, &t3, &all).upgrades.contains(&(c.p, 3)));
     // A crashes.
@@ -192,7 +199,14 @@ fn ok_upgrade_over_an_owner_promoted_by_a_merge_settles_equal() {
     c.write("plain", remove(&c.keys[1]), E, &[C], &[]);
     let (s, d) = c.services[E].snapshot(c.p);
     c.write("critical", set(&c.keys[11]), E, &[C], &[]); // after the snapshot
-    assert!(c.services[C].finish_upgrade_from(c.p, 2, Some(c.ids[E]), s, d));
+    assert!(c.services[C].finish_upgrade_from(
+        c.p,
+        2,
+        Some(c.ids[E]),
+        c.services[C].table_version(),
+        s,
+        d
+    ));
     assert_eq!(c.contents(C), c.contents(E));
     assert_eq!(
         c.services[C].replica_status(c.p).0,
@@ -224,7 +238,14 @@ fn ok_base_merge_then_upgrade_settles_equal() {
     assert_eq!(c.contents(C), acked);
     c.write("plain", set(&c.keys[10]), C, &[E], &[]);
     let (s, d) = c.services[C].snapshot(c.p);
-    assert!(c.services[E].finish_upgrade_from(c.p, 3, Some(c.ids[C]), s, d));
+    assert!(c.services[E].finish_upgrade_from(
+        c.p,
+        3,
+        Some(c.ids[C]),
+        c.services[E].table_version(),
+        s,
+        d
+    ));
     assert_eq!(c.contents(C), c.contents(E));
     assert_eq!(
         c.services[C].replica_status(c.p).0,

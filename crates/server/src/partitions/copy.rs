@@ -423,16 +423,22 @@ impl Coordinator {
                 let owner = data.service.owner(p).filter(|o| *o != me);
                 let addr = owner.and_then(|o| data.address_of(o));
                 if let (Some(owner), Some(addr)) = (owner, addr) {
+                    // What `ask_for_copy` asks the owner to have applied.
+                    let asked_at = version.max(data.service.table_version());
                     if let CopyAnswer::Copy { seq, records, .. } =
                         ask_for_copy(&data, p, owner, addr, version, CopyWanted::Complete).await
                     {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
                         // Not taken once the sender is no longer owner (it
                         // failed meanwhile): the new owner is asked next.
-                        if data
-                            .service
-                            .finish_upgrade_from(p, version, Some(owner), seq, records)
-                        {
+                        if data.service.finish_upgrade_from(
+                            p,
+                            version,
+                            Some(owner),
+                            asked_at,
+                            seq,
+                            records,
+                        ) {
                             copied.0.fetch_add(n, Ordering::SeqCst);
                             tracing::debug!(
                                 "partition {p}: moved up; copied {n} entries from the owner {addr} in {} ms",
