@@ -18,8 +18,10 @@
 use std::collections::VecDeque;
 
 /// Runs kept per partition before the oldest are forgotten (16 bytes
-/// each). A re-sent change is one still in flight, so a window of the
-/// last thousand runs covers many seconds of a partition's writes.
+/// each, so at most 16 KiB per partition, and only on a backup at a place
+/// that does not keep some map). A re-sent change is one still in flight,
+/// so a window of the last thousand runs covers many seconds of a
+/// partition's writes.
 const RUN_LIMIT: usize = 1024;
 
 #[derive(Debug, Default)]
@@ -35,22 +37,37 @@ impl NumbersOnly {
     pub fn note(&mut self, seq: u64) {
         // Numbers applied go up; a lower one means the replica's numbering
         // was taken back (a new owner term): what we noted past it is void.
-        while let Some(last) = self.runs.back_mut() {
-            if last.0 >= seq {
-                self.runs.pop_back();
-            } else {
-                last.1 = last.1.min(seq - 1);
-                break;
+        self.taken_back_to(seq.saturating_sub(1));
+        if let Some(last) = self.runs.back_mut() {
+            if seq == last.1 + 1 {
+                last.1 = seq;
+                return;
             }
         }
-        match self.runs.back_mut() {
-            Some(last) if seq == last.1 + 1 => last.1 = seq,
-            _ => self.runs.push_back((seq, seq)),
-        }
-        if self.runs.len() > RUN_LIMIT {
+        if self.runs.len() == RUN_LIMIT {
+            // Forget the oldest before adding: the deque never grows past
+            // the limit (nor its allocation past 16 KiB).
             if let Some((_, end)) = self.runs.pop_front() {
                 self.forgotten_below = self.forgotten_below.max(end + 1);
             }
+        }
+        self.runs.push_back((seq, seq));
+    }
+
+    /// The replica's numbering went back to `seq` (a new owner term
+    /// continues from there and gives the numbers after it to other
+    /// changes): notes past it are void.
+    pub fn taken_back_to(&mut self, seq: u64) {
+        while let Some(last) = self.runs.back_mut() {
+            if last.0 > seq {
+                self.runs.pop_back();
+            } else {
+                last.1 = last.1.min(seq);
+                break;
+            }
+        }
+        if self.forgotten_below > seq + 1 {
+            self.forgotten_below = seq + 1;
         }
     }
 
@@ -141,5 +158,8 @@ mod tests {
         n.note(6);
         let held: Vec<u64> = (0..12).filter(|s| n.contains(*s)).collect();
         assert_eq!(held, vec![2, 5, 6]);
+        n.taken_back_to(5);
+        let held: Vec<u64> = (0..12).filter(|s| n.contains(*s)).collect();
+        assert_eq!(held, vec![2, 5]);
     }
 }

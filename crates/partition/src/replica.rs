@@ -285,6 +285,7 @@ impl PartitionState {
                     self.seq
                 );
                 self.seq = base;
+                self.numbers_only.taken_back_to(base);
                 self.upgrade = Some(Upgrade::new(batch.term, base));
                 // What it logged continues the earlier owner's numbers.
                 self.early_log = None;
@@ -323,7 +324,14 @@ impl PartitionState {
             self.apply_numbered(seq, changes, now);
             return true;
         }
-        self.pending.insert(seq, changes);
+        if changes.is_empty() {
+            // A change's number only never replaces its content waiting
+            // here (acknowledged already, when the owner sent the content
+            // again to us as the member now at that place).
+            self.pending.entry(seq).or_insert(changes);
+        } else {
+            self.pending.insert(seq, changes);
+        }
         if self.pending.len() > MAX_BUFFERED {
             self.pending.clear();
             self.synced = false;
@@ -409,6 +417,7 @@ impl PartitionState {
                     "a copy at change {seq} of owner term {copy_term} went past change {base}, where the owner of term {newer} continues: taking those numbers back and copying the partition from the owner"
                 );
                 self.seq = base;
+                self.numbers_only.taken_back_to(base);
                 self.data_term = Some(newer);
                 self.upgrade = Some(Upgrade::new(newer, base));
                 diverged = Some(newer);
@@ -425,11 +434,15 @@ impl PartitionState {
         if !self.synced {
             return false;
         }
-        self.numbers_only.clear();
         let pending = std::mem::take(&mut self.pending);
         for (seq, changes) in pending {
             if seq > self.seq {
                 self.seq = seq;
+                // Still noted: a backup's copy that stopped waiting comes
+                // here too, and goes on taking batches.
+                if changes.is_empty() {
+                    self.numbers_only.note(seq);
+                }
                 self.apply(changes, now);
             }
         }
