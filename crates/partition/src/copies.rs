@@ -6,7 +6,7 @@
 use crate::replica::{Change, PartitionState};
 use crate::service::{from_wire, to_wire, PartitionData, PartitionService};
 use crate::store::PartitionStore;
-use crate::upgrade::UpgradeLog;
+use crate::upgrade::{Upgrade, UpgradeLog};
 use uuid::Uuid;
 
 /// What became of a copy handed to [`PartitionService::install_copy`].
@@ -20,6 +20,12 @@ pub enum Installed {
     /// an upgrade of that term (see `PartitionState::install`).
     Diverged {
         term: u64,
+    },
+    /// Installed, but this replica moved up a place while the copy was
+    /// in flight: an upgrade of table `version` is under way (see
+    /// `PartitionState::copy_moved_up`); the server runs its copy.
+    Upgrade {
+        version: u64,
     },
 }
 use std::sync::atomic::Ordering;
@@ -109,7 +115,9 @@ impl PartitionService {
             return Installed::NotWanted;
         }
         let pending = state.pending_len();
+        let moved_up = state.copy_moved_up.take();
         let diverged = state.install(seq, Some(term), store, now);
+        let mut upgrade = None;
         if diverged.is_none() {
             // Our own waiting changes came from the owner for our place;
             // the source's fill the numbers we lack. (A diverged copy's
@@ -125,18 +133,27 @@ impl PartitionService {
                 state.promote(now);
             } else {
                 state.drop_maps_kept_nowhere(&*self.map_places());
+                if let Some(version) = moved_up {
+                    // Moved up while the copy travelled: it may miss
+                    // changes we took as numbers only that the member
+                    // that left held in full (see `copy_moved_up`).
+                    state.upgrade = Some(Upgrade::new(version, state.seq));
+                    upgrade = Some(version);
+                }
             }
         }
         tracing::debug!(
-            "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}",
-            state.seq
+            "partition {p}: copy installed at change {seq} ({pending} newer changes waiting), now at {}{}",
+            state.seq,
+            if upgrade.is_some() { "; moved up meanwhile: copying the maps again from the owner" } else { "" }
         );
         drop(state);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();
-        match diverged {
-            Some(term) => Installed::Diverged { term },
-            None => Installed::Done,
+        match (diverged, upgrade) {
+            (Some(term), _) => Installed::Diverged { term },
+            (None, Some(version)) => Installed::Upgrade { version },
+            (None, None) => Installed::Done,
         }
     }
 
@@ -292,7 +309,7 @@ impl PartitionService {
         // The source's waiting changes first (it is at the lower place, so
         // they hold at least what ours do), before `install` drains ours.
         for (s, changes) in pending.into_iter().filter(|(s, _)| *s > seq) {
-            st.pending.insert(s, changes);
+            st.wait(s, changes);
         }
         // An owner's copy: it numbers the changes from here on.
         st.install(seq, None, store_from_wire(data, now), now);

@@ -12,8 +12,11 @@
 //! The numbers are kept as runs (consecutive numbers are one entry, the
 //! usual case when one map takes most writes). Past `RUN_LIMIT` runs the
 //! oldest are forgotten, and every number up to them counts as taken
-//! without content: refusing content the backup does hold only delays a
-//! write; acknowledging content it lacks could lose one.
+//! without content until a copy covers it: content the backup does hold,
+//! sent again that late (a re-send after a lost answer on a busy
+//! partition), is refused until the write's deadline and the write fails
+//! for the client to retry; acknowledging content it lacks could lose an
+//! acknowledged write.
 
 use std::collections::VecDeque;
 

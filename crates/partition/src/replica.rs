@@ -167,6 +167,13 @@ pub struct PartitionState {
     /// The change numbers taken without their content since a copy last
     /// replaced the data (see `numbers_only.rs`).
     pub numbers_only: NumbersOnly,
+    /// The newest table that moved this replica up a place while its copy
+    /// was in flight (a member that just joined, or one copying anew): the
+    /// copy may have been served before it, without the changes the owner
+    /// numbered meanwhile whose content went to the member that left (we
+    /// took their numbers only). Once the copy is installed, an upgrade of
+    /// that table copies the maps again from the owner.
+    pub copy_moved_up: Option<u64>,
 }
 
 impl PartitionState {
@@ -324,14 +331,7 @@ impl PartitionState {
             self.apply_numbered(seq, changes, now);
             return true;
         }
-        if changes.is_empty() {
-            // A change's number only never replaces its content waiting
-            // here (acknowledged already, when the owner sent the content
-            // again to us as the member now at that place).
-            self.pending.entry(seq).or_insert(changes);
-        } else {
-            self.pending.insert(seq, changes);
-        }
+        self.wait(seq, changes);
         if self.pending.len() > MAX_BUFFERED {
             self.pending.clear();
             self.synced = false;
@@ -341,6 +341,18 @@ impl PartitionState {
             self.drain(now);
         }
         true
+    }
+
+    /// Keeps change `seq` until its turn. A change's number only never
+    /// replaces its content waiting here: that was acknowledged already
+    /// (the owner sent the content again to us as the member now at that
+    /// place, or the copy's source had it at a higher place).
+    pub(crate) fn wait(&mut self, seq: u64, changes: Vec<Change>) {
+        if changes.is_empty() {
+            self.pending.entry(seq).or_insert(changes);
+        } else {
+            self.pending.insert(seq, changes);
+        }
     }
 
     /// Applies the owner's change `seq`, the next one, logging it while
@@ -409,7 +421,9 @@ impl PartitionState {
         self.early_log = None;
         self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
-        self.numbers_only.covered_to(seq);
+        // The copy holds every change up to `seq`; numbers noted past it
+        // are void (our numbering restarts from the copy's).
+        self.numbers_only.clear();
         let mut diverged = None;
         if let (Some(copy_term), Some((newer, base))) = (term, self.seen_term) {
             if newer > copy_term && seq > base {
@@ -481,6 +495,7 @@ impl PartitionState {
         self.term_base = None;
         self.seen_term = None;
         self.numbers_only.clear();
+        self.copy_moved_up = None;
     }
 }
 

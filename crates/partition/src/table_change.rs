@@ -195,7 +195,12 @@ impl PartitionService {
                     // first move (see `serves_base`). The copy must be
                     // asked for at this table or later (`moved_at`).
                     up.moved_at = up.moved_at.max(next.version);
-                } else if st.synced {
+                } else if !st.synced {
+                    // Our copy is still in flight (we joined, or copy
+                    // anew): it may be older than this move, so an upgrade
+                    // follows it (see `copy_moved_up`).
+                    st.copy_moved_up = Some(st.copy_moved_up.unwrap_or(0).max(next.version));
+                } else {
                     st.upgrade = Some(match early {
                         Some(log) => Upgrade::with_log(next.version, log),
                         None => Upgrade::new(next.version, st.seq),

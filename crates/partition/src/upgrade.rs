@@ -152,7 +152,12 @@ impl PartitionState {
         let mut changes = std::mem::take(&mut self.pending);
         let n = log.changes.len();
         for (s, c) in log.changes {
-            changes.insert(s, c);
+            if c.is_empty() {
+                // Our own content for it stays (see `wait`).
+                changes.entry(s).or_insert(c);
+            } else {
+                changes.insert(s, c);
+            }
         }
         let mut seq = base_seq;
         for (s, c) in changes {

@@ -246,9 +246,16 @@ impl Coordinator {
                                 start.elapsed().as_millis(),
                                 if owner { "owner" } else { "backup" }
                             );
-                            if let Installed::Diverged { term } = installed {
+                            // Both run an upgrade of that version: a copy
+                            // from the owner of the maps (see `resync`).
+                            if let Installed::Diverged { term: version }
+                            | Installed::Upgrade { version } = installed
+                            {
                                 let _ = inputs
-                                    .send(CoordinatorInput::Diverged { partition: p, term })
+                                    .send(CoordinatorInput::Diverged {
+                                        partition: p,
+                                        term: version,
+                                    })
                                     .await;
                             }
                         }
