@@ -27,6 +27,9 @@ pub enum Installed {
     Upgrade {
         version: u64,
     },
+    /// Not installed: asked for before the table that made this replica
+    /// owner while it travelled; to be asked for again.
+    Stale,
 }
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -96,6 +99,7 @@ impl PartitionService {
     /// [`install_copy`](Self::install_copy), with the changes the copy's
     /// member had taken ahead of their turn (acknowledged, not in its data
     /// yet): they wait here for theirs too, unless this replica has them.
+    /// The copy counts as asked for at our current table.
     pub fn install_copy_with_pending(
         &self,
         p: u32,
@@ -104,8 +108,36 @@ impl PartitionService {
         data: PartitionData,
         source_pending: Vec<(u64, Vec<Change>)>,
     ) -> Installed {
+        let asked_at = self.table_version();
+        self.install_copy_asked_at(p, asked_at, seq, term, data, source_pending)
+    }
+
+    /// Whether a copy of `p` asked for at table `asked_at` would not be
+    /// taken (`Installed::Stale`): this member became owner by a later
+    /// table while its copy travelled.
+    pub fn copy_is_stale(&self, p: u32, asked_at: u64) -> bool {
+        let st = self.state(p);
+        st.owned && st.copy_moved_up.is_some_and(|v| asked_at < v)
+    }
+
+    /// [`install_copy_with_pending`](Self::install_copy_with_pending) for a
+    /// copy asked for at table `asked_at` (its source served it only once
+    /// it had that table). A replica that moved up a place or was promoted
+    /// while the copy travelled (`PartitionState::copy_moved_up`) takes an
+    /// older copy only as a backup, and then copies the maps again from the
+    /// owner (`Installed::Upgrade`); as owner it does not take it
+    /// (`Installed::Stale`: the copy is asked for again, of a member that
+    /// has that table).
+    pub fn install_copy_asked_at(
+        &self,
+        p: u32,
+        asked_at: u64,
+        seq: u64,
+        term: u64,
+        data: PartitionData,
+        source_pending: Vec<(u64, Vec<Change>)>,
+    ) -> Installed {
         let now = Instant::now();
-        let store = store_from_wire(data, now);
         let mut state = self.state(p);
         if state.synced || state.promotion.is_some() {
             tracing::debug!(
@@ -114,8 +146,16 @@ impl PartitionService {
             );
             return Installed::NotWanted;
         }
+        let moved_up = state.copy_moved_up.filter(|v| asked_at < *v);
+        if let (Some(v), true) = (moved_up, state.owned) {
+            tracing::info!(
+                "partition {p}: copy asked for at table {asked_at}, but this member became owner by table {v} while it travelled: it may miss acknowledged writes; asking again"
+            );
+            return Installed::Stale;
+        }
+        state.copy_moved_up = None;
+        let store = store_from_wire(data, now);
         let pending = state.pending_len();
-        let moved_up = state.copy_moved_up.take();
         let diverged = state.install(seq, Some(term), store, now);
         let mut upgrade = None;
         if diverged.is_none() {

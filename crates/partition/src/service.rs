@@ -196,6 +196,9 @@ impl PartitionService {
         }
         if !st.synced {
             st.synced = true;
+            // Serving what it has: nothing more will come (a backup that
+            // moved up meanwhile keeps the maps of its place before).
+            st.copy_moved_up = None;
             st.promote(Instant::now());
         }
         drop(st);
@@ -218,6 +221,7 @@ impl PartitionService {
         let mut st = self.state(p);
         st.synced = false;
         st.upgrade = None;
+        st.copy_moved_up = None;
         drop(st);
         self.awaiting[p as usize].store(false, Ordering::SeqCst);
         self.changed.notify_waiters();

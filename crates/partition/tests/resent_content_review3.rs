@@ -47,7 +47,7 @@ fn e_moves_up_while_its_copy_travels(c: &Cluster) -> PartitionTable {
     c.apply(B, &t3, &[A, B, E]);
     c.apply(E, &t3, &[A, B, E]);
     assert_eq!(
-        c.services[E].install_copy_with_pending(c.p, seq, term, data, pending),
+        c.services[E].install_copy_asked_at(c.p, 2, seq, term, data, pending),
         Installed::Upgrade { version: 3 },
         "moved up while the copy travelled: the maps are copied again"
     );
