@@ -27,9 +27,6 @@ pub enum Installed {
     Upgrade {
         version: u64,
     },
-    /// Not installed: asked for before the table that made this replica
-    /// owner while it travelled; to be asked for again.
-    Stale,
 }
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -112,22 +109,11 @@ impl PartitionService {
         self.install_copy_asked_at(p, asked_at, seq, term, data, source_pending)
     }
 
-    /// Whether a copy of `p` asked for at table `asked_at` would not be
-    /// taken (`Installed::Stale`): this member became owner by a later
-    /// table while its copy travelled.
-    pub fn copy_is_stale(&self, p: u32, asked_at: u64) -> bool {
-        let st = self.state(p);
-        st.owned && st.copy_moved_up.is_some_and(|v| asked_at < v)
-    }
-
     /// [`install_copy_with_pending`](Self::install_copy_with_pending) for a
     /// copy asked for at table `asked_at` (its source served it only once
-    /// it had that table). A replica that moved up a place or was promoted
-    /// while the copy travelled (`PartitionState::copy_moved_up`) takes an
-    /// older copy only as a backup, and then copies the maps again from the
-    /// owner (`Installed::Upgrade`); as owner it does not take it
-    /// (`Installed::Stale`: the copy is asked for again, of a member that
-    /// has that table).
+    /// it had that table). A backup that moved up a place while an older
+    /// copy travelled (`PartitionState::copy_moved_up`) takes it, then
+    /// copies the maps again from the owner (`Installed::Upgrade`).
     pub fn install_copy_asked_at(
         &self,
         p: u32,
@@ -146,14 +132,7 @@ impl PartitionService {
             );
             return Installed::NotWanted;
         }
-        let moved_up = state.copy_moved_up.filter(|v| asked_at < *v);
-        if let (Some(v), true) = (moved_up, state.owned) {
-            tracing::info!(
-                "partition {p}: copy asked for at table {asked_at}, but this member became owner by table {v} while it travelled: it may miss acknowledged writes; asking again"
-            );
-            return Installed::Stale;
-        }
-        state.copy_moved_up = None;
+        let moved_up = state.copy_moved_up.take().filter(|v| asked_at < *v);
         let store = store_from_wire(data, now);
         let pending = state.pending_len();
         let diverged = state.install(seq, Some(term), store, now);

@@ -167,11 +167,11 @@ pub struct PartitionState {
     /// The change numbers taken without their content since a copy last
     /// replaced the data (see `numbers_only.rs`).
     pub numbers_only: NumbersOnly,
-    /// The newest table that moved this replica up a place, or made it
-    /// owner, while its copy was in flight (a member that just joined, or
-    /// one copying anew): a copy asked for before it may miss changes the
-    /// owner numbered meanwhile whose content went to the member that left
-    /// (we took their numbers only). See `install_copy_asked_at`.
+    /// The newest table that moved this replica up a place while its copy
+    /// was in flight (a member that just joined, or one copying anew): a
+    /// copy asked for before it may miss changes the owner numbered
+    /// meanwhile whose content went to the member that left (we took their
+    /// numbers only). See `install_copy_asked_at`.
     pub copy_moved_up: Option<u64>,
 }
 

@@ -332,12 +332,6 @@ impl PartitionService {
         }
         if (sources.is_empty() && behind.is_empty()) || !st.synced {
             st.kept_log = None;
-            if partial && !st.synced {
-                // Promoted with our copy still in flight: one asked for
-                // before this table may lack writes the member ahead
-                // acknowledged that we took as numbers only.
-                st.copy_moved_up = Some(st.copy_moved_up.unwrap_or(0).max(version));
-            }
             if partial && st.synced {
                 // Nobody ahead of us is left: the maps no backup keeps
                 // died with the old owner; what we hold of them is stale.

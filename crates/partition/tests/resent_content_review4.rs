@@ -1,13 +1,18 @@
-//! Cases a fourth review (of 9ecd228) found around a replica whose copy is
-//! in flight when the table changes its place. `a_*` failed on 9ecd228: a
-//! replica made owner while its copy travelled installed a copy served
-//! before a write that the member ahead acknowledged and it took as a
-//! number only (older than the notes: the copy was taken as the owner's
-//! data, the write lost); and a later, fresh copy still started an upgrade
-//! (the mark of the move outlived the copy it was about). Now a copy is
-//! judged by the table it was asked for at: as owner an older one is not
-//! taken and the copy is asked for again (`Installed::Stale`), as backup
-//! it is followed by an upgrade.
+//! Cases reviews of 9ecd228 and fc40584 found around a replica whose copy
+//! is in flight when the table changes its place.
+//!
+//! Open (the `open_*` tests, ignored): a replica made owner while its copy
+//! travelled takes a copy served before a write that the member ahead
+//! acknowledged and it had as a number only, as the owner's data: the write
+//! is lost (older than this session's work). fc40584 refused such a copy
+//! and asked the other members; a review found that a worse copy then came
+//! from a member at a lower place (one that keeps fewer maps), losing a
+//! whole map on a single crash (`ok_*_promoted_*` below), so that was taken
+//! back. A fix needs to know which maps the numbers-only changes were of,
+//! or a source ahead of the owner's old place that left gracefully.
+//!
+//! Fixed: a later, fresh copy no longer starts an upgrade (the mark of a
+//! move outlived the copy it was about).
 
 mod common;
 use common::members::*;
@@ -51,33 +56,27 @@ fn e_moves_up_copy_in_flight(c: &Cluster) -> (PartitionTable, Copy) {
     (t3, copy)
 }
 
-/// E, owner by `version`, is offered the old copy (refused), then a copy
-/// of `from` asked for at its current table.
-fn owner_takes_a_fresh_copy(c: &Cluster, old: Copy, from: usize) {
+/// E, owner, installs the copy that was in flight (asked for at t2), as
+/// the server does.
+fn owner_takes_the_copy_in_flight(c: &Cluster, old: Copy) {
     let (seq, term, data, pending) = old;
     assert_eq!(
         c.services[E].install_copy_asked_at(c.p, 2, seq, term, data, pending),
-        Installed::Stale,
-        "a copy asked for before E became owner is not the owner's data"
-    );
-    let (seq, term, data, pending) = c.services[from].snapshot_for_copy(c.p);
-    let asked_at = c.services[E].table_version();
-    assert_eq!(
-        c.services[E].install_copy_asked_at(c.p, asked_at, seq, term, data, pending),
         Installed::Done
     );
 }
 
 /// A fails; B, leaving gracefully, is alive and holds W.
 #[test]
-fn a_promoted_while_the_copy_travels_owner_fails() {
+#[ignore = "open: W is lost (see the module doc)"]
+fn open_promoted_while_the_copy_travels_owner_fails() {
     let c = Cluster::new();
     let (t3, old) = e_moves_up_copy_in_flight(&c);
     let acked = c.contents(A);
     let t4 = c.t(4, &[E], &t3);
     c.apply(E, &t4, &[B, E]);
     c.apply(B, &t4, &[B, E]);
-    owner_takes_a_fresh_copy(&c, old, B);
+    owner_takes_the_copy_in_flight(&c, old);
     assert_eq!(
         c.value(E, "plain", &c.keys[8]),
         Some(w()),
@@ -88,7 +87,8 @@ fn a_promoted_while_the_copy_travels_owner_fails() {
 
 /// A leaves gracefully too.
 #[test]
-fn a_promoted_while_the_copy_travels_owner_leaves() {
+#[ignore = "open: W is lost (see the module doc)"]
+fn open_promoted_while_the_copy_travels_owner_leaves() {
     let c = Cluster::new();
     let (t3, old) = e_moves_up_copy_in_flight(&c);
     let acked = c.contents(A);
@@ -96,7 +96,7 @@ fn a_promoted_while_the_copy_travels_owner_leaves() {
     for m in [E, A, B] {
         c.apply(m, &t4, &[A, B, E]);
     }
-    owner_takes_a_fresh_copy(&c, old, A);
+    owner_takes_the_copy_in_flight(&c, old);
     assert_eq!(
         c.value(E, "plain", &c.keys[8]),
         Some(w()),
@@ -108,7 +108,8 @@ fn a_promoted_while_the_copy_travels_owner_leaves() {
 /// No move up: E, at place 2 with its copy in flight, is made owner as A
 /// and B leave together.
 #[test]
-fn a_unsynced_place_two_promoted_takes_no_older_copy() {
+#[ignore = "open: W is lost (see the module doc)"]
+fn open_unsynced_place_two_promoted_takes_an_older_copy() {
     let c = Cluster::new();
     let t1 = c.t1_with_data();
     let t2 = c.t(2, &[A, B, E], &t1);
@@ -122,7 +123,7 @@ fn a_unsynced_place_two_promoted_takes_no_older_copy() {
     for m in [E, A, B] {
         c.apply(m, &t3, &[A, B, E]);
     }
-    owner_takes_a_fresh_copy(&c, old, A);
+    owner_takes_the_copy_in_flight(&c, old);
     assert_eq!(c.contents(E), acked);
 }
 
@@ -162,4 +163,77 @@ fn ok_a_copy_asked_for_after_the_move_starts_no_upgrade() {
     );
     assert_eq!(c.value(E, "plain", &c.keys[8]), Some(w()));
     assert_eq!(c.contents(E), c.contents(A));
+}
+
+/// t1 = [A, E, C]: E, place 1 (holds `plain`), copies anew from A (it fell
+/// behind); A serves it (asked for at t1). A numbers W: E takes it in full
+/// (waiting), C its number. A crashes: t2 = [E, C]; E is promoted with its
+/// copy in flight, C moves up. The copy with E's waiting changes is whole;
+/// fc40584 refused it and took C's, a copy of a lower place without
+/// `plain` at all (a review of fc40584 found it).
+#[test]
+fn ok_copying_anew_at_place_one_then_promoted_takes_the_copy_in_flight() {
+    let c = Cluster::new();
+    let t1 = c.t(1, &[A, E, C], &PartitionTable::empty(common::COUNT));
+    for m in [A, E, C] {
+        c.apply(m, &t1, &[A, E, C]);
+    }
+    for k in &c.keys[..5] {
+        c.write("plain", set_to(k, b"p"), A, &[E], &[C]);
+    }
+    for k in &c.keys[5..8] {
+        c.write("critical", set_to(k, b"c"), A, &[E, C], &[]);
+    }
+    c.services[E].mark_unsynced(c.p);
+    let (seq, term, data, pending) = c.services[A].snapshot_for_copy(c.p);
+    let w_batches = c.exec("plain", set_to(&c.keys[8], b"w"), A);
+    assert!(acked_by(&c, E, A, &w_batches), "E acknowledges W");
+    for b in &w_batches {
+        c.deliver(b, A, C, false);
+    }
+    let acked = c.contents(A);
+    let t2 = c.t(2, &[E, C], &t1);
+    for m in [E, C] {
+        c.apply(m, &t2, &[C, E]);
+    }
+    assert_eq!(
+        c.services[E].install_copy_asked_at(c.p, 1, seq, term, data, pending),
+        Installed::Done
+    );
+    assert_eq!(c.contents(E), acked);
+}
+
+/// B crashes: t2 = [A, E, C], E joins at place 1 and A serves its copy
+/// (asked for at t2). A numbers W: E takes it in full (waiting), C its
+/// number. A crashes: t3 = [E, F, C]. The copy in flight with E's waiting
+/// changes is whole (fc40584 refused it and could take C's).
+#[test]
+fn ok_joined_at_place_one_then_promoted_takes_the_copy_in_flight() {
+    let c = Cluster::new();
+    let t1 = c.t1_with_data();
+    let t2 = c.t(2, &[A, E, C], &t1);
+    for m in [A, C, E] {
+        c.apply(m, &t2, &[A, C, E]);
+    }
+    let (seq, term, data, pending) = c.services[A].snapshot_for_copy(c.p);
+    let w_batches = c.exec("plain", set_to(&c.keys[8], b"w"), A);
+    assert!(acked_by(&c, E, A, &w_batches), "E, place 1, acknowledges W");
+    for b in &w_batches {
+        c.deliver(b, A, C, false);
+    }
+    let acked = c.contents(A);
+    let t3 = c.t(3, &[E, F, C], &t2);
+    for m in [E, F, C] {
+        c.apply(m, &t3, &[C, E, F]);
+    }
+    assert_eq!(
+        c.services[E].install_copy_asked_at(c.p, 2, seq, term, data, pending),
+        Installed::Done
+    );
+    assert_eq!(
+        c.value(E, "plain", &c.keys[8]),
+        Some(w()),
+        "W, acknowledged by E itself"
+    );
+    assert_eq!(c.contents(E), acked);
 }

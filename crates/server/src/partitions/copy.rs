@@ -123,10 +123,6 @@ impl Coordinator {
             let start = Instant::now();
             let mut tried_first = false;
             let mut asked_everybody = false;
-            // A copy asked for before this member became owner (it was
-            // promoted while its copy travelled): taken only if no member
-            // sends a newer one (see `install_copy_asked_at`).
-            let mut stale: Option<(u64, u64, ferrocast_partition::PartitionData, Vec<_>)> = None;
             loop {
                 let me = data.service.me();
                 if !data.service.copy_wanted(p) {
@@ -174,27 +170,10 @@ impl Coordinator {
                 let nobody_listed = candidates.is_empty();
                 if nobody_listed {
                     if asked_everybody {
-                        if let Some((seq, term, records, pending)) = stale.take() {
-                            tracing::error!(
-                                "partition {p}: nobody alive holds it newer than the copy asked for before this member became owner; serving that copy (writes acknowledged since by members now gone are not in it)"
-                            );
-                            data.service.install_copy_asked_at(
-                                p,
-                                u64::MAX,
-                                seq,
-                                term,
-                                records,
-                                pending,
-                            );
-                            let _ = inputs
-                                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
-                                .await;
-                        } else {
-                            tracing::error!(
-                                "partition {p}: every member that held it is gone; it starts empty"
-                            );
-                            data.service.stop_awaiting(p);
-                        }
+                        tracing::error!(
+                            "partition {p}: every member that held it is gone; it starts empty"
+                        );
+                        data.service.stop_awaiting(p);
                         return;
                     }
                     asked_everybody = true;
@@ -258,18 +237,11 @@ impl Coordinator {
                         .sum();
                     copied.0.fetch_add(n, Ordering::SeqCst);
                     copied.1.fetch_add(bytes, Ordering::SeqCst);
-                    if data.service.copy_is_stale(p, asked_at) {
-                        tracing::info!(
-                            "partition {p}: the copy from {addr} was asked for at table {asked_at}, before this member became owner; asking the other members for a newer one"
-                        );
-                        stale = Some((seq, term, records, pending));
-                        continue;
-                    }
                     match data
                         .service
                         .install_copy_asked_at(p, asked_at, seq, term, records, pending)
                     {
-                        Installed::NotWanted | Installed::Stale => {}
+                        Installed::NotWanted => {}
                         installed => {
                             tracing::debug!(
                                 "partition {p}: copied {n} entries from {addr} in {} ms ({})",
@@ -296,24 +268,10 @@ impl Coordinator {
                     return;
                 }
                 if start.elapsed() > COPY_LIMIT {
-                    if let Some((seq, term, records, pending)) = stale.take() {
-                        tracing::error!(
-                            "partition {p}: no newer copy after {COPY_LIMIT:?}; serving the copy asked for before this member became owner"
-                        );
-                        data.service.install_copy_asked_at(
-                            p,
-                            u64::MAX,
-                            seq,
-                            term,
-                            records,
-                            pending,
-                        );
-                    } else {
-                        tracing::error!(
-                            "partition {p}: no copy after {COPY_LIMIT:?}; serving it as it is"
-                        );
-                        data.service.stop_awaiting(p);
-                    }
+                    tracing::error!(
+                        "partition {p}: no copy after {COPY_LIMIT:?}; serving it as it is"
+                    );
+                    data.service.stop_awaiting(p);
                     return;
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
