@@ -13,21 +13,7 @@ use common::members::*;
 use common::*;
 
 use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, PartitionTable};
-
-/// Whether `m` acknowledges every batch of `w` from A (the owner's send
-/// loop counts the write backed up at that place once it does).
-fn acked_by(c: &Cluster, m: usize, w: &[BackupBatch]) -> bool {
-    w.iter().all(|b| {
-        c.services[m]
-            .receive_backup_from(b.clone(), c.ids[A])
-            .is_ok()
-    })
-}
-
-fn w() -> Bytes {
-    Bytes::from_static(b"w")
-}
+use ferrocast_partition::PartitionTable;
 
 // ---------------------------------------------------------------------
 // Finding 1: the owner two tables ahead (early-log path). C is at a place
@@ -62,7 +48,7 @@ fn a_owner_two_tables_ahead_content_acked_by_a_backup_that_took_only_its_number(
     // loop sends W to the member now at index 0: C (still on t2).
     let t4 = c.t(4, &[A, C], &t3);
     c.apply(A, &t4, &[A, C]);
-    let acked = acked_by(&c, C, &w_batches);
+    let acked = acked_by(&c, C, A, &w_batches);
     assert!(
         !acked || c.value(C, "plain", &c.keys[8]) == Some(w()),
         "C acknowledged W's content (acked: {acked}) while it holds only W's number: W is on A alone"
@@ -124,7 +110,7 @@ fn a_upgrade_copy_served_before_the_change_ends_the_refusal_three_backups() {
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
     // A on t3 sends W to index 0: C.
     c.apply(A, &t3, &[A, B, C]);
-    let acked = acked_by(&c, C, &w_batches);
+    let acked = acked_by(&c, C, A, &w_batches);
     assert!(
         !acked || c.value(C, "one", &c.keys[8]) == Some(w()),
         "C acknowledged W (acked: {acked}) after an upgrade copy older than W: W is on A alone"
@@ -164,7 +150,7 @@ fn a_upgrade_copy_served_before_the_change_ends_the_refusal_swap() {
     c.apply(C, &t4, &[A, B, C]);
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
     c.apply(A, &t4, &[A, B, C]);
-    let acked = acked_by(&c, C, &w_batches);
+    let acked = acked_by(&c, C, A, &w_batches);
     assert!(
         !acked || c.value(C, "plain", &c.keys[8]) == Some(w()),
         "C acknowledged W (acked: {acked}) after an upgrade copy older than W"
@@ -189,11 +175,11 @@ fn a_cancelled_upgrade_acknowledges_content_taken_as_a_number_only() {
         c.deliver(b, A, C, false);
     }
     c.apply(A, &t2, &[A, B, C]);
-    assert!(!acked_by(&c, C, &w_batches));
+    assert!(!acked_by(&c, C, A, &w_batches));
     // The copy does not come within COPY_LIMIT (60 s, the default
     // operation timeout; W was numbered after the upgrade started).
     c.services[C].cancel_upgrade(c.p, 2);
-    let acked = acked_by(&c, C, &w_batches);
+    let acked = acked_by(&c, C, A, &w_batches);
     assert!(
         !acked || c.value(C, "plain", &c.keys[8]) == Some(w()),
         "C acknowledged W (acked: {acked}) after giving its upgrade up, without W"
@@ -228,7 +214,7 @@ fn a_duplicate_of_content_taken_in_full_is_held_until_the_upgrade_copy() {
     );
     // A sends X again to index 0: C, which holds it.
     assert!(
-        acked_by(&c, C, &x),
+        acked_by(&c, C, A, &x),
         "C holds X in full (its old place kept `critical`): refusing it makes the write wait for the whole upgrade copy"
     );
 }
@@ -251,7 +237,7 @@ fn a_uniform_async_config_duplicate_held_until_the_upgrade_copy() {
     }
     c.apply(A, &t2, &[A, B, C]);
     assert!(c.apply(C, &t2, &[A, B, C]).upgrades.contains(&(c.p, 2)));
-    assert!(acked_by(&c, C, &x), "C holds every map's content");
+    assert!(acked_by(&c, C, A, &x), "C holds every map's content");
 }
 
 // ---------------------------------------------------------------------
@@ -278,7 +264,7 @@ fn ok_partial_off_duplicate_acknowledged() {
     }
     c.apply(A, &t2, &[A, B, C]);
     assert!(c.apply(C, &t2, &[A, B, C]).upgrades.is_empty());
-    assert!(acked_by(&c, C, &x));
+    assert!(acked_by(&c, C, A, &x));
 }
 
 /// The duplicate reaching C before the table that moves it up (C on t1,
@@ -295,12 +281,12 @@ fn ok_duplicate_before_the_table_that_moves_the_backup_up() {
         c.deliver(b, A, C, false);
     }
     c.apply(A, &t2, &[A, B, C]);
-    assert!(!acked_by(&c, C, &w_batches), "C on t1 at place 2");
+    assert!(!acked_by(&c, C, A, &w_batches), "C on t1 at place 2");
     assert!(c.apply(C, &t2, &[A, B, C]).upgrades.contains(&(c.p, 2)));
-    assert!(!acked_by(&c, C, &w_batches), "upgrading");
+    assert!(!acked_by(&c, C, A, &w_batches), "upgrading");
     let (seq, data) = c.services[A].snapshot(c.p);
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
-    assert!(acked_by(&c, C, &w_batches));
+    assert!(acked_by(&c, C, A, &w_batches));
     assert_eq!(c.value(C, "plain", &c.keys[8]), Some(w()));
 }
 
@@ -320,12 +306,12 @@ fn ok_early_log_then_upgrade() {
     }
     c.apply(A, &t2, &[A, B, C]);
     c.write("plain", set_to(&c.keys[10], b"w2"), A, &[C], &[]);
-    assert!(!acked_by(&c, C, &w_batches));
+    assert!(!acked_by(&c, C, A, &w_batches));
     assert!(c.apply(C, &t2, &[A, B, C]).upgrades.contains(&(c.p, 2)));
-    assert!(!acked_by(&c, C, &w_batches));
+    assert!(!acked_by(&c, C, A, &w_batches));
     let (seq, data) = c.services[A].snapshot(c.p);
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
-    assert!(acked_by(&c, C, &w_batches));
+    assert!(acked_by(&c, C, A, &w_batches));
     assert_eq!(c.contents(C), c.contents(A));
 }
 
@@ -351,12 +337,12 @@ fn ok_three_backups_single_move() {
     }
     c.apply(A, &t2, &[A, B, E, C]);
     c.apply(B, &t2, &[A, B, E, C]);
-    assert!(!acked_by(&c, C, &w_batches));
+    assert!(!acked_by(&c, C, A, &w_batches));
     assert!(c.apply(C, &t2, &[A, B, E, C]).upgrades.contains(&(c.p, 2)));
-    assert!(!acked_by(&c, C, &w_batches));
+    assert!(!acked_by(&c, C, A, &w_batches));
     let (seq, data) = c.services[A].snapshot(c.p);
     assert!(c.services[C].finish_upgrade(c.p, 2, seq, data));
-    assert!(acked_by(&c, C, &w_batches));
+    assert!(acked_by(&c, C, A, &w_batches));
     assert_eq!(c.value(C, "two", &c.keys[8]), Some(w()));
 }
 

@@ -11,29 +11,7 @@ use common::members::*;
 use common::*;
 
 use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, PartitionTable};
-
-fn acked_by(c: &Cluster, m: usize, from: usize, w: &[BackupBatch]) -> bool {
-    w.iter().all(|b| {
-        c.services[m]
-            .receive_backup_from(b.clone(), c.ids[from])
-            .is_ok()
-    })
-}
-
-fn numbers_only(w: &[BackupBatch]) -> Vec<BackupBatch> {
-    w.iter()
-        .map(|b| {
-            let mut b = b.clone();
-            b.changes.clear();
-            b
-        })
-        .collect()
-}
-
-fn w() -> Bytes {
-    Bytes::from_static(b"w")
-}
+use ferrocast_partition::PartitionTable;
 
 // Finding 1 (pre-existing, in the area): content acknowledged while it
 // waits ahead of its turn is replaced by the same change's number-only

@@ -11,20 +11,7 @@
 mod common;
 use common::members::*;
 
-use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, Installed, PartitionTable};
-
-fn acked_by(c: &Cluster, m: usize, from: usize, w: &[BackupBatch]) -> bool {
-    w.iter().all(|b| {
-        c.services[m]
-            .receive_backup_from(b.clone(), c.ids[from])
-            .is_ok()
-    })
-}
-
-fn w() -> Bytes {
-    Bytes::from_static(b"w")
-}
+use ferrocast_partition::{Installed, PartitionTable};
 
 /// t2 = [A, B, E]: E joins at place 2 (`plain` as numbers only) and A
 /// serves its copy; A numbers W, B acknowledges it in full, E takes its

@@ -17,20 +17,7 @@
 mod common;
 use common::members::*;
 
-use bytes::Bytes;
-use ferrocast_partition::{BackupBatch, Change, Installed, PartitionData, PartitionTable};
-
-fn acked_by(c: &Cluster, m: usize, from: usize, w: &[BackupBatch]) -> bool {
-    w.iter().all(|b| {
-        c.services[m]
-            .receive_backup_from(b.clone(), c.ids[from])
-            .is_ok()
-    })
-}
-
-fn w() -> Bytes {
-    Bytes::from_static(b"w")
-}
+use ferrocast_partition::{Change, Installed, PartitionData, PartitionTable};
 
 type Copy = (u64, u64, PartitionData, Vec<(u64, Vec<Change>)>);
 

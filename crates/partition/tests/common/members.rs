@@ -163,3 +163,31 @@ impl Cluster {
         t1
     }
 }
+
+/// Whether member `m` acknowledges every batch of `batches` from `from`
+/// (the owner's send loop counts the write backed up there once it does).
+pub fn acked_by(c: &Cluster, m: usize, from: usize, batches: &[BackupBatch]) -> bool {
+    batches.iter().all(|b| {
+        c.services[m]
+            .receive_backup_from(b.clone(), c.ids[from])
+            .is_ok()
+    })
+}
+
+/// `batches` as a place that keeps none of their maps gets them: the
+/// change numbers only.
+pub fn numbers_only(batches: &[BackupBatch]) -> Vec<BackupBatch> {
+    batches
+        .iter()
+        .map(|b| {
+            let mut b = b.clone();
+            b.changes.clear();
+            b
+        })
+        .collect()
+}
+
+/// The value the re-sent-content tests write as W.
+pub fn w() -> Bytes {
+    Bytes::from_static(b"w")
+}
