@@ -156,7 +156,9 @@ impl PartitionService {
                     // Moved up while the copy travelled: it may miss
                     // changes we took as numbers only that the member
                     // that left held in full (see `copy_moved_up`).
-                    state.upgrade = Some(Upgrade::new(version, state.seq));
+                    let mut up = Upgrade::new(version, state.seq);
+                    up.holds_all = true;
+                    state.upgrade = Some(up);
                     upgrade = Some(version);
                 }
             }

@@ -293,6 +293,7 @@ impl PartitionService {
         // as they were before the move (they had them then), and our log
         // goes over their copy.
         let missed_move = partial && place(held, me) > place(prev, me);
+        let holds_all = st.upgrade.as_ref().is_some_and(|u| u.holds_all);
         let log = match st.upgrade.take() {
             Some(up) => Some(up.into_log()),
             None if missed_move => Some(early.unwrap_or(UpgradeLog {
@@ -310,11 +311,16 @@ impl PartitionService {
         let behind: Vec<Uuid> = match log {
             Some(log) if st.synced => {
                 st.kept_log = Some(log);
+                // Our store holding every map as of a whole copy (see
+                // `Upgrade::holds_all`), the members behind us, which keep
+                // fewer maps, are worse bases than our own data: only a
+                // member that left the table (leaving gracefully from a
+                // place ahead) may be better.
                 let mut bases: Vec<Uuid> = prev
                     .iter()
                     .skip(place(prev, me).map_or(prev.len(), |i| i + 1))
                     .copied()
-                    .filter(|m| alive.contains(m))
+                    .filter(|m| alive.contains(m) && !holds_all)
                     .collect();
                 for m in alive {
                     if *m != me && !prev.contains(m) && !bases.contains(m) {

@@ -23,6 +23,11 @@ pub struct Upgrade {
     /// the changes it numbered there, whose content went to the member
     /// ahead of us that has left since, and we took only as numbers.
     pub(crate) moved_at: u64,
+    /// Started after a whole copy from the owner that was asked for before
+    /// the move (`Installed::Upgrade`): the store holds every map, as of
+    /// that copy. Promoted before the upgrade lands, this replica keeps its
+    /// own data; a member behind, which keeps fewer maps, is no better base.
+    pub(crate) holds_all: bool,
 }
 
 impl Upgrade {
@@ -36,6 +41,7 @@ impl Upgrade {
                 changes: Vec::new(),
             },
             moved_at: version,
+            holds_all: false,
         }
     }
 
@@ -46,6 +52,7 @@ impl Upgrade {
             version,
             log: early,
             moved_at: version,
+            holds_all: false,
         }
     }
 
