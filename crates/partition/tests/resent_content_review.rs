@@ -297,13 +297,7 @@ fn ok_duplicate_before_the_table_that_moves_the_backup_up() {
 #[test]
 fn ok_early_log_then_upgrade() {
     let c = Cluster::new();
-    let t1 = c.t1_with_data();
-    let t2 = c.t(2, &[A, C], &t1);
-    c.apply(B, &t2, &[A, B, C]);
-    let w_batches = c.exec("plain", set_to(&c.keys[8], b"w"), A);
-    for b in &w_batches {
-        c.deliver(b, A, C, false);
-    }
+    let (t2, w_batches) = c.w_numbered_on_t1();
     c.apply(A, &t2, &[A, B, C]);
     c.write("plain", set_to(&c.keys[10], b"w2"), A, &[C], &[]);
     assert!(!acked_by(&c, C, A, &w_batches));

@@ -69,13 +69,7 @@ fn ok_pending_number_only_then_its_content() {
 #[test]
 fn a_stop_awaiting_on_a_backup_clears_its_notes() {
     let c = Cluster::new();
-    let t1 = c.t1_with_data();
-    let t2 = c.t(2, &[A, C], &t1);
-    c.apply(B, &t2, &[A, B, C]);
-    let w_batches = c.exec("plain", set_to(&c.keys[8], b"w"), A);
-    for b in &w_batches {
-        c.deliver(b, A, C, false);
-    }
+    let (t2, w_batches) = c.w_numbered_on_t1();
     c.apply(A, &t2, &[A, B, C]);
     assert!(c.apply(C, &t2, &[A, B, C]).upgrades.contains(&(c.p, 2)));
     // The upgrade is given up (COPY_LIMIT): the notes stay, W is refused.

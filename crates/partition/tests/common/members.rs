@@ -147,6 +147,20 @@ impl Cluster {
         );
     }
 
+    /// Table 1 with its data; B leaves (t2 = [A, C], applied by B alone)
+    /// and A, still on t1, numbers W (`plain`, `keys[8]` = `w()`): C takes
+    /// its number only. Returns t2 and W's batches.
+    pub fn w_numbered_on_t1(&self) -> (PartitionTable, Vec<BackupBatch>) {
+        let t1 = self.t1_with_data();
+        let t2 = self.t(2, &[A, C], &t1);
+        self.apply(B, &t2, &[A, B, C]);
+        let w = self.exec("plain", set_to(&self.keys[8], b"w"), A);
+        for b in &w {
+            self.deliver(b, A, C, false);
+        }
+        (t2, w)
+    }
+
     /// Table 1 [A, B, C]: five `plain` keys (B full, C numbers), three
     /// `critical` (B and C).
     pub fn t1_with_data(&self) -> PartitionTable {
