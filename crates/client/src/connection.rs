@@ -8,6 +8,7 @@
 use crate::clock::CoarseClock;
 use crate::error::ClientError;
 use crate::sweeper::{Activity, Heartbeat, StampedReader, Sweeper};
+use crate::write::RequestWriter;
 use bytes::BytesMut;
 use ferrocast_protocol::messages::client_side::{self, AuthenticationResult};
 use ferrocast_protocol::messages::types::EXCEPTION;
@@ -15,7 +16,7 @@ use ferrocast_protocol::messages::AuthenticationRequest;
 use ferrocast_protocol::{
     ClientMessage, MessageDecoder, ProtocolError, CLIENT_PREAMBLE, READ_AHEAD,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{Decoder, Encoder, FramedRead, FramedWrite};
+use tokio_util::codec::{Decoder, FramedRead};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use uuid::Uuid;
 
@@ -44,13 +45,6 @@ impl Decoder for Codec {
 /// A request on its way out: its correlation id and the message, shared
 /// with the caller, who may send it again under another id.
 pub(crate) type Outgoing = (i64, Arc<ClientMessage>);
-
-impl Encoder<Outgoing> for Codec {
-    type Error = ClientError;
-    fn encode(&mut self, (id, msg): Outgoing, dst: &mut BytesMut) -> Result<(), ClientError> {
-        Ok(msg.encode_with_correlation(id, dst)?)
-    }
-}
 
 /// A request waiting for its response.
 pub(crate) struct Waiter {
@@ -148,13 +142,10 @@ impl Connection {
             clock: clock.clone(),
         };
         let mut reader = FramedRead::with_capacity(r, Codec(MessageDecoder::default()), READ_AHEAD);
-        let mut writer = FramedWrite::new(w, Codec(MessageDecoder::default()));
-        // The sink writes out its buffer before taking a message once the
-        // buffer holds this much (8 KiB by default): every 10 KB request
-        // went out in a write of its own, whatever the gathering below.
-        writer.set_backpressure_boundary(WRITE_BATCH);
+        let mut writer = RequestWriter::new(w, WRITE_BATCH);
         let request = Arc::new(client_side::authentication(auth));
-        writer.send((correlation, request)).await?;
+        writer.feed((correlation, request)).await?;
+        writer.flush().await?;
         let response = tokio::time::timeout(timeout, reader.next())
             .await
             .map_err(|_| connect_err("no authentication answer".into()))?

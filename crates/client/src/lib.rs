@@ -21,6 +21,7 @@ mod listener;
 mod map;
 mod serialization;
 mod sweeper;
+mod write;
 
 pub use client::{Client, ClientConfig};
 pub use error::ClientError;

@@ -17,8 +17,22 @@ use uuid::Uuid;
 pub struct Value(pub Bytes);
 
 impl Value {
+    /// Serializes `v` once: the value can then be written any number of
+    /// times without serializing (and copying) it again, as a value read
+    /// from the cluster can be written back as it is.
+    pub fn of<T: ToData + ?Sized>(v: &T) -> Value {
+        Value(v.to_data())
+    }
+
     pub fn to<T: FromData>(&self) -> Result<T, ClientError> {
         T::from_data(&self.0)
+    }
+}
+
+/// Sent as it is: a reference to the same bytes, no copy.
+impl ToData for Value {
+    fn to_data(&self) -> Bytes {
+        self.0.clone()
     }
 }
 

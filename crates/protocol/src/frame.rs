@@ -203,14 +203,51 @@ impl ClientMessage {
     /// store's copy to the socket without another copy.
     pub fn encode_chunks(&self, staging: &mut BytesMut, chunks: &mut Vec<Bytes>) {
         for (f, flags) in self.frames_on_the_wire() {
-            staging.put_u32_le(f.encoded_len() as u32);
-            staging.put_u16_le(flags);
-            if f.content.len() >= LARGE_FRAME {
-                chunks.push(staging.split().freeze());
-                chunks.push(f.content.clone());
-            } else {
+            f.stage_or_queue(flags, staging, chunks);
+        }
+    }
+
+    /// [`encode_chunks`](Self::encode_chunks) under the correlation id
+    /// `id`, leaving the message as it is (see
+    /// [`encode_with_correlation`](Self::encode_with_correlation)). The
+    /// initial frame, where the id goes, is always staged: it holds fixed
+    /// fields only, and the id is written into the staged copy.
+    pub fn encode_chunks_with_correlation(
+        &self,
+        id: i64,
+        staging: &mut BytesMut,
+        chunks: &mut Vec<Bytes>,
+    ) -> Result<(), ProtocolError> {
+        if self.frames.first().map_or(0, |f| f.content.len()) < CORRELATION_ID_OFFSET + 8 {
+            return Err(ProtocolError::Truncated("initial frame"));
+        }
+        let at = staging.len() + SIZE_OF_FRAME_LENGTH_AND_FLAGS + CORRELATION_ID_OFFSET;
+        for (i, (f, flags)) in self.frames_on_the_wire().enumerate() {
+            if i == 0 {
+                staging.put_u32_le(f.encoded_len() as u32);
+                staging.put_u16_le(flags);
                 staging.put_slice(&f.content);
+                staging[at..at + 8].copy_from_slice(&id.to_le_bytes());
+            } else {
+                f.stage_or_queue(flags, staging, chunks);
             }
+        }
+        Ok(())
+    }
+}
+
+impl Frame {
+    /// Writes the frame's header into `staging`, and its content too when
+    /// small; a content of [`LARGE_FRAME`] bytes or more is queued in
+    /// `chunks` as it is, after what was staged before it.
+    fn stage_or_queue(&self, flags: u16, staging: &mut BytesMut, chunks: &mut Vec<Bytes>) {
+        staging.put_u32_le(self.encoded_len() as u32);
+        staging.put_u16_le(flags);
+        if self.content.len() >= LARGE_FRAME {
+            chunks.push(staging.split().freeze());
+            chunks.push(self.content.clone());
+        } else {
+            staging.put_slice(&self.content);
         }
     }
 }

@@ -342,6 +342,37 @@ fn chunked_encoding_is_the_same_bytes_as_plain_encoding() {
 }
 
 #[test]
+fn chunked_encoding_under_a_correlation_id_is_the_same_bytes() {
+    use ferrocast_protocol::frame::LARGE_FRAME;
+    let value = data::byte_array(&vec![9u8; 3 * LARGE_FRAME]);
+    let op = MapOp::Set {
+        key: data::string("key"),
+        value,
+        ttl: -1,
+    };
+    let msg = client_side::map_request("m", &op, 3);
+    let mut plain = BytesMut::new();
+    msg.encode_with_correlation(77, &mut plain).unwrap();
+    let (mut staging, mut chunks) = (BytesMut::new(), Vec::new());
+    // Something staged before it, as in a batch: the id goes at its offset
+    // in this message, not the batch's.
+    staging.extend_from_slice(b"before");
+    msg.encode_chunks_with_correlation(77, &mut staging, &mut chunks)
+        .unwrap();
+    chunks.push(staging.split().freeze());
+    let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
+    assert_eq!(&joined[..6], b"before");
+    assert_eq!(joined[6..], plain[..]);
+    // The value travels as a chunk of its own, not copied.
+    assert!(chunks.iter().any(|c| c.len() > 3 * LARGE_FRAME));
+    let sent = MessageDecoder::default()
+        .decode(&mut plain)
+        .unwrap()
+        .unwrap();
+    assert_eq!(sent.correlation_id().unwrap(), 77);
+}
+
+#[test]
 fn encoding_under_another_correlation_id_leaves_the_message_alone() {
     let op = MapOp::Get {
         key: data::string("key"),

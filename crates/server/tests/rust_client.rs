@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use ferrocast_client::{Client, EntryEventKind, FromData, Json};
+use ferrocast_client::{Client, EntryEventKind, FromData, Json, Value};
 use nix::sys::signal::Signal;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -81,6 +81,21 @@ async fn every_operation(client: &Client, stats: bool) {
         m.get_as::<Vec<u8>>("bytes").await.unwrap(),
         Some(vec![0, 1, 255])
     );
+    // A value serialized once (big enough to travel as a chunk of its
+    // own), written under two keys, and a value read back written as it is.
+    let big = Value::of(vec![7u8; 10_000].as_slice());
+    m.set("big1", &big).await.unwrap();
+    m.put("big2", &big).await.unwrap();
+    let read = m.get("big1").await.unwrap().expect("big1 was set");
+    assert_eq!(read, big);
+    m.set("big3", &read).await.unwrap();
+    for k in ["big1", "big2", "big3"] {
+        assert_eq!(
+            m.get_as::<Vec<u8>>(k).await.unwrap(),
+            Some(vec![7u8; 10_000]),
+            "{k}"
+        );
+    }
     m.put("json", Json(serde_json::json!({"x": 1})))
         .await
         .unwrap();
