@@ -11,11 +11,21 @@ TARGET=x86_64-unknown-linux-gnu
 # glibc linked statically (crt-static); names are resolved by the Rust
 # resolver, never through glibc's NSS, so the static binary needs no files.
 # One codegen unit with full LTO and no debug info: the image is ~30% smaller.
+#
+# Built in a target directory kept under ~/.cache/ferrocast, one per
+# compiler version: CI builds from a clean clone, and the dependencies
+# (built again for these flags, in one codegen unit) are most of a cold
+# build's 9 minutes on 2 cores; with them cached a build is the workspace
+# crates and the LTO link, about 3.5 minutes. FERROCAST_IMAGE_TARGET_DIR
+# overrides the place.
+RUSTC_VERSION=$(rustc --version | awk '{print $2}')
+TARGET_DIR="${FERROCAST_IMAGE_TARGET_DIR:-${HOME}/.cache/ferrocast/image-target-rust-${RUSTC_VERSION}}"
 RUSTFLAGS="-C target-feature=+crt-static" \
 CARGO_PROFILE_RELEASE_DEBUG=0 CARGO_PROFILE_RELEASE_STRIP=symbols \
 CARGO_PROFILE_RELEASE_LTO=fat CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
+CARGO_TARGET_DIR="$TARGET_DIR" \
     cargo build --release --locked --target "$TARGET" -p ferrocast-server >&2
-BIN="target/$TARGET/release/ferrocast"
+BIN="$TARGET_DIR/$TARGET/release/ferrocast"
 if readelf -d "$BIN" | grep -q NEEDED; then
     echo "error: $BIN needs shared libraries:" >&2
     readelf -d "$BIN" | grep NEEDED >&2
