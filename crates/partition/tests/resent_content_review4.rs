@@ -4,7 +4,10 @@
 //! Open (the `open_*` tests, ignored): a replica made owner while its copy
 //! travelled takes a copy served before a write that the member ahead
 //! acknowledged and it had as a number only, as the owner's data: the write
-//! is lost (older than this session's work). fc40584 refused such a copy
+//! is lost (older than this session's work). Only with `backup-places:
+//! per-map` and maps of different backup counts: by default (`uniform`)
+//! every backup place keeps every map with backups, and the same
+//! sequences keep the write (`uniform_places.rs`). fc40584 refused such a copy
 //! and asked the other members; a review found that a worse copy then came
 //! from a member at a lower place (one that keeps fewer maps), losing a
 //! whole map on a single crash (`ok_*_promoted_*` below), so that was taken

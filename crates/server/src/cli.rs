@@ -84,6 +84,13 @@ pub struct Cli {
     /// them) [default: 0]. Backup and async backup counts add up to at most 6.
     #[arg(long, value_name = "N", env = "FERROCAST_ASYNC_BACKUP_COUNT")]
     pub async_backup_count: Option<usize>,
+    /// Which backup places keep which maps when maps keep different backup
+    /// counts: `uniform` (every place keeps every map that has backups; a
+    /// map with fewer synchronous backups than another waits for as many)
+    /// or `per-map` (each map's counts as written; see the README)
+    /// [default: uniform].
+    #[arg(long, value_name = "uniform|per-map", env = "FERROCAST_BACKUP_PLACES")]
+    pub backup_places: Option<crate::data::BackupPlaces>,
     /// Number of partitions; every member of a cluster must use the same [default: 271].
     #[arg(long, value_name = "N", env = "FERROCAST_PARTITION_COUNT")]
     pub partition_count: Option<u32>,

@@ -46,6 +46,8 @@ struct FileConfig {
     min_cluster_size: Option<usize>,
     #[serde(alias = "async_backup_count")]
     async_backup_count: Option<usize>,
+    #[serde(alias = "backup_places")]
+    backup_places: Option<String>,
     /// Per-map settings: `maps: {orders: {backup-count: 2}}`.
     #[serde(default)]
     maps: std::collections::HashMap<String, MapFileConfig>,
@@ -108,6 +110,8 @@ pub struct Config {
     pub partition_count: u32,
     pub backup_count: usize,
     pub backups: crate::data::BackupCounts,
+    /// Maps whose counts `backup-places: uniform` changed (logged at start).
+    pub backups_raised: Vec<crate::data::backup_counts::Raised>,
     pub min_cluster_size: usize,
     pub merge_policy: ferrocast_partition::MergePolicy,
     pub fault_file: Option<PathBuf>,
@@ -275,6 +279,17 @@ impl Config {
             }
             backups.per_map.insert(name.clone(), counts);
         }
+        let places = match (cli.backup_places, &file.backup_places) {
+            (Some(p), _) => p,
+            (None, Some(text)) => text
+                .parse()
+                .map_err(|e| anyhow!("config file key backup-places: {e}"))?,
+            (None, None) => crate::data::BackupPlaces::Uniform,
+        };
+        let mut backups_raised = Vec::new();
+        if places == crate::data::BackupPlaces::Uniform {
+            (backups, backups_raised) = backups.uniform();
+        }
         let shutdown_timeout = cli
             .shutdown_timeout
             .or(file_duration(&file.shutdown_timeout, "shutdown-timeout")?)
@@ -305,6 +320,7 @@ impl Config {
             partition_count,
             backup_count: backups.table_slots(),
             backups,
+            backups_raised,
             min_cluster_size: cli.min_cluster_size.or(file.min_cluster_size).unwrap_or(0),
             fault_file: cli.fault_file,
             merge_policy,
@@ -406,6 +422,42 @@ mod tests {
         std::fs::write(&path, "grup: typo\n").unwrap();
         let err = resolve(&["--config", p]).unwrap_err().to_string();
         assert!(err.contains("grup"), "{err}");
+    }
+
+    #[test]
+    fn backup_places_even_out_mixed_counts_unless_per_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ferrocast.yaml");
+        std::fs::write(&path, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+        let p = path.to_str().unwrap();
+        let c = resolve(&["--config", p]).unwrap();
+        assert_eq!(c.backups.for_map("plain"), (2, 0));
+        assert_eq!(c.backups.for_map("critical"), (2, 0));
+        assert_eq!(c.backups_raised, vec![(None, (1, 0), (2, 0))]);
+        assert_eq!(c.backup_count, 2);
+
+        let c = resolve(&["--config", p, "--backup-places", "per-map"]).unwrap();
+        assert_eq!(c.backups.for_map("plain"), (1, 0));
+        assert_eq!(c.backups.for_map("critical"), (2, 0));
+        assert!(c.backups_raised.is_empty());
+        assert_eq!(c.backup_count, 2);
+
+        std::fs::write(
+            &path,
+            "backup-places: per-map\nmaps:\n  critical:\n    backup-count: 2\n",
+        )
+        .unwrap();
+        assert_eq!(
+            resolve(&["--config", p]).unwrap().backups.for_map("plain"),
+            (1, 0)
+        );
+        std::fs::write(&path, "backup-places: exact\n").unwrap();
+        let err = resolve(&["--config", p]).unwrap_err().to_string();
+        assert!(
+            err.contains("backup-places") && err.contains("per-map"),
+            "{err}"
+        );
+        assert!(resolve(&["--backup-places", "sometimes"]).is_err());
     }
 
     #[test]

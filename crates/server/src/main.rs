@@ -124,6 +124,22 @@ async fn run(cfg: Config) -> Result<()> {
              (/hazelcast/health/ready, /live); the REST map API is not served"
         );
     }
+    for (map, was, now) in &cfg.backups_raised {
+        let which = map
+            .as_ref()
+            .map_or("maps without settings of their own".to_string(), |m| {
+                format!("map '{m}'")
+            });
+        tracing::info!(
+            "{which}: backup-count {}, async-backup-count {} kept as {}, {} \
+             (backup-places: uniform, every backup place keeps every map with backups; \
+             per-map takes the counts as written)",
+            was.0,
+            was.1,
+            now.0,
+            now.1
+        );
+    }
     let discovery_stop = CancellationToken::new();
     let discovery = cfg
         .discovery

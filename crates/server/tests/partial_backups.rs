@@ -1,8 +1,9 @@
-//! Maps with fewer backups than others: a backup holds only the maps that
-//! keep at least as many backups as its place in the partition's replicas.
-//! A backup promoted for a leaving owner (`backup-count: 0`), or moved up a
-//! place when the backup before it left (1 backup among maps with 2),
-//! gets the rest from the owner.
+//! Maps with fewer backups than others. With `backup-places: per-map` a
+//! backup holds only the maps that keep at least as many backups as its
+//! place in the partition's replicas; a backup promoted for a leaving owner
+//! (`backup-count: 0`), or moved up a place when the backup before it left
+//! (1 backup among maps with 2), gets the rest from the owner. With the
+//! default, `uniform`, every backup place keeps every map with backups.
 
 mod common;
 use common::*;
@@ -10,6 +11,11 @@ use ferrocast_client::Client;
 use nix::sys::signal::Signal;
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// Maps keep 1 backup, `critical` 2, each on as many places as its own
+/// count says.
+const PER_MAP_CRITICAL_2: &str =
+    "backup-places: per-map\nmaps:\n  critical:\n    backup-count: 2\n";
 
 /// The leaving member's partitions go to their backups, which never
 /// received the entries of a map with `backup-count: 0`: each copies the
@@ -62,7 +68,7 @@ async fn graceful_leave_keeps_a_map_without_backups() {
 async fn a_backup_moved_up_a_place_holds_the_maps_with_fewer_backups() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+    std::fs::write(&yaml, PER_MAP_CRITICAL_2).unwrap();
     let list = member_list(126, 2..5);
     let mut args = vec!["--config", yaml.to_str().unwrap()];
     args.extend_from_slice(FAST);
@@ -115,7 +121,7 @@ async fn a_backup_moved_up_a_place_holds_the_maps_with_fewer_backups() {
 async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+    std::fs::write(&yaml, PER_MAP_CRITICAL_2).unwrap();
     let list = member_list(127, 2..6);
     let mut members: Vec<Member> = (2..6)
         .map(|h| {
@@ -184,6 +190,51 @@ async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
         took < Duration::from_secs(30),
         "reads waited for the copy limit (60 s): {took:?}"
     );
+    client.shutdown();
+}
+
+/// The same configuration with the default `backup-places: uniform`: the
+/// 1-backup map is kept and waited for on both backup places, as
+/// `critical` is, so with 3 members it survives two of them killed at once
+/// (with `per-map` it is on two of the three, and the partitions both
+/// killed members held are lost, as its count allows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uniform_places_keep_a_map_with_fewer_backups_on_every_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
+    let list = member_list(129, 2..5);
+    let mut args = vec!["--config", yaml.to_str().unwrap()];
+    args.extend_from_slice(FAST);
+    let mut members = start_all(129, 2..5, &list, &args);
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    assert!(
+        members[0]
+            .log()
+            .contains("backup-count 1, async-backup-count 0 kept as 2, 0"),
+        "the start-up log says which counts were raised"
+    );
+    stable_table(&members).await;
+    let client = Client::connect(client_config(&members, None))
+        .await
+        .unwrap();
+    for name in ["critical", "plain"] {
+        client
+            .map(name)
+            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    let v = synced_now(&members);
+    members[0].kill9();
+    members[1].kill9();
+    settle(&members, v).await;
+    let after = lost(&client).await;
+    eprintln!("entries lost of 2,000 per map, two of three members killed at once: {after:?}");
+    if after.values().any(|n| *n > 0) {
+        members[2].dump();
+    }
+    assert_eq!(after, HashMap::from([("critical", 0), ("plain", 0)]));
     client.shutdown();
 }
 

@@ -21,7 +21,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+pub mod backup_counts;
 mod replication;
+
+pub use backup_counts::{BackupCounts, BackupPlaces};
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -41,40 +44,6 @@ pub struct DataPlane {
     /// Writes are refused while the cluster has fewer members (0: never).
     min_cluster_size: usize,
     backups: BackupCounts,
-}
-
-/// Synchronous and asynchronous backup counts, by map.
-#[derive(Clone, Debug, Default)]
-pub struct BackupCounts {
-    pub default: (usize, usize),
-    pub per_map: HashMap<String, (usize, usize)>,
-}
-
-impl BackupCounts {
-    pub fn for_map(&self, name: &str) -> (usize, usize) {
-        self.per_map.get(name).copied().unwrap_or(self.default)
-    }
-
-    /// Whether some map keeps fewer synchronous backups than the table
-    /// has slots: a backup then may lack that map's entries (none kept, or
-    /// sent asynchronously).
-    pub fn partial(&self) -> bool {
-        let slots = self.table_slots();
-        self.per_map
-            .values()
-            .chain(std::iter::once(&self.default))
-            .any(|(sync, _)| *sync < slots)
-    }
-
-    /// Backup slots the partition table needs: the most any map uses.
-    pub fn table_slots(&self) -> usize {
-        self.per_map
-            .values()
-            .chain(std::iter::once(&self.default))
-            .map(|(s, a)| s + a)
-            .max()
-            .unwrap_or(0)
-    }
 }
 
 fn change_map(c: &ferrocast_partition::Change) -> &str {
