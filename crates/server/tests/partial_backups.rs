@@ -66,25 +66,7 @@ async fn graceful_leave_keeps_a_map_without_backups() {
 /// on the partitions involved).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_moved_up_a_place_holds_the_maps_with_fewer_backups() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, PER_MAP_CRITICAL_2).unwrap();
-    let list = member_list(126, 2..5);
-    let mut args = vec!["--config", yaml.to_str().unwrap()];
-    args.extend_from_slice(FAST);
-    let mut members = start_all(126, 2..5, &list, &args);
-    wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    for name in ["critical", "plain"] {
-        client
-            .map(name)
-            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
+    let (_dir, mut members, client) = three_loaded(126, PER_MAP_CRITICAL_2).await;
     let v = synced_now(&members);
     members[1].kill9();
     let v = settle(&members, v).await;
@@ -200,31 +182,14 @@ async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
 /// killed members held are lost, as its count allows).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn uniform_places_keep_a_map_with_fewer_backups_on_every_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  critical:\n    backup-count: 2\n").unwrap();
-    let list = member_list(129, 2..5);
-    let mut args = vec!["--config", yaml.to_str().unwrap()];
-    args.extend_from_slice(FAST);
-    let mut members = start_all(129, 2..5, &list, &args);
-    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    let (_dir, mut members, client) =
+        three_loaded(129, "maps:\n  critical:\n    backup-count: 2\n").await;
     assert!(
         members[0]
             .log()
             .contains("backup-count 1, async-backup-count 0 kept as 2, 0"),
         "the start-up log says which counts were raised"
     );
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    for name in ["critical", "plain"] {
-        client
-            .map(name)
-            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
     let v = synced_now(&members);
     members[0].kill9();
     members[1].kill9();
@@ -236,6 +201,32 @@ async fn uniform_places_keep_a_map_with_fewer_backups_on_every_place() {
     }
     assert_eq!(after, HashMap::from([("critical", 0), ("plain", 0)]));
     client.shutdown();
+}
+
+/// 3 members on `127.0.<net>.x` with `yaml` as their configuration, their
+/// table settled, and maps `critical` and `plain` loaded with k0..k1999 =
+/// 0..1999. The directory holds the configuration: keep it alive.
+async fn three_loaded(net: u8, yaml: &str) -> (tempfile::TempDir, Vec<Member>, Client) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ferrocast.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let list = member_list(net, 2..5);
+    let mut args = vec!["--config", path.to_str().unwrap()];
+    args.extend_from_slice(FAST);
+    let members = start_all(net, 2..5, &list, &args);
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    stable_table(&members).await;
+    let client = Client::connect(client_config(&members, None))
+        .await
+        .unwrap();
+    for name in ["critical", "plain"] {
+        client
+            .map(name)
+            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    (dir, members, client)
 }
 
 /// Writes to `name` for `d`, one operation at a time: sets of keys
