@@ -114,17 +114,7 @@ async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
         })
         .collect();
     wait_converged(&refs(&members), 4, Duration::from_secs(20));
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    for name in ["critical", "plain"] {
-        client
-            .map(name)
-            .put_all((0..2000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
+    let client = settled_and_loaded(&members).await;
     members[1].kill9();
     let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
     wait_converged(&live, 3, Duration::from_secs(20));
@@ -215,10 +205,15 @@ async fn three_loaded(net: u8, yaml: &str) -> (tempfile::TempDir, Vec<Member>, C
     args.extend_from_slice(FAST);
     let members = start_all(net, 2..5, &list, &args);
     wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
+    let client = settled_and_loaded(&members).await;
+    (dir, members, client)
+}
+
+/// Waits for the members' table to settle, then connects a client and
+/// loads maps `critical` and `plain` with k0..k1999 = 0..1999.
+async fn settled_and_loaded(members: &[Member]) -> Client {
+    stable_table(members).await;
+    let client = Client::connect(client_config(members, None)).await.unwrap();
     for name in ["critical", "plain"] {
         client
             .map(name)
@@ -226,7 +221,7 @@ async fn three_loaded(net: u8, yaml: &str) -> (tempfile::TempDir, Vec<Member>, C
             .await
             .unwrap();
     }
-    (dir, members, client)
+    client
 }
 
 /// Writes to `name` for `d`, one operation at a time: sets of keys
