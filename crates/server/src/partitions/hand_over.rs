@@ -54,15 +54,10 @@ pub async fn hand_over(
     }
     let start = Instant::now();
     let owned_before = data.service.replicated_here().len();
-    let (tx, rx) = oneshot::channel();
-    if coordinator
-        .send(CoordinatorInput::LeaveSelf(tx))
-        .await
-        .is_err()
-    {
+    if !tell_leaving(coordinator).await {
         return;
     }
-    let _ = rx.await;
+    let mut told = (master_of(data), Instant::now());
     while start.elapsed() < limit {
         let others = data.cluster().others();
         if data.service.replicated_here().is_empty()
@@ -73,6 +68,24 @@ pub async fn hand_over(
                 start.elapsed().as_millis()
             );
             return;
+        }
+        // A master that fails before it moved our partitions away takes
+        // our intent with it: its successor would give them back to us
+        // and we would leave only at the limit. Told again when the
+        // master changes, and every second as long as we still hold
+        // replicas (the request may have been lost); the master takes it
+        // as often as it comes.
+        let master = master_of(data);
+        if (master != told.0 || told.1.elapsed() >= RETELL)
+            && !data.service.replicated_here().is_empty()
+        {
+            if master != told.0 {
+                tracing::info!("the master changed while this member hands over; telling the new one it leaves");
+            }
+            told = (master, Instant::now());
+            if !tell_leaving(coordinator).await {
+                return;
+            }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -86,4 +99,26 @@ pub async fn hand_over(
         lagging,
         state.copies_in_flight.load(Ordering::SeqCst)
     );
+}
+
+/// How often a member handing over repeats its intent to leave.
+const RETELL: Duration = Duration::from_secs(1);
+
+fn master_of(data: &DataPlane) -> Option<Uuid> {
+    data.cluster().view.master().map(|m| m.uuid)
+}
+
+/// Has the coordinator tell the master (or itself, as master) that this
+/// member leaves; false once the coordinator is gone.
+async fn tell_leaving(coordinator: &mpsc::Sender<CoordinatorInput>) -> bool {
+    let (tx, rx) = oneshot::channel();
+    if coordinator
+        .send(CoordinatorInput::LeaveSelf(tx))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let _ = rx.await;
+    true
 }

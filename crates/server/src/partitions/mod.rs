@@ -389,6 +389,13 @@ impl Coordinator {
             CoordinatorInput::LeaveSelf(done) => {
                 let snap = self.snapshot();
                 self.leaving.insert(snap.me.uuid);
+                // Every member hears it, not only the master: one that
+                // takes over from a master failing meanwhile must not hand
+                // our partitions back to us (we would leave only at the
+                // shutdown timeout, after copies going round in circles).
+                self.send_to_members(&ServiceMessage::LeaveIntent {
+                    member: snap.me.uuid,
+                });
                 if snap.is_master() {
                     self.rebalance(&snap);
                 } else if let (Some(master), Ok(m)) = (
