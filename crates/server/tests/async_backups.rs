@@ -48,22 +48,18 @@ async fn the_owner_failing_while_the_moved_up_backup_copies_loses_nothing() {
     assert_eq!(lost, 0, "acknowledged writes lost");
 }
 
-/// Returns (writes acknowledged, of them lost). `MEMBER_LOG=debug` sets
-/// the members' log filter, `DUMP=1` prints their logs.
+/// Returns (writes acknowledged, of them lost). `DUMP=1` prints the
+/// members' logs (`FERROCAST_TEST_LOG` sets their filter).
 async fn cut_write_leave_kill(net: u8, upgrade_delay_ms: Option<u64>) -> (usize, usize) {
     let dir = tempfile::tempdir().unwrap();
     let ips: Vec<String> = (2..5).map(|h| format!("127.0.{net}.{h}")).collect();
     let list = member_list(net, 2..5);
     let files: Vec<_> = ips.iter().map(|ip| dir.path().join(ip)).collect();
     let delay = upgrade_delay_ms.map(|d| d.to_string());
-    let mut env: Vec<(&str, &str)> = delay
+    let env: Vec<(&str, &str)> = delay
         .iter()
         .map(|d| ("FERROCAST_TEST_UPGRADE_DELAY_MS", d.as_str()))
         .collect();
-    let dbg = std::env::var("MEMBER_LOG").unwrap_or_default();
-    if !dbg.is_empty() {
-        env.push(("FERROCAST_LOG", dbg.as_str()));
-    }
     let mut members: Vec<Member> = ips
         .iter()
         .zip(&files)

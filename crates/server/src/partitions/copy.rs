@@ -123,6 +123,9 @@ impl Coordinator {
             let start = Instant::now();
             let mut tried_first = false;
             let mut asked_everybody = false;
+            // A round over every member, asking for the partition
+            // complete, came to nothing.
+            let mut asked_all_complete = false;
             loop {
                 let me = data.service.me();
                 if !data.service.copy_wanted(p) {
@@ -154,7 +157,8 @@ impl Coordinator {
                 // whoever still holds it complete (a member it was moved
                 // away from, within the release grace) is asked too. Members
                 // that do not hold it complete decline.
-                if tried_first && !candidates.is_empty() {
+                let everybody = tried_first && !candidates.is_empty();
+                if everybody {
                     for m in alive.iter().filter(|m| **m != me) {
                         if !candidates.contains(m) {
                             candidates.push(*m);
@@ -183,8 +187,19 @@ impl Coordinator {
                     let Some(addr) = data.address_of(candidate) else {
                         continue;
                     };
-                    // After a second of nobody having it complete.
-                    let last_resort = nobody_listed || start.elapsed() > Duration::from_secs(1);
+                    // Data kept from earlier only once every member was
+                    // asked for the partition complete and none had it,
+                    // and a second has passed. Taking it after a second
+                    // alone, from whichever member was asked first, lost
+                    // writes when several members left at once: tables a
+                    // few ms apart moved partitions among members that were
+                    // about to leave, their new holders declined while they
+                    // copied, and one of them served what it had kept from
+                    // before, while members further down the list (leaving,
+                    // but still waiting for us) held the partition complete
+                    // (`tests/scale_down.rs`).
+                    let last_resort = nobody_listed
+                        || (asked_all_complete && start.elapsed() > Duration::from_secs(1));
                     let wanted = if last_resort {
                         CopyWanted::LastResort
                     } else {
@@ -266,6 +281,9 @@ impl Coordinator {
                         .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
                         .await;
                     return;
+                }
+                if everybody {
+                    asked_all_complete = true;
                 }
                 if start.elapsed() > COPY_LIMIT {
                     tracing::error!(

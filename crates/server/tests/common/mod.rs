@@ -3,6 +3,8 @@
 //! Each test uses its own 127.0.N.0/24 so tests can run in parallel.
 #![allow(dead_code)]
 
+pub mod chaos_kit;
+
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::path::PathBuf;
