@@ -197,7 +197,7 @@ impl Coordinator {
                     // copied, and one of them served what it had kept from
                     // before, while members further down the list (leaving,
                     // but still waiting for us) held the partition complete
-                    // (`tests/scale_down.rs`).
+                    // (`tests/scaling.rs`).
                     let last_resort = nobody_listed
                         || (asked_all_complete && start.elapsed() > Duration::from_secs(1));
                     let wanted = if last_resort {

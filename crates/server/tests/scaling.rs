@@ -1,7 +1,9 @@
-//! Scaling down several members at once. Kubernetes sends SIGTERM to
-//! every pod a scale-down removes at the same moment when a StatefulSet
-//! has `podManagementPolicy: Parallel` (as `deploy/kubernetes` does) and
-//! for a Deployment. Each leaving member asks for a table without itself
+//! Scaling by several members at once. Kubernetes starts every pod a
+//! scale-up adds, and sends SIGTERM to every pod a scale-down removes, at
+//! the same moment when a StatefulSet has `podManagementPolicy: Parallel`
+//! (as `deploy/kubernetes` does) and for a Deployment.
+//!
+//! Down: Each leaving member asks for a table without itself
 //! and waits until the others hold its replicas; partitions whose owner
 //! and backup both leave are copied from members that are themselves on
 //! their way out. Clients write throughout; every acknowledged write must
@@ -14,6 +16,43 @@ use common::*;
 use ferrocast_client::Client;
 use nix::sys::signal::Signal;
 use std::time::{Duration, Instant};
+
+/// 2 -> 5: three members start at once while clients write; they join,
+/// partitions move to them (copies from the two holders, many at a time)
+/// and every acknowledged write must read back once the five are in sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_three_members_joining_at_once_lose_nothing() {
+    let subnet = 135;
+    let (mut members, addrs) = cluster(subnet, 2, &[]);
+    stable_table(&members).await;
+    let client = Client::connect(config(
+        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await
+    .unwrap();
+    let w = Writers::start(&client, "scale");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let start = Instant::now();
+    for host in 4..7u8 {
+        members.push(restart(subnet, host, 5, &[]));
+    }
+    wait_converged(&refs(&members), 5, Duration::from_secs(30));
+    let joined = start.elapsed();
+    settle(&members, 0).await;
+    let in_sync = start.elapsed();
+    // Writes go on a moment past the last copy.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (acked, lost) = w
+        .finish(&client, "scale", "scale 2 -> 5, three started at once")
+        .await;
+    eprintln!(
+        "chaos scale 2 -> 5: five members listed after {joined:?}, in sync after {in_sync:?}"
+    );
+    dump_if_lost(&members, lost);
+    assert!(acked > 100, "{acked} writes acknowledged");
+    assert_eq!(lost, 0, "acknowledged writes lost");
+    client.shutdown();
+}
 
 /// 5 -> 2, the master (`.2`, the lowest address founds the cluster) stays,
 /// as in a StatefulSet scale-down (the highest ordinals go).
