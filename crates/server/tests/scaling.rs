@@ -124,3 +124,42 @@ async fn scale_down_at_once(subnet: u8, leaving: &[usize]) {
     );
     client.shutdown();
 }
+
+/// Every member sent SIGTERM at once (scaled to zero, uninstalled): each
+/// leaves without waiting for the shutdown timeout (30 s), since nobody is
+/// left to hand its partitions to. Before 2026-11-26 the last member to
+/// leave, holding everything the others had handed it, waited the full
+/// timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_cluster_stopping_at_once_does_not_wait_for_the_timeout() {
+    let (mut members, _) = cluster(136, 3, &[]);
+    stable_table(&members).await;
+    let start = Instant::now();
+    for m in &members {
+        m.signal(Signal::SIGTERM);
+    }
+    let exits: Vec<_> = members
+        .iter_mut()
+        .map(|m| m.wait_exit(Duration::from_secs(60)))
+        .collect();
+    eprintln!(
+        "3 of 3 members sent SIGTERM at once: all exited after {:?}",
+        start.elapsed()
+    );
+    let waited: Vec<&str> = members
+        .iter()
+        .filter(|m| m.log().contains("shutdown timeout"))
+        .map(|m| m.addr.as_str())
+        .collect();
+    if !waited.is_empty() {
+        members.iter().for_each(Member::dump);
+    }
+    assert!(
+        exits.iter().all(|s| s.is_some_and(|s| s.success())),
+        "{exits:?}"
+    );
+    assert!(
+        waited.is_empty(),
+        "waited for the shutdown timeout: {waited:?}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use super::CoordinatorInput;
 use crate::data::DataPlane;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -21,6 +21,9 @@ pub struct HandOver {
     /// The last table version whose replicas are all on this member (what
     /// the readiness check compares with the current table version).
     pub own_in_sync: AtomicU64,
+    /// Members known to be shutting down (their intent reaches every
+    /// member), this one included once it leaves.
+    leaving: Mutex<HashSet<Uuid>>,
 }
 
 impl HandOver {
@@ -32,6 +35,16 @@ impl HandOver {
             .filter(|m| seen.get(m).copied().unwrap_or(0) < version)
             .copied()
             .collect()
+    }
+
+    pub fn note_leaving(&self, leaving: &HashSet<Uuid>) {
+        if let Ok(mut l) = self.leaving.lock() {
+            l.clone_from(leaving);
+        }
+    }
+
+    fn leaving(&self) -> HashSet<Uuid> {
+        self.leaving.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     pub fn done(&self, others: &[Uuid], version: u64) -> bool {
@@ -58,6 +71,7 @@ pub async fn hand_over(
         return;
     }
     let mut told = (master_of(data), Instant::now());
+    let mut departures = Departures::default();
     while start.elapsed() < limit {
         let others = data.cluster().others();
         if data.service.replicated_here().is_empty()
@@ -66,6 +80,17 @@ pub async fn hand_over(
             tracing::info!(
                 "handed over {owned_before} partition(s) in {} ms",
                 start.elapsed().as_millis()
+            );
+            return;
+        }
+        // The whole cluster shuts down (scaled to zero, uninstalled):
+        // waiting for the others to hold our data only kept the last
+        // member to leave up until the shutdown timeout (30 s), and its
+        // data went with it anyway.
+        if departures.nobody_to_hand_over_to(&others, &state.leaving()) {
+            tracing::info!(
+                "every other member is shutting down too: nobody to hand {} partition(s) over to; leaving",
+                data.service.replicated_here().len()
             );
             return;
         }
@@ -121,4 +146,75 @@ async fn tell_leaving(coordinator: &mpsc::Sender<CoordinatorInput>) -> bool {
     }
     let _ = rx.await;
     true
+}
+
+/// Who left the member list while this member hands over, and how.
+#[derive(Debug, Default)]
+struct Departures {
+    /// Every other member listed since the hand-over began.
+    seen: HashSet<Uuid>,
+    /// Every member that said it shuts down.
+    leaving: HashSet<Uuid>,
+    /// A member left the list without saying so (it crashed): it may be
+    /// back in seconds as a new member (a restarted pod) to hand over to.
+    vanished: bool,
+}
+
+impl Departures {
+    /// Takes the other members listed now and those known to be leaving;
+    /// true when nobody is left to hand over to: every member listed since
+    /// the hand-over began has left, or is leaving, on purpose.
+    fn nobody_to_hand_over_to(&mut self, others: &[Uuid], leaving: &HashSet<Uuid>) -> bool {
+        self.leaving.extend(leaving.iter().copied());
+        if self
+            .seen
+            .iter()
+            .any(|m| !others.contains(m) && !self.leaving.contains(m))
+        {
+            self.vanished = true;
+        }
+        self.seen.extend(others.iter().copied());
+        !self.vanished && others.iter().all(|m| self.leaving.contains(m))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(n: usize) -> Vec<Uuid> {
+        (0..n).map(|_| Uuid::new_v4()).collect()
+    }
+
+    #[test]
+    fn nobody_to_hand_over_to_only_when_every_other_member_leaves_on_purpose() {
+        let m = ids(3);
+        let mut d = Departures::default();
+        assert!(!d.nobody_to_hand_over_to(&m, &HashSet::from([m[0], m[1]])));
+        assert!(d.nobody_to_hand_over_to(&m, &HashSet::from([m[0], m[1], m[2]])));
+        // They left (gone from the list and from the leaving set, which
+        // keeps only listed members): still nobody.
+        assert!(d.nobody_to_hand_over_to(&[], &HashSet::new()));
+    }
+
+    #[test]
+    fn a_member_that_crashed_may_come_back_so_the_hand_over_waits() {
+        let m = ids(2);
+        let mut d = Departures::default();
+        assert!(!d.nobody_to_hand_over_to(&m, &HashSet::from([m[0]])));
+        // m[1] vanished without a word; m[0] leaves as it said.
+        assert!(!d.nobody_to_hand_over_to(&[m[0]], &HashSet::from([m[0]])));
+        assert!(!d.nobody_to_hand_over_to(&[], &HashSet::new()));
+        // A new member (the crashed pod, restarted) is handed over to.
+        let back = Uuid::new_v4();
+        assert!(!d.nobody_to_hand_over_to(&[back], &HashSet::new()));
+    }
+
+    #[test]
+    fn a_member_joining_meanwhile_stays_to_be_handed_over_to() {
+        let m = ids(1);
+        let mut d = Departures::default();
+        let joined = Uuid::new_v4();
+        assert!(!d.nobody_to_hand_over_to(&[m[0], joined], &HashSet::from([m[0]])));
+    }
 }

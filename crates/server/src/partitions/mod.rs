@@ -187,6 +187,7 @@ impl Coordinator {
             self.consider(t);
         }
         self.leaving.retain(|u| alive.contains(u));
+        self.hand_over.note_leaving(&self.leaving);
         self.copy_permits.retain(|u, _| alive.contains(u));
         if let Ok(mut s) = self.hand_over.in_sync.lock() {
             s.retain(|m, _| alive.contains(m));
@@ -374,6 +375,7 @@ impl Coordinator {
             }
             CoordinatorInput::Peer(ServiceMessage::LeaveIntent { member }, _, responder) => {
                 self.leaving.insert(member);
+                self.hand_over.note_leaving(&self.leaving);
                 let snap = self.snapshot();
                 if snap.is_master() {
                     self.rebalance(&snap);
@@ -389,6 +391,7 @@ impl Coordinator {
             CoordinatorInput::LeaveSelf(done) => {
                 let snap = self.snapshot();
                 self.leaving.insert(snap.me.uuid);
+                self.hand_over.note_leaving(&self.leaving);
                 // Every member hears it, not only the master: one that
                 // takes over from a master failing meanwhile must not hand
                 // our partitions back to us (we would leave only at the
