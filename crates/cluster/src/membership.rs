@@ -259,6 +259,12 @@ impl Membership {
                 "master {} is gone; this member is the oldest left and takes over",
                 self.view.members[0].address
             );
+            // The old master may have sent lists we never got, one per
+            // departure at most (several members leaving at once): number
+            // ours past them, so members that got them take it.
+            let members = self.without(&suspects);
+            let version = self.view.version + suspects.len() as u64;
+            return self.publish_as(now, members, version);
         }
         for uuid in &suspects {
             if let Some(m) = self.view.members.iter().find(|m| m.uuid == *uuid) {
@@ -272,20 +278,29 @@ impl Membership {
                 }
             }
         }
-        let members = self
-            .view
+        let members = self.without(&suspects);
+        self.publish(now, members)
+    }
+
+    /// Our list without `gone`.
+    fn without(&self, gone: &[Uuid]) -> Vec<MemberInfo> {
+        self.view
             .members
             .iter()
-            .filter(|m| !suspects.contains(&m.uuid))
+            .filter(|m| !gone.contains(&m.uuid))
             .copied()
-            .collect();
-        self.publish(now, members)
+            .collect()
     }
 
     /// Master only: installs a new list with the next version and sends it out.
     pub(crate) fn publish(&mut self, now: Instant, members: Vec<MemberInfo>) -> Vec<Action> {
+        let version = self.view.version + 1;
+        self.publish_as(now, members, version)
+    }
+
+    fn publish_as(&mut self, now: Instant, members: Vec<MemberInfo>, version: u64) -> Vec<Action> {
         let view = MemberListView {
-            version: self.view.version + 1,
+            version,
             members,
             cluster_id: self.view.cluster_id,
         };
@@ -330,7 +345,11 @@ impl Membership {
         }
         let contains_me = view.contains(&self.me.uuid);
         match self.phase {
-            Phase::Joined if view.version <= self.view.version => Vec::new(),
+            Phase::Joined
+                if view.version <= self.view.version && !self.sent_by_successor(now, &from) =>
+            {
+                Vec::new()
+            }
             Phase::Joined if !contains_me => {
                 let ours = self.view.master().map(|m| m.uuid);
                 if ours == Some(from.uuid) || ours == Some(self.me.uuid) {
@@ -345,6 +364,27 @@ impl Membership {
             Phase::Joining(_) if !contains_me => Vec::new(),
             _ => self.apply_view(now, view),
         }
+    }
+
+    /// Whether `from` takes over from our master, which left or failed
+    /// (the oldest member of our list not gone). Its list may be numbered
+    /// no higher than one the old master sent us but not it, and is taken
+    /// anyway: refusing it kept members listing a departed master, waiting
+    /// for a successor whose every list they refused.
+    fn sent_by_successor(&self, now: Instant, from: &MemberInfo) -> bool {
+        let ours = self.view.master().map(|m| m.uuid);
+        if ours == Some(from.uuid) {
+            return false;
+        }
+        let suspects = self.suspects(now);
+        ours.is_some_and(|m| suspects.contains(&m))
+            && self
+                .view
+                .members
+                .iter()
+                .find(|m| !suspects.contains(&m.uuid))
+                .map(|m| m.uuid)
+                == Some(from.uuid)
     }
 
     /// Leaves the cluster for good; peers drop us at once.

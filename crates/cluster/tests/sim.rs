@@ -425,3 +425,38 @@ fn members_of_another_protocol_version_hold_back_the_founding() {
     assert!(m.is_joined(), "the older members are gone: it founds");
     assert_eq!(m.view().members.len(), 1);
 }
+
+/// Several members leave at once (a parallel scale-down). The master's
+/// list without the first of them reaches some members but not the one
+/// that takes over when the master leaves too: the new master numbers its
+/// list from the older one it had. Before 2026-11-26 the members that
+/// held the old master's newer list refused the new master's (same
+/// version, not newer) and waited for it forever, still listing the
+/// departed master.
+#[test]
+fn a_list_the_leaving_master_sent_to_some_members_only_does_not_hold_them_apart() {
+    let mut sim = Sim::new(cfg());
+    let n: Vec<usize> = (0..4).map(|_| sim.start()).collect();
+    sim.converge(&n, Duration::from_secs(30));
+    let before = sim.nodes[3].m.view().version;
+    // 2 leaves; the master's list without it reaches 3, not 1.
+    sim.split(&[0], &[1]);
+    let now = sim.now;
+    let actions = sim.nodes[2].m.leave(now);
+    sim.execute(2, actions);
+    sim.deliver();
+    sim.nodes[2].alive = false;
+    assert!(
+        sim.nodes[3].m.view().version > before,
+        "3 took the master's newer list"
+    );
+    assert_eq!(sim.nodes[1].m.view().version, before, "1 missed it");
+    sim.cut.clear();
+    // The master leaves too; 1 takes over.
+    let now = sim.now;
+    let actions = sim.nodes[0].m.leave(now);
+    sim.execute(0, actions);
+    sim.deliver();
+    sim.nodes[0].alive = false;
+    sim.converge(&[1, 3], Duration::from_secs(30));
+}

@@ -58,18 +58,29 @@ async fn chaos_three_members_joining_at_once_lose_nothing() {
 /// as in a StatefulSet scale-down (the highest ordinals go).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_three_of_five_leave_at_once_loses_nothing() {
-    scale_down_at_once(133, &[2, 3, 4]).await;
+    scale_down_at_once(133, 5, &[2, 3, 4]).await;
 }
 
 /// 5 -> 2 with the master among those leaving (a Deployment removes any
 /// pods).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_three_of_five_leave_at_once_with_the_master_loses_nothing() {
-    scale_down_at_once(134, &[0, 2, 4]).await;
+    scale_down_at_once(134, 5, &[0, 2, 4]).await;
 }
 
-async fn scale_down_at_once(subnet: u8, leaving: &[usize]) {
-    let (members, addrs) = cluster(subnet, 5, &[]);
+/// 6 -> 2, four leaving at once, among them the master and the member at
+/// the next address (often the next to take over as master, which then
+/// leaves too). OPEN (2026-11-26): loses 3-44 acknowledged writes in about
+/// half the runs, without a last-resort copy involved; ignored until
+/// fixed. Run it with `--ignored`.
+#[ignore = "open: loses acknowledged writes in about half the runs"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_four_of_six_leave_at_once_with_two_masters_in_turn_loses_nothing() {
+    scale_down_at_once(137, 6, &[0, 1, 3, 5]).await;
+}
+
+async fn scale_down_at_once(subnet: u8, size: u8, leaving: &[usize]) {
+    let (members, addrs) = cluster(subnet, size, &[]);
     stable_table(&members).await;
     let client = Client::connect(config(
         &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
@@ -96,9 +107,12 @@ async fn scale_down_at_once(subnet: u8, leaving: &[usize]) {
         let status = m.wait_exit(Duration::from_secs(60));
         exits.push((m.addr.clone(), status, start.elapsed()));
     }
-    wait_converged(&refs(&stay), 2, Duration::from_secs(30));
+    wait_converged(&refs(&stay), stay.len(), Duration::from_secs(30));
     settle(&stay, 0).await;
-    let scenario = format!("scale 5 -> 2, members {leaving:?} sent SIGTERM at once");
+    let scenario = format!(
+        "scale {size} -> {}, members {leaving:?} sent SIGTERM at once",
+        size as usize - leaving.len()
+    );
     let (acked, lost) = w.finish(&client, "scale", &scenario).await;
     for (addr, status, after) in &exits {
         eprintln!("chaos {scenario}: {addr} exited {status:?} after {after:?}");
