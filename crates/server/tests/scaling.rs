@@ -70,10 +70,10 @@ async fn chaos_three_of_five_leave_at_once_with_the_master_loses_nothing() {
 
 /// 6 -> 2, four leaving at once, among them the master and the member at
 /// the next address (often the next to take over as master, which then
-/// leaves too). OPEN (2026-11-26): loses 3-44 acknowledged writes in about
-/// half the runs, without a last-resort copy involved; ignored until
-/// fixed. Run it with `--ignored`.
-#[ignore = "open: loses acknowledged writes in about half the runs"]
+/// leaves too). Before 2026-11-26 it lost 3-44 acknowledged writes in about
+/// half the runs: in the round over every member a copy took the first
+/// answer, from a member that had released the partition at the cluster's
+/// formation and still called its data (change 0, empty) complete.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_four_of_six_leave_at_once_with_two_masters_in_turn_loses_nothing() {
     scale_down_at_once(137, 6, &[0, 1, 3, 5]).await;

@@ -43,6 +43,9 @@ fn own_data(data: &DataPlane, p: u32, version: u64) -> bool {
     done
 }
 
+/// A copy as offered: change number, owner term, records, changes ahead.
+type Offered = (u64, u64, PartitionData, Vec<(u64, Vec<Change>)>);
+
 /// What asking one member for a partition's copy came to.
 enum CopyAnswer {
     /// Its change number, the owner term its data continues, its records
@@ -183,6 +186,16 @@ impl Coordinator {
                     asked_everybody = true;
                     candidates = alive.iter().copied().filter(|m| *m != me).collect();
                 }
+                // In a round over every member, several may answer with
+                // data they call complete: one that released the partition
+                // keeps what it had then, and the partition may have moved
+                // on since (a parallel scale-down: a member that held it at
+                // the cluster's formation answered with that, at change 0,
+                // while the data had moved on to members that then left).
+                // Every answer is heard and the furthest along (by change
+                // number) taken. Otherwise the first answer is taken: it
+                // comes from the holders the table names.
+                let mut best: Option<(SocketAddr, u64, Offered)> = None;
                 for candidate in candidates {
                     let Some(addr) = data.address_of(candidate) else {
                         continue;
@@ -244,6 +257,14 @@ impl Coordinator {
                         );
                         continue;
                     }
+                    if best.as_ref().is_none_or(|b| seq > b.2 .0) {
+                        best = Some((addr, asked_at, (seq, term, records, pending)));
+                    }
+                    if !everybody {
+                        break;
+                    }
+                }
+                if let Some((addr, asked_at, (seq, term, records, pending))) = best {
                     let n: usize = records.iter().map(|(_, r)| r.len()).sum();
                     let bytes: usize = records
                         .iter()

@@ -3,6 +3,7 @@
 
 use super::CoordinatorInput;
 use crate::data::DataPlane;
+use crate::service_msg::ServiceMessage;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -92,6 +93,7 @@ pub async fn hand_over(
                 "every other member is shutting down too: nobody to hand {} partition(s) over to; leaving",
                 data.service.replicated_here().len()
             );
+            confirm_leaving(data, &others).await;
             return;
         }
         // A master that fails before it moved our partitions away takes
@@ -131,6 +133,32 @@ const RETELL: Duration = Duration::from_secs(1);
 
 fn master_of(data: &DataPlane) -> Option<Uuid> {
     data.cluster().view.master().map(|m| m.uuid)
+}
+
+/// Tells each of `others` once more that we leave, and waits (briefly)
+/// for each to confirm: the intent broadcast when the hand-over began may
+/// still sit unsent when a member that has nobody to hand over to exits at
+/// once, and a member that never heard it takes our going for a crash and
+/// waits for us to come back (seen: the last of three members stopped at
+/// once waited the full shutdown timeout).
+async fn confirm_leaving(data: &DataPlane, others: &[Uuid]) {
+    let me = data.service.me();
+    let Ok(msg) = (ServiceMessage::LeaveIntent { member: me }).wrap() else {
+        return;
+    };
+    let asks = others
+        .iter()
+        .filter_map(|m| data.address_of(*m))
+        .map(|addr| {
+            let msg = msg.clone();
+            async move {
+                let _ = data
+                    .transport()
+                    .request(addr, msg, Duration::from_millis(500))
+                    .await;
+            }
+        });
+    futures::future::join_all(asks).await;
 }
 
 /// Has the coordinator tell the master (or itself, as master) that this

@@ -96,8 +96,11 @@ impl Writers {
                 .filter(|k| got.get(k.as_str()) != acked.get(k.as_str()))
             {
                 if lost < 5 {
+                    use ferrocast_client::ToData;
+                    let partition =
+                        ferrocast_protocol::data::partition_id(&k.as_str().to_data(), 271);
                     eprintln!(
-                        "chaos {scenario}: key {k} acknowledged as {:?}, reads {:?}",
+                        "chaos {scenario}: key {k} (partition {partition}) acknowledged as {:?}, reads {:?}",
                         acked.get(k.as_str()),
                         got.get(k.as_str())
                     );
