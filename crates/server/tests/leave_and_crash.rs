@@ -20,15 +20,7 @@ use std::time::Duration;
 async fn a_graceful_leave_with_another_member_hung_loses_nothing() {
     let list = member_list(128, 2..5);
     let mut members = start_all(128, 2..5, &list, FAST);
-    wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    let map = client.map("m");
-    map.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
-        .await
-        .unwrap();
+    let (client, map) = settled_and_loaded(&members).await;
     // .4 hangs (not the master, which is .2: the lowest address founds).
     members[2].pause();
     members[1].signal(Signal::SIGTERM);
@@ -78,15 +70,7 @@ async fn the_master_failing_while_a_member_hands_over_loses_nothing() {
     let mut members: Vec<Member> = (2..5)
         .map(|h| Member::start_with_env(&format!("127.0.132.{h}"), &args, &env))
         .collect();
-    wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    let map = client.map("m");
-    map.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
-        .await
-        .unwrap();
+    let (client, map) = settled_and_loaded(&members).await;
     members[1].signal(Signal::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(members[1].is_running(), "left before its hand-over began");
@@ -113,4 +97,17 @@ async fn the_master_failing_while_a_member_hands_over_loses_nothing() {
         "left at the shutdown timeout, not once handed over"
     );
     client.shutdown();
+}
+
+/// Waits for the three members to settle on a stable table, connects a
+/// client and writes `k0`..`k2999` -> 0..2999 into map `m`.
+async fn settled_and_loaded(members: &[Member]) -> (Client, ferrocast_client::Map) {
+    wait_converged(&refs(members), 3, Duration::from_secs(20));
+    stable_table(members).await;
+    let client = Client::connect(client_config(members, None)).await.unwrap();
+    let map = client.map("m");
+    map.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
+        .await
+        .unwrap();
+    (client, map)
 }

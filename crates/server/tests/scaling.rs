@@ -23,15 +23,7 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_three_members_joining_at_once_lose_nothing() {
     let subnet = 135;
-    let (mut members, addrs) = cluster(subnet, 2, &[]);
-    stable_table(&members).await;
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
-    let w = Writers::start(&client, "scale");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (mut members, client, w) = writing_cluster(subnet, 2).await;
     let start = Instant::now();
     for host in 4..7u8 {
         members.push(restart(subnet, host, 5, &[]));
@@ -80,15 +72,7 @@ async fn chaos_four_of_six_leave_at_once_with_two_masters_in_turn_loses_nothing(
 }
 
 async fn scale_down_at_once(subnet: u8, size: u8, leaving: &[usize]) {
-    let (members, addrs) = cluster(subnet, size, &[]);
-    stable_table(&members).await;
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
-    let w = Writers::start(&client, "scale");
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (members, client, w) = writing_cluster(subnet, size).await;
 
     let start = Instant::now();
     for &i in leaving {
@@ -176,4 +160,19 @@ async fn the_whole_cluster_stopping_at_once_does_not_wait_for_the_timeout() {
         waited.is_empty(),
         "waited for the shutdown timeout: {waited:?}"
     );
+}
+
+/// `n` members on `127.0.<subnet>.x` settled on a stable table, a client
+/// to all of them, and writers on map `scale` running for a second.
+async fn writing_cluster(subnet: u8, n: u8) -> (Vec<Member>, Client, Writers) {
+    let (members, addrs) = cluster(subnet, n, &[]);
+    stable_table(&members).await;
+    let client = Client::connect(config(
+        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
+    ))
+    .await
+    .unwrap();
+    let w = Writers::start(&client, "scale");
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    (members, client, w)
 }
