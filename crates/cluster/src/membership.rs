@@ -242,29 +242,20 @@ impl Membership {
         if suspects.is_empty() {
             return Vec::new();
         }
+        // The old master may have sent lists we never got, one per
+        // departure at most (several members leaving at once): a member
+        // taking over numbers its list past them, so members that got
+        // them take it.
+        let mut version = self.view.version + 1;
         if !self.is_master() {
-            let master = self.view.master().map(|m| m.uuid);
-            if !master.is_some_and(|m| suspects.contains(&m)) {
-                return Vec::new();
-            }
-            let successor = self
-                .view
-                .members
-                .iter()
-                .find(|m| !suspects.contains(&m.uuid));
-            if successor.map(|m| m.uuid) != Some(self.me.uuid) {
+            if self.successor_of_gone_master(&suspects) != Some(self.me.uuid) {
                 return Vec::new();
             }
             tracing::warn!(
                 "master {} is gone; this member is the oldest left and takes over",
                 self.view.members[0].address
             );
-            // The old master may have sent lists we never got, one per
-            // departure at most (several members leaving at once): number
-            // ours past them, so members that got them take it.
-            let members = self.without(&suspects);
-            let version = self.view.version + suspects.len() as u64;
-            return self.publish_as(now, members, version);
+            version = self.view.version + suspects.len() as u64;
         }
         for uuid in &suspects {
             if let Some(m) = self.view.members.iter().find(|m| m.uuid == *uuid) {
@@ -279,7 +270,21 @@ impl Membership {
             }
         }
         let members = self.without(&suspects);
-        self.publish(now, members)
+        self.publish_as(now, members, version)
+    }
+
+    /// When our master is among `suspects`: the oldest member of our list
+    /// that is not, which takes over.
+    fn successor_of_gone_master(&self, suspects: &[Uuid]) -> Option<Uuid> {
+        let master = self.view.master().map(|m| m.uuid)?;
+        if !suspects.contains(&master) {
+            return None;
+        }
+        self.view
+            .members
+            .iter()
+            .find(|m| !suspects.contains(&m.uuid))
+            .map(|m| m.uuid)
     }
 
     /// Our list without `gone`.
@@ -372,19 +377,8 @@ impl Membership {
     /// anyway: refusing it kept members listing a departed master, waiting
     /// for a successor whose every list they refused.
     fn sent_by_successor(&self, now: Instant, from: &MemberInfo) -> bool {
-        let ours = self.view.master().map(|m| m.uuid);
-        if ours == Some(from.uuid) {
-            return false;
-        }
-        let suspects = self.suspects(now);
-        ours.is_some_and(|m| suspects.contains(&m))
-            && self
-                .view
-                .members
-                .iter()
-                .find(|m| !suspects.contains(&m.uuid))
-                .map(|m| m.uuid)
-                == Some(from.uuid)
+        self.view.master().map(|m| m.uuid) != Some(from.uuid)
+            && self.successor_of_gone_master(&self.suspects(now)) == Some(from.uuid)
     }
 
     /// Leaves the cluster for good; peers drop us at once.

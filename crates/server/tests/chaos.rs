@@ -6,7 +6,6 @@
 mod common;
 use common::chaos_kit::*;
 use common::*;
-use ferrocast_client::Client;
 use nix::sys::signal::Signal;
 use std::time::Duration;
 
@@ -14,11 +13,7 @@ use std::time::Duration;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_nine_twice_loses_no_acknowledged_write() {
     let (mut members, addrs) = cluster(91, 4, &[]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let v = synced_now(&members);
@@ -43,11 +38,7 @@ async fn chaos_kill_nine_twice_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_kill_nine_of_the_master_with_a_restart_loses_nothing() {
     let (mut members, addrs) = cluster(92, 3, &[]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let v = synced_now(&members);
@@ -74,11 +65,7 @@ async fn chaos_kill_nine_of_the_master_with_a_restart_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_a_member_paused_past_the_failure_timeout_loses_nothing() {
     let (members, addrs) = cluster(93, 3, &[]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     tokio::time::sleep(Duration::from_secs(1)).await;
     members[1].signal(Signal::SIGSTOP);
@@ -98,11 +85,7 @@ async fn chaos_a_member_paused_past_the_failure_timeout_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_a_rolling_restart_with_sigterm_loses_nothing() {
     let (mut members, addrs) = cluster(94, 3, &[]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     for i in 0..3 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -130,11 +113,7 @@ async fn chaos_a_rolling_restart_with_sigterm_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_two_backups_survive_two_simultaneous_kills() {
     let (mut members, addrs) = cluster(95, 4, &["--backup-count", "2"]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let v = synced_now(&members);
@@ -157,11 +136,7 @@ async fn chaos_two_backups_survive_two_simultaneous_kills() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_without_backups_a_crash_loses_the_dead_members_entries() {
     let (mut members, addrs) = cluster(96, 3, &["--backup-count", "0"]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let m = client.map("nobackup");
     m.put_all((0..3000).map(|i| (i, i))).await.unwrap();
     let v = synced_now(&members);
@@ -179,11 +154,7 @@ async fn chaos_without_backups_a_crash_loses_the_dead_members_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_scale_1_to_5_to_2_loses_nothing() {
     let (mut members, addrs) = cluster(103, 1, &[]);
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "chaos");
     for host in 3..7u8 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -261,11 +232,7 @@ async fn chaos_mixed_counts_join_leave_then_kill() {
     let extra = ["--config", yaml.to_str().unwrap()];
     let (mut members, addrs) = cluster(106, 3, &extra);
     stable_table(&members).await;
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let critical = Writers::start(&client, "critical");
     let plain = Writers::start(&client, "plain");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -311,11 +278,7 @@ async fn mixed_counts_two_killed(net: u8, extra: &str) -> (usize, usize, usize) 
     // (owners evened) leaves a released copy on its old owner for a while,
     // which can rescue what the two failures below should cost `plain`.
     stable_table(&members).await;
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     for name in ["critical", "plain", "relaxed"] {
         client
             .map(name)
@@ -354,11 +317,7 @@ async fn chaos_an_async_backup_holds_the_data_once_it_arrived() {
         3,
         &["--backup-count", "0", "--async-backup-count", "1"],
     );
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let m = client.map("async");
     m.put_all((0..3000).map(|i| (i, i))).await.unwrap();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -167,11 +167,7 @@ async fn the_whole_cluster_stopping_at_once_does_not_wait_for_the_timeout() {
 async fn writing_cluster(subnet: u8, n: u8) -> (Vec<Member>, Client, Writers) {
     let (members, addrs) = cluster(subnet, n, &[]);
     stable_table(&members).await;
-    let client = Client::connect(config(
-        &addrs.iter().map(String::as_str).collect::<Vec<_>>(),
-    ))
-    .await
-    .unwrap();
+    let client = connect(&addrs).await;
     let w = Writers::start(&client, "scale");
     tokio::time::sleep(Duration::from_millis(1000)).await;
     (members, client, w)

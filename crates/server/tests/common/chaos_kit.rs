@@ -118,6 +118,14 @@ impl Writers {
     }
 }
 
+/// A client to the members at `addrs` (`config`'s long timeout).
+pub async fn connect(addrs: &[String]) -> Client {
+    let addrs: Vec<&str> = addrs.iter().map(String::as_str).collect();
+    Client::connect(config(&addrs))
+        .await
+        .expect("client connects")
+}
+
 /// The members' logs on stderr (shown for a failed test) when a write was
 /// lost: what a loss that shows once in many runs is diagnosed from.
 pub fn dump_if_lost(members: &[Member], lost: usize) {
