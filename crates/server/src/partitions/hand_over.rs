@@ -22,8 +22,11 @@ pub struct HandOver {
     /// The last table version whose replicas are all on this member (what
     /// the readiness check compares with the current table version).
     pub own_in_sync: AtomicU64,
-    /// Members known to be shutting down (their intent reaches every
-    /// member), this one included once it leaves.
+    /// Members known to have said they shut down (their intent reaches
+    /// every member), this one included once it leaves; kept after they
+    /// left the list. The hand-over looks every 20 ms, and a member whose
+    /// intent and departure both fell between two looks counted as
+    /// vanished (crashed), so the others waited for the shutdown timeout.
     leaving: Mutex<HashSet<Uuid>>,
 }
 
@@ -40,7 +43,7 @@ impl HandOver {
 
     pub fn note_leaving(&self, leaving: &HashSet<Uuid>) {
         if let Ok(mut l) = self.leaving.lock() {
-            l.clone_from(leaving);
+            l.extend(leaving.iter().copied());
         }
     }
 
@@ -236,6 +239,22 @@ mod tests {
         // A new member (the crashed pod, restarted) is handed over to.
         let back = Uuid::new_v4();
         assert!(!d.nobody_to_hand_over_to(&[back], &HashSet::new()));
+    }
+
+    /// The coordinator's own set keeps listed members only; the hand-over's
+    /// copy must remember one that said it leaves and left between two
+    /// looks (the last two of three members stopped at once waited the
+    /// shutdown timeout for the first, taken for crashed).
+    #[test]
+    fn a_member_that_said_it_leaves_and_left_between_two_looks_left_on_purpose() {
+        let m = ids(2);
+        let state = HandOver::default();
+        let mut d = Departures::default();
+        assert!(!d.nobody_to_hand_over_to(&m, &state.leaving()));
+        state.note_leaving(&HashSet::from([m[0]]));
+        state.note_leaving(&HashSet::new());
+        state.note_leaving(&HashSet::from([m[1]]));
+        assert!(d.nobody_to_hand_over_to(&[m[1]], &state.leaving()));
     }
 
     #[test]

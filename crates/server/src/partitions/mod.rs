@@ -86,6 +86,9 @@ pub struct Coordinator {
     /// A table that names members our member list does not have yet (it
     /// reached us before the member list did); applied once it does.
     deferred: Option<PartitionTable>,
+    /// Master: when to publish a table without the members that said they
+    /// are leaving (see `balance::LEAVE_GATHER`).
+    rebalance_due: Option<tokio::time::Instant>,
 }
 
 impl Coordinator {
@@ -115,6 +118,7 @@ impl Coordinator {
             copy_started: None,
             copy_permits: HashMap::new(),
             deferred: None,
+            rebalance_due: None,
         }
     }
 
@@ -130,6 +134,7 @@ impl Coordinator {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
+                let due = self.rebalance_due;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     r = self.cluster.changed() => {
@@ -139,6 +144,7 @@ impl Coordinator {
                     }
                     Some(input) = inputs.recv() => self.on_input(input),
                     _ = tick.tick() => self.on_tick(),
+                    _ = balance::until(due) => self.rebalance_due_now(),
                 }
             }
         });
@@ -186,8 +192,8 @@ impl Coordinator {
         if let Some(t) = self.deferred.take() {
             self.consider(t);
         }
+        // The hand-over's copy keeps them (see `HandOver::leaving`).
         self.leaving.retain(|u| alive.contains(u));
-        self.hand_over.note_leaving(&self.leaving);
         self.copy_permits.retain(|u, _| alive.contains(u));
         if let Ok(mut s) = self.hand_over.in_sync.lock() {
             s.retain(|m, _| alive.contains(m));
@@ -376,9 +382,8 @@ impl Coordinator {
             CoordinatorInput::Peer(ServiceMessage::LeaveIntent { member }, _, responder) => {
                 self.leaving.insert(member);
                 self.hand_over.note_leaving(&self.leaving);
-                let snap = self.snapshot();
-                if snap.is_master() {
-                    self.rebalance(&snap);
+                if self.snapshot().is_master() {
+                    self.rebalance_soon();
                 }
                 if let (Some(r), Ok(ack)) = (responder, ServiceMessage::Ack.wrap()) {
                     tokio::spawn(r.respond(ack));
@@ -400,7 +405,7 @@ impl Coordinator {
                     member: snap.me.uuid,
                 });
                 if snap.is_master() {
-                    self.rebalance(&snap);
+                    self.rebalance_soon();
                 } else if let (Some(master), Ok(m)) = (
                     snap.view.master(),
                     (ServiceMessage::LeaveIntent {
