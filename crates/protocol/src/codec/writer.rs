@@ -3,6 +3,9 @@
 use crate::frame::{ClientMessage, Frame};
 use bytes::Bytes;
 
+/// Frames a message usually has at most.
+const FRAMES_USUALLY: usize = 4;
+
 #[derive(Default)]
 pub struct MessageWriter {
     frames: Vec<Frame>,
@@ -10,9 +13,13 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     pub fn new(initial: Frame) -> Self {
-        Self {
-            frames: vec![initial],
-        }
+        // Room for the frames most messages have (a response: the initial
+        // frame and one or two more), so the first push does not
+        // reallocate: `vec![initial]` held one, and growing it was a
+        // `realloc` for every response (perf, 1 member 90/10 10 KB).
+        let mut frames = Vec::with_capacity(FRAMES_USUALLY);
+        frames.push(initial);
+        Self { frames }
     }
 
     pub fn frame(&mut self, f: Frame) -> &mut Self {
