@@ -11,13 +11,8 @@ mod common;
 use common::*;
 use ferrocast_client::Client;
 use nix::sys::signal::Signal;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-fn cut(file: &Path, peers: &[&str]) {
-    std::fs::write(file, peers.join("\n")).expect("fault file");
-}
 
 /// Three members A, B, C with 1 synchronous and 1 asynchronous backup. A
 /// is cut off from C for two seconds while clients write: the partitions A

@@ -9,10 +9,6 @@ use ferrocast_client::{Client, ClientConfig, ClientError};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn cut(file: &std::path::Path, peers: &[&str]) {
-    std::fs::write(file, peers.join("\n")).expect("fault file");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_split_with_protection_heals_without_losing_acknowledged_writes() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -11,6 +11,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Cuts the member reading `file` (its `--fault-file`) off from `peers`
+/// (`ip:port`: it acts as if they were unreachable); an empty
+/// list heals the cut.
+pub fn cut(file: &std::path::Path, peers: &[&str]) {
+    std::fs::write(file, peers.join("\n")).expect("fault file");
+}
+
 /// Short timings so failure tests take seconds, not minutes.
 pub const FAST: &[&str] = &[
     "--heartbeat-interval",
