@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 async fn chaos_three_members_joining_at_once_lose_nothing() {
     let subnet = 135;
     let (mut members, client, w) = writing_cluster(subnet, 2).await;
+    let before = members[0].log().len();
     let start = Instant::now();
     for host in 4..7u8 {
         members.push(restart(subnet, host, 5, &[]));
@@ -44,6 +45,20 @@ async fn chaos_three_members_joining_at_once_lose_nothing() {
     assert!(acked > 100, "{acked} writes acknowledged");
     assert_eq!(lost, 0, "acknowledged writes lost");
     client.shutdown();
+    // The master gathers the three joins into one table (before
+    // 2026-11-27 it published one per join).
+    assert_eq!(tables_published(&members[0], before, "scale 2 -> 5"), 1);
+}
+
+/// Tables `member` published after the first `from` bytes of its log,
+/// owners evened aside.
+fn tables_published(member: &Member, from: usize, scenario: &str) -> usize {
+    member.log()[from..]
+        .lines()
+        .filter(|l| l.contains("partition table version") && l.contains("change owner"))
+        .filter(|l| !l.contains("owners evened"))
+        .inspect(|l| eprintln!("chaos {scenario}: {l}"))
+        .count()
 }
 
 /// 5 -> 2, the master (`.2`, the lowest address founds the cluster) stays,
@@ -133,13 +148,7 @@ async fn scale_down_at_once(subnet: u8, size: u8, leaving: &[usize]) -> usize {
     } else {
         &stay[0]
     };
-    let published = first.log()[before..]
-        .lines()
-        .filter(|l| l.contains("partition table version") && l.contains("change owner"))
-        .filter(|l| !l.contains("owners evened"))
-        .inspect(|l| eprintln!("chaos {scenario}: {l}"))
-        .count();
-    published
+    tables_published(first, before, &scenario)
 }
 
 /// Every member sent SIGTERM at once (scaled to zero, uninstalled): each

@@ -8,14 +8,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-/// How long the master gathers intents to leave before it publishes a table
-/// without those members. Kubernetes sends SIGTERM to every pod a
+/// How long the master gathers intents to leave, and joins, before it
+/// publishes a table for them. Kubernetes sends SIGTERM to every pod a
 /// scale-down removes at once, and their intents arrive within a few ms of
 /// each other; a table for each (4 leaving: versions 6 to 9 within 16 ms)
 /// moved partitions onto members whose own intent came next, which then
-/// had to copy them on again. A graceful leave takes this much longer.
-/// Members that actually left (or failed) get a table at once.
-pub(super) const LEAVE_GATHER: Duration = Duration::from_millis(100);
+/// had to copy them on again. Pods a scale-up adds start at once too, and
+/// a table per join moved partitions to the first to join, some of them
+/// on to the next a few ms later. A graceful leave, and a new member's
+/// first partitions, take this much longer. Each join or intent extends
+/// the wait (pods starting together join over a few hundred ms), up to
+/// [`GATHER_MAX`] from the first. Members that left the list (or failed)
+/// get a table at once: their partitions need new owners.
+pub(super) const GATHER: Duration = Duration::from_millis(100);
+
+/// The longest a join or intent waits for its table.
+pub(super) const GATHER_MAX: Duration = Duration::from_secs(1);
 
 /// Resolves at `due`, never without one: a branch of the coordinator's loop.
 pub(super) async fn until(due: Option<Instant>) {
@@ -26,16 +34,19 @@ pub(super) async fn until(due: Option<Instant>) {
 }
 
 impl Coordinator {
-    /// Master: a table without the members leaving, [`LEAVE_GATHER`] after
-    /// the first intent not yet in a table.
+    /// Master: a table for the members listed, without those leaving,
+    /// once no join or intent came for [`GATHER`], or [`GATHER_MAX`] after
+    /// the first not yet in a table.
     pub(super) fn rebalance_soon(&mut self) {
-        self.rebalance_due
-            .get_or_insert_with(|| Instant::now() + LEAVE_GATHER);
+        let now = Instant::now();
+        let first = *self.gathering_since.get_or_insert(now);
+        self.rebalance_due = Some((now + GATHER).min(first + GATHER_MAX));
     }
 
     /// The gathering time is over: publish (if still master).
     pub(super) fn rebalance_due_now(&mut self) {
         self.rebalance_due = None;
+        self.gathering_since = None;
         let snap = self.snapshot();
         if snap.is_master() {
             self.rebalance(&snap);
@@ -44,8 +55,9 @@ impl Coordinator {
 
     /// Master: the table for the members that stay.
     pub(super) fn rebalance(&mut self, snap: &ClusterSnapshot) {
-        // Covers every intent heard so far.
+        // Covers every join and intent so far.
         self.rebalance_due = None;
+        self.gathering_since = None;
         let owners: Vec<Uuid> = snap
             .view
             .members

@@ -26,6 +26,7 @@ use uuid::Uuid;
 mod balance;
 mod copy;
 mod hand_over;
+mod members;
 mod resync;
 mod serve;
 
@@ -86,9 +87,14 @@ pub struct Coordinator {
     /// A table that names members our member list does not have yet (it
     /// reached us before the member list did); applied once it does.
     deferred: Option<PartitionTable>,
-    /// Master: when to publish a table without the members that said they
-    /// are leaving (see `balance::LEAVE_GATHER`).
+    /// Master: when to publish a table for members that joined or said
+    /// they are leaving (see `balance::GATHER`).
     rebalance_due: Option<tokio::time::Instant>,
+    /// Since when joins or intents wait for that table.
+    gathering_since: Option<tokio::time::Instant>,
+    /// The member list as of the last change seen, to tell joins from
+    /// departures.
+    listed: Vec<Uuid>,
 }
 
 impl Coordinator {
@@ -119,6 +125,8 @@ impl Coordinator {
             copy_permits: HashMap::new(),
             deferred: None,
             rebalance_due: None,
+            gathering_since: None,
+            listed: Vec::new(),
         }
     }
 
@@ -161,46 +169,6 @@ impl Coordinator {
             .iter()
             .map(|m| m.uuid)
             .collect()
-    }
-
-    fn on_members(&mut self) {
-        let snap = self.snapshot();
-        let rejoined = snap.joins > self.joins_seen && self.joins_seen > 0;
-        self.joins_seen = self.joins_seen.max(snap.joins);
-        if !snap.joined || rejoined {
-            if self.data.service.table_version() > 0 {
-                if snap.left {
-                    // A deliberate leave (shutdown) handed its partitions
-                    // over first; there is no cluster to merge back into.
-                    // Copying every entry for a merge here only made a
-                    // stopping member's memory peak at ~3x its data.
-                    tracing::info!("left the cluster: dropping this member's partitions");
-                } else {
-                    tracing::warn!("no longer in the cluster: dropping this member's partitions, which are stale now");
-                    self.offer_for_merge();
-                }
-                self.data.service.reset_all();
-                self.copying.clear();
-                self.released.clear();
-                self.behind.clear();
-            }
-            if !snap.joined {
-                return;
-            }
-        }
-        let alive = self.alive();
-        if let Some(t) = self.deferred.take() {
-            self.consider(t);
-        }
-        // The hand-over's copy keeps them (see `HandOver::leaving`).
-        self.leaving.retain(|u| alive.contains(u));
-        self.copy_permits.retain(|u, _| alive.contains(u));
-        if let Ok(mut s) = self.hand_over.in_sync.lock() {
-            s.retain(|m, _| alive.contains(m));
-        }
-        if snap.is_master() {
-            self.rebalance(&snap);
-        }
     }
 
     fn send_to_members(&self, msg: &ServiceMessage) {
@@ -448,7 +416,11 @@ impl Coordinator {
             self.send_to_members(&ServiceMessage::InSync {
                 version: self.in_sync_reported,
             });
-            if snap.is_master() && all_in_sync && self.leaving.is_empty() {
+            if snap.is_master()
+                && all_in_sync
+                && self.leaving.is_empty()
+                && self.rebalance_due.is_none()
+            {
                 self.even_owners(&snap);
             }
         }
