@@ -287,23 +287,40 @@ impl PartitionService {
     ) -> bool {
         match copy {
             Some((seq, data)) => self.finish_promotion_copy(p, version, seq, data, Vec::new()),
-            None => {
-                let mut st = self.state(p);
-                if st.promotion != Some(version) {
-                    return false;
-                }
-                st.promotion = None;
-                st.kept_log = None;
-                st.synced = true;
-                st.promote(Instant::now());
-                // Without the old owner's copy, what we hold of maps no
-                // backup keeps is stale: their entries died with it.
-                st.drop_maps_kept_nowhere(&*self.map_places());
-                drop(st);
-                self.released_after_promotion(p);
-                true
-            }
+            None => self.finish_promotion_with_own(p, version, false),
         }
+    }
+
+    /// Ends the promotion of `p` by table `version` with this member's own
+    /// data when every member ahead said it never held the partition
+    /// complete (so it numbered no change): if nobody numbered a change
+    /// since this member last owned the partition, the maps no backup
+    /// keeps are current here and stay; otherwise they are dropped, as by
+    /// [`Self::finish_promotion`]. (A member that joined and left before
+    /// its copies arrived took the entries of those maps with it before
+    /// 2026-11-27.)
+    pub fn finish_promotion_keeping_current(&self, p: u32, version: u64) -> bool {
+        self.finish_promotion_with_own(p, version, true)
+    }
+
+    fn finish_promotion_with_own(&self, p: u32, version: u64, keep_current: bool) -> bool {
+        let mut st = self.state(p);
+        if st.promotion != Some(version) {
+            return false;
+        }
+        st.promotion = None;
+        st.kept_log = None;
+        st.synced = true;
+        let current = keep_current && st.unbacked_maps_current();
+        st.promote(Instant::now());
+        if !current {
+            // Without the old owner's copy, what we hold of maps no
+            // backup keeps is stale: their entries died with it.
+            st.drop_maps_kept_nowhere(&*self.map_places());
+        }
+        drop(st);
+        self.released_after_promotion(p);
+        true
     }
 
     /// Ends the promotion of `p` by table `version` with a member ahead's

@@ -173,6 +173,12 @@ pub struct PartitionState {
     /// meanwhile whose content went to the member that left (we took their
     /// numbers only). See `install_copy_asked_at`.
     pub copy_moved_up: Option<u64>,
+    /// The number of the last change this member applied when it stopped
+    /// owning the partition with complete data. While it is still the
+    /// number here, nobody has numbered a change since, and the maps no
+    /// backup keeps are as current here as anywhere (see
+    /// `PartitionService::finish_promotion_keeping_current`).
+    pub owned_until: Option<u64>,
 }
 
 impl PartitionState {
@@ -420,6 +426,7 @@ impl PartitionState {
         self.early_log = None;
         self.data_term = term.filter(|t| *t > 0);
         self.term_base = None;
+        self.owned_until = None;
         // The copy holds every change up to `seq`; numbers noted past it
         // are void (our numbering restarts from the copy's).
         self.numbers_only.clear();
@@ -495,6 +502,13 @@ impl PartitionState {
         self.seen_term = None;
         self.numbers_only.clear();
         self.copy_moved_up = None;
+        self.owned_until = None;
+    }
+
+    /// Whether no change was numbered since this member last owned the
+    /// partition with complete data: its maps no backup keeps are current.
+    pub fn unbacked_maps_current(&self) -> bool {
+        self.owned_until == Some(self.seq)
     }
 }
 

@@ -387,8 +387,13 @@ impl PartitionService {
     /// Entries held on this member (all maps, owned and backup replicas).
     pub fn local_entry_count(&self) -> usize {
         (0..self.partition_count())
-            .map(|p| self.with_store(p, |s| s.maps().map(|(_, m)| m.len()).sum::<usize>()))
+            .map(|p| self.entry_count(p))
             .sum()
+    }
+
+    /// Entries of partition `p` held on this member, in all maps.
+    pub fn entry_count(&self, p: u32) -> usize {
+        self.with_store(p, |s| s.maps().map(|(_, m)| m.len()).sum::<usize>())
     }
 }
 

@@ -227,6 +227,7 @@ impl PartitionService {
             if st.owned && !is_owner {
                 // Changes numbered as owner so far belong to the past.
                 st.epoch = st.epoch.wrapping_add(1);
+                st.owned_until = st.synced.then_some(st.seq);
             }
             if is_owner && !st.owned {
                 // A new term: its batches tell backups where it starts.

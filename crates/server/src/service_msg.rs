@@ -55,7 +55,9 @@ pub enum ServiceMessage {
         pending: Vec<(u64, Vec<Change>)>,
     },
     /// Answer to a `CopyRequest` for a base (`CopyWanted::Base`) from a
-    /// member that holds no data of the partition (it is copying it).
+    /// member that holds no data of the partition (it is copying it), or
+    /// for the complete partition from one that a newer table took it
+    /// away from before its copy was complete.
     NoData {
         partition: u32,
     },

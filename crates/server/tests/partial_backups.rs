@@ -44,6 +44,7 @@ async fn graceful_leave_keeps_a_map_without_backups() {
     let exited = gone.wait_exit(Duration::from_secs(30)).is_some();
     if !exited {
         gone.dump();
+        members.iter().for_each(|m| m.dump());
     }
     assert!(exited, "left");
     wait_converged(&refs(&members), 2, Duration::from_secs(20));

@@ -18,36 +18,30 @@ use uuid::Uuid;
 /// while upgrades are still under way (on loopback they take a few ms).
 fn upgrade_delay() -> Duration {
     static DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *DELAY.get_or_init(|| {
-        std::env::var("FERROCAST_TEST_UPGRADE_DELAY_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_millis)
-            .unwrap_or_default()
-    })
+    *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_UPGRADE_DELAY_MS"))
 }
 
-/// How long a promoted member moving up a place asks the members behind
-/// it for the data to merge its log over, once nobody ahead is left.
-const BASE_WAIT: Duration = Duration::from_secs(10);
+/// Fault injection for tests, off unless `FERROCAST_TEST_COPY_DELAY_MS` is
+/// set: a new replica waits this long before it asks for its first copy,
+/// so a test can change the table while copies are still under way.
+fn copy_delay() -> Duration {
+    static DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_COPY_DELAY_MS"))
+}
 
-/// Ends the promotion of `p` by table `version` with the data this member
-/// held as a backup.
-fn own_data(data: &DataPlane, p: u32, version: u64) -> bool {
-    let done = data.service.finish_promotion(p, version, None);
-    if done {
-        tracing::info!(
-            "partition {p}: promoted; no member ahead of this one sent a copy: serving the data this member held as its backup"
-        );
-    }
-    done
+pub(super) fn test_delay(var: &str) -> Duration {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
+        .unwrap_or_default()
 }
 
 /// A copy as offered: change number, owner term, records, changes ahead.
 type Offered = (u64, u64, PartitionData, Vec<(u64, Vec<Change>)>);
 
 /// What asking one member for a partition's copy came to.
-enum CopyAnswer {
+pub(super) enum CopyAnswer {
     /// Its change number, the owner term its data continues, its records
     /// and the changes it took ahead of their turn.
     Copy {
@@ -56,7 +50,8 @@ enum CopyAnswer {
         records: PartitionData,
         pending: Vec<(u64, Vec<Change>)>,
     },
-    /// Asked for a base, it holds no data of the partition (it copies it).
+    /// Asked for a base, it holds no data of the partition (it copies it);
+    /// asked for it complete, it never will (see `serve::left_incomplete`).
     NoData,
     /// It moved up a place and still waits for the maps it lacked: what it
     /// logged since (answers `CopyWanted::Complete` only).
@@ -72,7 +67,7 @@ enum CopyAnswer {
 /// Asks `member` (at `addr`) for a copy of partition `p` once its table is
 /// at `version` or newer; a member that leaves the list meanwhile is given
 /// up at once, not after the timeout.
-async fn ask_for_copy(
+pub(super) async fn ask_for_copy(
     data: &DataPlane,
     p: u32,
     member: Uuid,
@@ -129,6 +124,9 @@ impl Coordinator {
             // A round over every member, asking for the partition
             // complete, came to nothing.
             let mut asked_all_complete = false;
+            if !copy_delay().is_zero() {
+                tokio::time::sleep(copy_delay()).await;
+            }
             loop {
                 let me = data.service.me();
                 if !data.service.copy_wanted(p) {
@@ -315,138 +313,6 @@ impl Coordinator {
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        });
-    }
-
-    /// A backup promoted while members ahead of it (the old owner, or the
-    /// first backup when we were the second) may be alive copies the
-    /// partition from the first of them that can send it (see
-    /// `table_change.rs`), asking each again while it declines (it may
-    /// wait for our table, or for its own copy) and is in the member list,
-    /// up to [`COPY_LIMIT`] in all. One that moved up a place and still
-    /// waits for the maps it lacked sends its log of changes since the
-    /// move instead, which goes over our data (we hold those maps as they
-    /// were before). When this member was itself moving up (`behind` not
-    /// empty) and nobody ahead is left or answered in time, its own log
-    /// goes over the data of the first member behind it that sends it
-    /// (asked again while it declines, for up to [`BASE_WAIT`]; one that
-    /// holds no data is passed over). Once no one is left, or the limits
-    /// pass, this member serves the data it held as a backup, as any
-    /// promotion does. No one else is asked: another member's copy, even a
-    /// last-resort one, may be older than what this member holds. A later
-    /// table that changed the partition ends the task without touching the
-    /// replica.
-    pub(super) fn spawn_promotion_copy(
-        &self,
-        p: u32,
-        ahead: Vec<Uuid>,
-        behind: Vec<Uuid>,
-        version: u64,
-    ) {
-        let data = self.data.clone();
-        let inputs = self.inputs.clone();
-        let copied = self.copied.clone();
-        tokio::spawn(async move {
-            let start = Instant::now();
-            let mut ahead: std::collections::VecDeque<Uuid> = ahead.into();
-            let mut behind: std::collections::VecDeque<Uuid> = behind.into();
-            let mut bases_since: Option<Instant> = None;
-            let finished = loop {
-                if !data.service.promotion_pending(p, version) {
-                    break false;
-                }
-                if bases_since.is_none() && (ahead.is_empty() || start.elapsed() > COPY_LIMIT) {
-                    if !ahead.is_empty() {
-                        tracing::error!(
-                            "partition {p}: promoted; {ahead:?}, which held it more completely, sent no copy within {COPY_LIMIT:?}"
-                        );
-                        ahead.clear();
-                    }
-                    bases_since = Some(Instant::now());
-                }
-                let (source, wanted) = match (ahead.front(), behind.front()) {
-                    (Some(m), _) => (*m, CopyWanted::Complete),
-                    (None, Some(m)) => (
-                        *m,
-                        CopyWanted::Base {
-                            promoted_by: version,
-                        },
-                    ),
-                    (None, None) => break own_data(&data, p, version),
-                };
-                let next =
-                    |ahead: &mut std::collections::VecDeque<Uuid>,
-                     behind: &mut std::collections::VecDeque<Uuid>| {
-                        if matches!(wanted, CopyWanted::Base { .. }) {
-                            behind.pop_front();
-                        } else {
-                            ahead.pop_front();
-                        }
-                    };
-                let Some(addr) = data.address_of(source) else {
-                    next(&mut ahead, &mut behind);
-                    continue;
-                };
-                match ask_for_copy(&data, p, source, addr, version, wanted).await {
-                    CopyAnswer::Copy {
-                        seq,
-                        records,
-                        pending,
-                        ..
-                    } => {
-                        let n: usize = records.iter().map(|(_, r)| r.len()).sum();
-                        let done = if matches!(wanted, CopyWanted::Base { .. }) {
-                            data.service
-                                .finish_promotion_over_base(p, version, source, seq, records)
-                        } else {
-                            data.service
-                                .finish_promotion_copy(p, version, seq, records, pending)
-                        };
-                        if done {
-                            copied.0.fetch_add(n, Ordering::SeqCst);
-                            tracing::debug!(
-                                "partition {p}: promoted, copied {n} entries from {source} in {} ms{}",
-                                start.elapsed().as_millis(),
-                                if matches!(wanted, CopyWanted::Base { .. }) {
-                                    ", its logged changes merged over them"
-                                } else {
-                                    ""
-                                }
-                            );
-                        }
-                        break done;
-                    }
-                    CopyAnswer::Log(log) => {
-                        let n = log.changes.len();
-                        let done = data.service.finish_promotion_with_log(p, version, log);
-                        if done {
-                            tracing::info!(
-                                "partition {p}: promoted; {source}, ahead of this member, was still copying the maps it lacked: merged its {n} logged changes over this member's data"
-                            );
-                        }
-                        break done;
-                    }
-                    CopyAnswer::Gone | CopyAnswer::NoData => {
-                        tracing::debug!(
-                            "partition {p}: {addr} left or holds no data; asking the next member"
-                        );
-                        next(&mut ahead, &mut behind);
-                        continue;
-                    }
-                    CopyAnswer::Declined => {}
-                }
-                if bases_since.is_some_and(|t| t.elapsed() > BASE_WAIT) {
-                    tracing::error!(
-                        "partition {p}: promoted; no member behind this one sent the data to merge its log over within {BASE_WAIT:?}"
-                    );
-                    break own_data(&data, p, version);
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            };
-            tracing::trace!("partition {p}: promotion copy task ended (finished: {finished})");
-            let _ = inputs
-                .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
-                .await;
         });
     }
 

@@ -27,6 +27,7 @@ mod balance;
 mod copy;
 mod hand_over;
 mod members;
+mod promotion;
 mod resync;
 mod serve;
 

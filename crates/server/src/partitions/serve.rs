@@ -141,10 +141,15 @@ impl Coordinator {
                 if let Ok(m) = (ServiceMessage::CopyLog { partition, log }).wrap() {
                     let _ = responder.respond(m).await;
                 }
-            } else if matches!(wanted, CopyWanted::Base { .. }) && !base {
+            } else if (matches!(wanted, CopyWanted::Base { .. }) && !base)
+                || (wanted == CopyWanted::Complete
+                    && !synced
+                    && data.service.table_version() >= table_version
+                    && left_incomplete(&data, partition))
+            {
                 // Copying it ourselves, or holding only the maps of the
-                // place before an earlier move: the requester asks the
-                // next member.
+                // place before an earlier move, or never to hold it
+                // complete: the requester asks the next member.
                 if let Ok(m) = (ServiceMessage::NoData { partition }).wrap() {
                     let _ = responder.respond(m).await;
                 }
@@ -154,4 +159,15 @@ impl Coordinator {
             hand_over.copies_in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
+}
+
+/// Whether a table at least as new as the requester's took `partition`
+/// away from this member before its copy was complete. What it holds will
+/// never be complete (a copy landing now would keep only the maps its
+/// backups keep), and as an owner still waiting for it it took no write:
+/// the data is where it would have copied it from. Declining instead kept
+/// a backup promoted in its place asking it until the copy limit (60 s).
+fn left_incomplete(data: &crate::data::DataPlane, partition: u32) -> bool {
+    let service = &data.service;
+    !service.table().is_replica(partition, service.me()) && !service.replica_status(partition).1
 }
