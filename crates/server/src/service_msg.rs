@@ -110,6 +110,12 @@ pub enum ServiceMessage {
         name: String,
     },
     Ack,
+    /// Answer to `LeaveIntent`: the version of the table the member that
+    /// took it follows. The leaving member hands over only once it applied
+    /// that table: one naming it may still be on its way to it.
+    LeaveNoted {
+        table_version: u64,
+    },
 }
 
 impl ServiceMessage {

@@ -54,6 +54,10 @@ async fn graceful_leave_keeps_a_map_without_backups() {
             lost += 1;
         }
     }
+    if lost > 0 {
+        gone.dump();
+        members.iter().for_each(|m| m.dump());
+    }
     assert_eq!(lost, 0, "entries of the map without backups lost");
     client.shutdown();
 }
@@ -126,11 +130,19 @@ async fn the_owner_failing_while_a_moved_up_backup_copies_loses_nothing() {
         .map(|name| tokio::spawn(write_for(client.clone(), name, Duration::from_secs(2))))
         .into_iter()
         .collect();
+    // The owner fails 2 s into the upgrades, whether or not the writers
+    // are done: a write numbered just as the table moved a backup up
+    // reaches it as a number only (its old place did not keep the map);
+    // it refuses the content sent again at its new place, and the write
+    // waits for the upgrade's copy (10 s here). Waiting for the writers
+    // let the upgrades finish first (2 runs in ~25: "the scenario did not
+    // happen"). A write still under way counts if it is acknowledged.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    members[0].kill9();
     let mut expected = Vec::new();
     for w in writers {
         expected.push(w.await.unwrap());
     }
-    members[0].kill9();
     let live: Vec<&Member> = members.iter().filter(|m| m.is_running()).collect();
     wait_converged(&live, 2, Duration::from_secs(20));
     let start = std::time::Instant::now();

@@ -29,6 +29,14 @@ fn copy_delay() -> Duration {
     *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_COPY_DELAY_MS"))
 }
 
+/// Fault injection for tests, off unless `FERROCAST_TEST_TABLE_DELAY_MS` is
+/// set: tables from the master are applied this much later, so a test can
+/// stop a member before it applied a table that names it.
+pub(super) fn table_delay() -> Duration {
+    static DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_TABLE_DELAY_MS"))
+}
+
 pub(super) fn test_delay(var: &str) -> Duration {
     std::env::var(var)
         .ok()

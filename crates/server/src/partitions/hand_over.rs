@@ -28,6 +28,13 @@ pub struct HandOver {
     /// intent and departure both fell between two looks counted as
     /// vanished (crashed), so the others waited for the shutdown timeout.
     leaving: Mutex<HashSet<Uuid>>,
+    /// 1 + the version of the table the master followed when it took our
+    /// intent to leave (0: no answer yet). A member that got SIGTERM just
+    /// as the master published a table naming it (a join's) saw no
+    /// partitions in the table it followed and left at once; what the
+    /// master had given it was then promoted without the maps no backup
+    /// keeps (`tests/leave_and_crash.rs`).
+    master_table: AtomicU64,
 }
 
 impl HandOver {
@@ -45,6 +52,17 @@ impl HandOver {
         if let Ok(mut l) = self.leaving.lock() {
             l.extend(leaving.iter().copied());
         }
+    }
+
+    /// The master took our intent while it followed table `version`.
+    pub fn note_master_table(&self, version: u64) {
+        self.master_table
+            .fetch_max(version.saturating_add(1), Ordering::SeqCst);
+    }
+
+    /// The table the master followed when it took our intent, once it did.
+    fn master_table(&self) -> Option<u64> {
+        self.master_table.load(Ordering::SeqCst).checked_sub(1)
     }
 
     fn leaving(&self) -> HashSet<Uuid> {
@@ -70,19 +88,28 @@ pub async fn hand_over(
         return;
     }
     let start = Instant::now();
-    let owned_before = data.service.replicated_here().len();
+    // The most replicas held at once while handing over: a table that
+    // arrives meanwhile may give us some.
+    let mut held = data.service.replicated_here().len();
     if !tell_leaving(coordinator).await {
         return;
     }
     let mut told = (master_of(data), Instant::now());
     let mut departures = Departures::default();
     while start.elapsed() < limit {
+        held = held.max(data.service.replicated_here().len());
         let others = data.cluster().others();
-        if data.service.replicated_here().is_empty()
+        // Judged by a table at least as new as the one the master followed
+        // when it took our intent: an older one may not name us yet.
+        let current = state
+            .master_table()
+            .is_some_and(|v| data.service.table_version() >= v);
+        if current
+            && data.service.replicated_here().is_empty()
             && state.done(&others, data.service.table_version())
         {
             tracing::info!(
-                "handed over {owned_before} partition(s) in {} ms",
+                "handed over {held} partition(s) in {} ms",
                 start.elapsed().as_millis()
             );
             return;
@@ -103,11 +130,11 @@ pub async fn hand_over(
         // our intent with it: its successor would give them back to us
         // and we would leave only at the limit. Told again when the
         // master changes, and every second as long as we still hold
-        // replicas (the request may have been lost); the master takes it
-        // as often as it comes.
+        // replicas or the master has not answered (the request may have
+        // been lost); the master takes it as often as it comes.
         let master = master_of(data);
         if (master != told.0 || told.1.elapsed() >= RETELL)
-            && !data.service.replicated_here().is_empty()
+            && (!data.service.replicated_here().is_empty() || state.master_table().is_none())
         {
             if master != told.0 {
                 tracing::info!("the master changed while this member hands over; telling the new one it leaves");

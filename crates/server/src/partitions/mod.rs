@@ -26,6 +26,7 @@ use uuid::Uuid;
 mod balance;
 mod copy;
 mod hand_over;
+mod leave;
 mod members;
 mod promotion;
 mod resync;
@@ -61,6 +62,8 @@ pub enum CoordinatorInput {
     /// an earlier owner gave (`Received::Diverged`): copy the partition
     /// from the owner, as an upgrade of that term.
     Diverged { partition: u32, term: u64 },
+    /// A table from the master, applied late (`FERROCAST_TEST_TABLE_DELAY_MS`).
+    DelayedTable(PartitionTable),
 }
 
 pub struct Coordinator {
@@ -306,7 +309,18 @@ impl Coordinator {
 
     fn on_input(&mut self, input: CoordinatorInput) {
         match input {
-            CoordinatorInput::Peer(ServiceMessage::Table(t), _, _) => self.consider(t),
+            CoordinatorInput::Peer(ServiceMessage::Table(t), _, _) => {
+                let delay = copy::table_delay();
+                if delay.is_zero() {
+                    self.consider(t);
+                } else {
+                    let inputs = self.inputs.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = inputs.send(CoordinatorInput::DelayedTable(t)).await;
+                    });
+                }
+            }
             CoordinatorInput::Peer(
                 ServiceMessage::CopyRequest {
                     partition,
@@ -349,48 +363,17 @@ impl Coordinator {
                 self.check_behind(seqs)
             }
             CoordinatorInput::Peer(ServiceMessage::LeaveIntent { member }, _, responder) => {
-                self.leaving.insert(member);
-                self.hand_over.note_leaving(&self.leaving);
-                if self.snapshot().is_master() {
-                    self.rebalance_soon();
-                }
-                if let (Some(r), Ok(ack)) = (responder, ServiceMessage::Ack.wrap()) {
-                    tokio::spawn(r.respond(ack));
-                }
+                self.on_leave_intent(member, responder)
             }
             // A copy of ours finished.
             CoordinatorInput::Peer(ServiceMessage::Ack, None, None) => self.refresh_copying(),
             CoordinatorInput::Peer(..) => {}
             CoordinatorInput::Diverged { partition, term } => self.resync(partition, term),
             CoordinatorInput::LeaveSelf(done) => {
-                let snap = self.snapshot();
-                self.leaving.insert(snap.me.uuid);
-                self.hand_over.note_leaving(&self.leaving);
-                // Every member hears it, not only the master: one that
-                // takes over from a master failing meanwhile must not hand
-                // our partitions back to us (we would leave only at the
-                // shutdown timeout, after copies going round in circles).
-                self.send_to_members(&ServiceMessage::LeaveIntent {
-                    member: snap.me.uuid,
-                });
-                if snap.is_master() {
-                    self.rebalance_soon();
-                } else if let (Some(master), Ok(m)) = (
-                    snap.view.master(),
-                    (ServiceMessage::LeaveIntent {
-                        member: snap.me.uuid,
-                    })
-                    .wrap(),
-                ) {
-                    let (t, addr) = (self.data.transport().clone(), master.address);
-                    tokio::spawn(async move {
-                        if let Err(e) = t.request(addr, m, Duration::from_secs(5)).await {
-                            tracing::warn!("could not tell the master we are leaving: {e}");
-                        }
-                    });
-                }
+                self.on_leave_self();
                 let _ = done.send(());
             }
+            CoordinatorInput::DelayedTable(t) => self.consider(t),
         }
     }
 
