@@ -124,12 +124,31 @@ impl PartitionService {
         source_pending: Vec<(u64, Vec<Change>)>,
     ) -> Installed {
         let now = Instant::now();
+        // Held while the copy goes in, so no table lands in between.
+        let table = self.table_guard();
         let mut state = self.state(p);
         if state.synced || state.promotion.is_some() {
             tracing::debug!(
                 "partition {p}: copy at change {seq} arrived after this replica stopped waiting for it (at change {}); not installed",
                 state.seq
             );
+            return Installed::NotWanted;
+        }
+        if !table.is_replica(p, self.me()) {
+            // A newer table took the partition away while the copy
+            // travelled. Installed, it would keep only the maps a backup
+            // keeps (we are no owner now) and count as complete: a backup
+            // promoted in our place asks us first and took that, without
+            // the maps no backup keeps (`tests/partial_backups.rs`, 244 of
+            // 2,000 entries). Left incomplete, we answer that we never
+            // held it (see `serve.rs`).
+            tracing::debug!(
+                "partition {p}: copy at change {seq} arrived after a newer table took the partition away; not installed"
+            );
+            drop(state);
+            drop(table);
+            self.awaiting[p as usize].store(false, Ordering::SeqCst);
+            self.changed.notify_waiters();
             return Installed::NotWanted;
         }
         let moved_up = state.copy_moved_up.take().filter(|v| asked_at < *v);

@@ -121,73 +121,12 @@ async fn settled_and_loaded(members: &[Member]) -> (Client, ferrocast_client::Ma
 /// until the copy limit (60 s), and it waited for them to be in sync until
 /// its shutdown timeout (30 s). Seen on CI in `partial_backups.rs` when
 /// SIGTERM came within ~100 ms of the join (1 run in 12 there). It now
-/// answers that it has no data for them.
+/// answers that it never held it; they ask the others for what they kept
+/// and keep their own data when it is current.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_stopped_before_its_first_copies_arrived_hands_over_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
-    let list = member_list(138, 2..5);
-    let mut args = vec![
-        "--members",
-        list.as_str(),
-        "--config",
-        yaml.to_str().unwrap(),
-    ];
-    args.extend_from_slice(FAST);
-    let mut members: Vec<Member> = (2..4)
-        .map(|h| Member::start(&format!("127.0.138.{h}"), &args))
-        .collect();
-    wait_converged(&refs(&members), 2, Duration::from_secs(20));
-    let before = stable_table(&members).await;
-    let client = Client::connect(client_config(&members, None))
-        .await
-        .unwrap();
-    let (map, nob) = (client.map("m"), client.map("nob"));
-    for m in [&map, &nob] {
-        m.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
-    let env = [("FERROCAST_TEST_COPY_DELAY_MS", "3000")];
-    members.push(Member::start_with_env("127.0.138.4", &args, &env));
-    wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    // Its first table is the master's next one (.2 founds the cluster).
-    let first_table = wait_until(Duration::from_secs(10), || {
-        members[0].log().lines().any(|l| {
-            l.split("partition table version ")
-                .nth(1)
-                .and_then(|r| r.split(':').next()?.parse::<u64>().ok())
-                .is_some_and(|v| v > before)
-                && l.contains("change owner")
-        })
-    });
-    assert!(first_table, "no table for the new member");
-    // The table's broadcast is on its way at once; a moment for it to land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    members[2].signal(Signal::SIGTERM);
-    let left = members[2].wait_exit(Duration::from_secs(60)).is_some();
-    let log = members[2].log();
-    let handed_over = log.contains("handed over") && !log.contains("shutdown timeout");
-    wait_converged(&refs(&members[..2]), 2, Duration::from_secs(30));
-    let mut lost = 0;
-    for m in [&map, &nob] {
-        for i in 0..3000 {
-            if m.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
-                lost += 1;
-            }
-        }
-    }
-    if lost > 0 || !handed_over {
-        members.iter().for_each(Member::dump);
-    }
-    assert!(left, "the leaving member never exited");
-    assert_eq!(lost, 0, "entries lost");
-    assert!(
-        handed_over,
-        "left at the shutdown timeout, not once handed over"
-    );
-    client.shutdown();
+    let joiner = [("FERROCAST_TEST_COPY_DELAY_MS", "3000")];
+    stopped_right_after_joining(138, &joiner, &[], Duration::from_millis(200)).await;
 }
 
 /// A member stopped just as the master published the table that gave it
@@ -201,10 +140,39 @@ async fn a_member_stopped_before_its_first_copies_arrived_hands_over_at_once() {
 /// applied that one and handed over what it gave it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_stopped_before_it_applied_its_first_table_hands_over_what_it_was_given() {
+    let joiner = [("FERROCAST_TEST_TABLE_DELAY_MS", "1000")];
+    stopped_right_after_joining(139, &joiner, &[], Duration::ZERO).await;
+}
+
+/// A member stopped while the copies its first table asked for were on
+/// their way (the others send each copy 250 ms after taking it here): they
+/// landed after the table without it. Installed then, as a member that
+/// owned nothing any more, they kept only the maps backups keep and
+/// counted as complete; the backups promoted in its place asked it first
+/// and took that, without the map without backups (before 2026-11-27;
+/// seen in `partial_backups.rs`, 244 of 2,000 entries lost). Such a copy
+/// is no longer installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_stopped_while_its_first_copies_travelled_hands_over_without_them() {
+    let others = [("FERROCAST_TEST_SERVE_DELAY_MS", "250")];
+    stopped_right_after_joining(140, &[], &others, Duration::ZERO).await;
+}
+
+/// Two members hold 3,000 entries in `m` (1 backup) and 3,000 in `nob`
+/// (`backup-count: 0`); a third joins (with `joiner_env`, the others with
+/// `others_env`) and gets SIGTERM `after` the master logged the table that
+/// gives it partitions. It must hand over and leave, not at the shutdown
+/// timeout, and no entry may be lost.
+async fn stopped_right_after_joining(
+    subnet: u8,
+    joiner_env: &[(&str, &str)],
+    others_env: &[(&str, &str)],
+    after: Duration,
+) {
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("ferrocast.yaml");
     std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
-    let list = member_list(139, 2..5);
+    let list = member_list(subnet, 2..5);
     let mut args = vec![
         "--members",
         list.as_str(),
@@ -213,7 +181,7 @@ async fn a_member_stopped_before_it_applied_its_first_table_hands_over_what_it_w
     ];
     args.extend_from_slice(FAST);
     let mut members: Vec<Member> = (2..4)
-        .map(|h| Member::start(&format!("127.0.139.{h}"), &args))
+        .map(|h| Member::start_with_env(&format!("127.0.{subnet}.{h}"), &args, others_env))
         .collect();
     wait_converged(&refs(&members), 2, Duration::from_secs(20));
     let before = stable_table(&members).await;
@@ -226,9 +194,10 @@ async fn a_member_stopped_before_it_applied_its_first_table_hands_over_what_it_w
             .await
             .unwrap();
     }
-    let env = [("FERROCAST_TEST_TABLE_DELAY_MS", "1000")];
-    members.push(Member::start_with_env("127.0.139.4", &args, &env));
+    let ip = format!("127.0.{subnet}.4");
+    members.push(Member::start_with_env(&ip, &args, joiner_env));
     wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    // Its first table is the master's next one (.2 founds the cluster).
     let first_table = wait_until(Duration::from_secs(10), || {
         members[0].log().lines().any(|l| {
             l.split("partition table version ")
@@ -239,6 +208,7 @@ async fn a_member_stopped_before_it_applied_its_first_table_hands_over_what_it_w
         })
     });
     assert!(first_table, "no table for the new member");
+    tokio::time::sleep(after).await;
     members[2].signal(Signal::SIGTERM);
     let left = members[2].wait_exit(Duration::from_secs(60)).is_some();
     let log = members[2].log();
@@ -253,7 +223,7 @@ async fn a_member_stopped_before_it_applied_its_first_table_hands_over_what_it_w
             }
         }
     }
-    if lost > 0 || !handed_over || nothing_handed_over {
+    if lost > 0 || !handed_over || nothing_handed_over || std::env::var("DUMP").is_ok() {
         members.iter().for_each(Member::dump);
     }
     assert!(left, "the leaving member never exited");

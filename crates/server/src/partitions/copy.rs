@@ -37,6 +37,14 @@ pub(super) fn table_delay() -> Duration {
     *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_TABLE_DELAY_MS"))
 }
 
+/// Fault injection for tests, off unless `FERROCAST_TEST_SERVE_DELAY_MS` is
+/// set: a copy this member took is sent this much later, so a test can
+/// change the table while copies travel.
+pub(super) fn serve_delay() -> Duration {
+    static DELAY: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| test_delay("FERROCAST_TEST_SERVE_DELAY_MS"))
+}
+
 pub(super) fn test_delay(var: &str) -> Duration {
     std::env::var(var)
         .ok()

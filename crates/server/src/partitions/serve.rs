@@ -118,6 +118,10 @@ impl Coordinator {
                     data: records,
                     pending,
                 };
+                let delay = super::copy::serve_delay();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 if let Ok(m) = answer.wrap() {
                     let m = match m {
                         MemberMessage::Service(bytes) => {
