@@ -269,6 +269,43 @@ impl PartitionService {
         done
     }
 
+    /// A new replica of `p` whose previous owner never held it complete
+    /// (it took no write) serves the data it kept from when it last owned
+    /// the partition, instead of copying, if that data is complete, nobody
+    /// numbered a change since (see `PartitionState::owned_until`), and it
+    /// is at least as far along as the copy `offered` (change number,
+    /// entries) by a member of the table before: a backup's copy at the
+    /// same change number lacks the maps no backup keeps. Without an offer
+    /// there is nothing to tell whether an owner between then and now
+    /// moved the partition on. True when it does.
+    pub fn keep_own_if_current(&self, p: u32, offered: Option<(u64, usize)>) -> bool {
+        let table = self.table_guard();
+        let mut st = self.state(p);
+        let ours = (st.seq, st.store.maps().map(|(_, m)| m.len()).sum::<usize>());
+        let current = !st.synced
+            && st.retained
+            && st.promotion.is_none()
+            && st.unbacked_maps_current()
+            && table.is_replica(p, self.me())
+            && offered.is_some_and(|o| o <= ours);
+        if !current {
+            return false;
+        }
+        st.synced = true;
+        st.retained = false;
+        st.copy_moved_up = None;
+        st.promote(Instant::now());
+        if !st.owned {
+            // As any copy a backup installs.
+            st.drop_maps_kept_nowhere(&*self.map_places());
+        }
+        drop(st);
+        drop(table);
+        self.awaiting[p as usize].store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        true
+    }
+
     /// Gives up the upgrade of `p` started by table `version`: the backup
     /// keeps the maps it had.
     pub fn cancel_upgrade(&self, p: u32, version: u64) {

@@ -90,3 +90,60 @@ fn a_plain_promotion_without_the_old_owners_copy_drops_them_as_before() {
     assert!(c.services[A].finish_promotion(c.p, 3, None));
     assert_eq!(entries(&c, A, "nob"), 0);
 }
+
+/// t1 [A, B] with data; t2 [C, B]: C takes the partition over from A,
+/// which releases it (keeping its data); t3 [A, B]: C left before its copy
+/// arrived, and A, owner again, must copy. Returns t3.
+fn a_owns_again(c: &Cluster) -> PartitionTable {
+    let t1 = c.t(1, &[A, B], &PartitionTable::empty(common::COUNT));
+    for m in [A, B] {
+        c.apply(m, &t1, &[A, B]);
+    }
+    for k in &c.keys[..5] {
+        c.write("plain", set_to(k, b"p"), A, &[B], &[]);
+    }
+    for k in &c.keys[5..8] {
+        c.write("nob", set_to(k, b"n"), A, &[], &[B]);
+    }
+    let t2 = c.t(2, &[C, B], &t1);
+    for m in [A, B, C] {
+        c.apply(m, &t2, &[A, B, C]);
+    }
+    let t3 = c.t(3, &[A, B], &t2);
+    let change = c.apply(A, &t3, &[A, B]);
+    assert!(
+        change.needs_copy.iter().any(|(p, _, _)| *p == c.p),
+        "{change:?}"
+    );
+    t3
+}
+
+/// B's copy (the backup's) is at A's change number but lacks `nob`: A
+/// keeps what it held (C, which took over, never held it complete).
+#[test]
+fn a_new_owner_keeps_its_own_data_over_a_backups_copy_at_the_same_change() {
+    let c = cluster();
+    a_owns_again(&c);
+    let (seq, _) = c.services[B].snapshot(c.p);
+    let offered = (seq, entries(&c, B, "plain") + entries(&c, B, "nob"));
+    assert_eq!(offered.1, 5, "B, a backup, holds plain only");
+    assert!(c.services[A].keep_own_if_current(c.p, Some(offered)));
+    assert!(c.services[A].replica_status(c.p).1, "A serves its data");
+    assert_eq!(entries(&c, A, "nob"), 3);
+    assert_eq!(entries(&c, A, "plain"), 5);
+}
+
+/// A copy further along than A's (a change A never saw), or no copy at all
+/// to compare with: A copies as usual.
+#[test]
+fn a_new_owner_copies_when_an_offer_is_further_or_missing() {
+    let c = cluster();
+    a_owns_again(&c);
+    let (seq, _) = c.services[B].snapshot(c.p);
+    assert!(!c.services[A].keep_own_if_current(c.p, Some((seq + 1, 5))));
+    assert!(!c.services[A].keep_own_if_current(c.p, None));
+    assert!(
+        !c.services[A].replica_status(c.p).1,
+        "still waiting for a copy"
+    );
+}

@@ -140,6 +140,9 @@ impl Coordinator {
             // A round over every member, asking for the partition
             // complete, came to nothing.
             let mut asked_all_complete = false;
+            // A member answered that it never held the partition complete
+            // (it took it over and lost it before its copy arrived).
+            let mut never_complete = false;
             if !copy_delay().is_zero() {
                 tokio::time::sleep(copy_delay()).await;
             }
@@ -254,7 +257,14 @@ impl Coordinator {
                             tracing::debug!("partition {p}: {addr} left; asking the next member");
                             continue;
                         }
-                        CopyAnswer::Declined | CopyAnswer::Log(_) | CopyAnswer::NoData => {
+                        CopyAnswer::NoData => {
+                            never_complete = true;
+                            tracing::debug!(
+                                "partition {p}: {addr} never held it complete; trying the next member"
+                            );
+                            continue;
+                        }
+                        CopyAnswer::Declined | CopyAnswer::Log(_) => {
                             tracing::debug!(
                                 "partition {p}: no copy from {addr}; trying the next member"
                             );
@@ -276,6 +286,25 @@ impl Coordinator {
                     }
                     if !everybody {
                         break;
+                    }
+                }
+                // What we kept from when we last owned the partition may
+                // be further than any copy offered: the member that took it
+                // over from us never held it complete (so it took no write),
+                // and the others, backups, lack the maps no backup keeps.
+                if never_complete {
+                    let offered = best.as_ref().map(|(_, _, (seq, _, records, _))| {
+                        (*seq, records.iter().map(|(_, r)| r.len()).sum::<usize>())
+                    });
+                    // (An offer further along than ours, or none, and we copy.)
+                    if data.service.keep_own_if_current(p, offered) {
+                        tracing::info!(
+                            "partition {p}: the member it was copied from never held it complete; this member's data, kept from when it last owned it, is current: serving it"
+                        );
+                        let _ = inputs
+                            .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
+                            .await;
+                        return;
                     }
                 }
                 if let Some((addr, asked_at, (seq, term, records, pending))) = best {

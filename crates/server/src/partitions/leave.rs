@@ -45,15 +45,21 @@ impl Coordinator {
         } else if let (Some(master), Ok(m)) = (snap.view.master(), intent.wrap()) {
             let (t, addr) = (self.data.transport().clone(), master.address);
             let hand_over = self.hand_over.clone();
+            let data = self.data.clone();
             tokio::spawn(async move {
                 match t.request(addr, m, Duration::from_secs(5)).await {
-                    Ok(answer) => {
-                        if let Some(Ok(ServiceMessage::LeaveNoted { table_version })) =
-                            ServiceMessage::unwrap(&answer)
-                        {
-                            hand_over.note_master_table(table_version);
+                    Ok(answer) => match ServiceMessage::unwrap(&answer) {
+                        Some(Ok(ServiceMessage::LeaveNoted { table_version })) => {
+                            hand_over.note_master_table(table_version)
                         }
-                    }
+                        // A master of an earlier version (a rolling
+                        // upgrade) says only that it took the intent:
+                        // our own table is all there is to go by.
+                        Some(Ok(ServiceMessage::Ack)) => {
+                            hand_over.note_master_table(data.service.table_version())
+                        }
+                        _ => {}
+                    },
                     Err(e) => tracing::warn!("could not tell the master we are leaving: {e}"),
                 }
             });
