@@ -154,6 +154,18 @@ impl PartitionService {
         let moved_up = state.copy_moved_up.take().filter(|v| asked_at < *v);
         let store = store_from_wire(data, now);
         let pending = state.pending_len();
+        // A backup holding what it kept as the partition's last owner, at
+        // the copy's change number: the copy (another backup's) lacks the
+        // maps no backup keeps, and ours are current. They stay, served
+        // with our copies until a change is numbered (see
+        // `snapshot_for_copy`): the new owner may still have to copy them
+        // from us. (Seen: a joiner promoted before its copy arrived copied
+        // from the old owner after that one had taken a backup's copy, and
+        // the map without backups was lost.)
+        let places = self.map_places();
+        let kept_unbacked =
+            (!state.owned && state.retained && state.unbacked_maps_current() && seq == state.seq)
+                .then(|| state.store.take_maps(|m| places(m) == 0));
         let diverged = state.install(seq, Some(term), store, now);
         let mut upgrade = None;
         if diverged.is_none() {
@@ -170,7 +182,13 @@ impl PartitionService {
                 // is applied now, before it numbers changes of its own.
                 state.promote(now);
             } else {
-                state.drop_maps_kept_nowhere(&*self.map_places());
+                state.drop_maps_kept_nowhere(&*places);
+                if let Some(kept) = kept_unbacked.filter(|_| state.seq == seq) {
+                    for (name, map) in kept {
+                        state.store.put_map(name, map);
+                    }
+                    state.owned_until = Some(seq);
+                }
                 if let Some(version) = moved_up {
                     // Moved up while the copy travelled: it may miss
                     // changes we took as numbers only that the member
@@ -505,7 +523,13 @@ impl PartitionService {
     /// took ahead of their turn, all under one lock.
     pub fn snapshot_for_copy(&self, p: u32) -> (u64, u64, PartitionData, Vec<(u64, Vec<Change>)>) {
         let st = self.state(p);
-        let (seq, term, data) = snapshot_of(&st);
+        let (seq, term, mut data) = snapshot_of(&st);
+        if !st.owned && !st.unbacked_maps_current() {
+            // A backup's maps no backup keeps (kept from when it owned the
+            // partition) went stale with the first change numbered since.
+            let places = self.map_places();
+            data.retain(|(name, _)| places(name) > 0);
+        }
         let pending = st
             .pending
             .iter()

@@ -363,6 +363,20 @@ impl PartitionStore {
         self.maps.remove(name);
     }
 
+    /// Takes the maps `pick` names out of this store.
+    pub fn take_maps(&mut self, pick: impl Fn(&str) -> bool) -> Vec<(String, MapPartition)> {
+        let names: Vec<String> = self.maps.keys().filter(|n| pick(n)).cloned().collect();
+        names
+            .into_iter()
+            .filter_map(|n| self.maps.remove(&n).map(|m| (n, m)))
+            .collect()
+    }
+
+    /// Puts a map taken from another store in, replacing one of that name.
+    pub fn put_map(&mut self, name: String, map: MapPartition) {
+        self.maps.insert(name, map);
+    }
+
     pub fn maps_mut(&mut self) -> impl Iterator<Item = (&String, &mut MapPartition)> {
         self.maps.iter_mut()
     }

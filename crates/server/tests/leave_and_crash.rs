@@ -238,3 +238,70 @@ async fn stopped_right_after_joining(
     );
     client.shutdown();
 }
+
+/// One member holds the data; two join at once, one of them slow to ask
+/// for its copies (1 s here), and the other is stopped as soon as the
+/// table for both is out. In the table without it the slow one still owns
+/// partitions it has not copied, and the member it copies them from is now
+/// their backup, copying them back from it: that member declines, and the
+/// leaving one, their backup until then, offers a backup's copy, without
+/// the map no backup keeps. Before 2026-11-27 the slow member took that
+/// (seen in `partial_backups.rs` with `--test-threads=3`: 8 of 2,000 lost);
+/// it now asks the others for what they kept and takes the old owner's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joiner_whose_source_copies_back_from_it_takes_the_old_owners_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
+    let list = member_list(141, 2..5);
+    let mut args = vec![
+        "--members",
+        list.as_str(),
+        "--config",
+        yaml.to_str().unwrap(),
+    ];
+    args.extend_from_slice(FAST);
+    let mut members = vec![Member::start("127.0.141.2", &args)];
+    wait_converged(&refs(&members), 1, Duration::from_secs(20));
+    let before = stable_table(&members).await;
+    let client = Client::connect(client_config(&members, None))
+        .await
+        .unwrap();
+    let (map, nob) = (client.map("m"), client.map("nob"));
+    for m in [&map, &nob] {
+        m.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    let slow = [("FERROCAST_TEST_COPY_DELAY_MS", "1000")];
+    members.push(Member::start("127.0.141.3", &args));
+    members.push(Member::start_with_env("127.0.141.4", &args, &slow));
+    wait_converged(&refs(&members), 3, Duration::from_secs(20));
+    let table_for_both = wait_until(Duration::from_secs(10), || {
+        members[0].log().lines().any(|l| {
+            l.split("partition table version ")
+                .nth(1)
+                .and_then(|r| r.split(':').next()?.parse::<u64>().ok())
+                .is_some_and(|v| v > before)
+                && l.contains("change owner")
+        })
+    });
+    assert!(table_for_both, "no table for the new members");
+    members[1].signal(Signal::SIGTERM);
+    let left = members[1].wait_exit(Duration::from_secs(60)).is_some();
+    wait_converged(&[&members[0], &members[2]], 2, Duration::from_secs(30));
+    let mut lost = 0;
+    for m in [&map, &nob] {
+        for i in 0..3000 {
+            if m.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
+                lost += 1;
+            }
+        }
+    }
+    if lost > 0 || std::env::var("DUMP").is_ok() {
+        members.iter().for_each(Member::dump);
+    }
+    assert!(left, "the leaving member never exited");
+    assert_eq!(lost, 0, "entries lost");
+    client.shutdown();
+}

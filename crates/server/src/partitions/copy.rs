@@ -126,6 +126,53 @@ pub(super) async fn ask_for_copy(
     }
 }
 
+/// A copy some member kept: who sent it, its change number, the owner term
+/// its data continues, its records and the changes it took ahead of their
+/// turn.
+pub(super) type Kept = (SocketAddr, u64, u64, PartitionData, Vec<(u64, Vec<Change>)>);
+
+fn entries(records: &PartitionData) -> usize {
+    records.iter().map(|(_, r)| r.len()).sum()
+}
+
+/// Asks every member but this one and `skip` once for the copy of `p` it
+/// holds complete or kept (`CopyWanted::LastResort`) and returns the one
+/// furthest along by (change number, entries), if that is past `floor`.
+/// At equal change numbers the copies hold the same changes of the maps
+/// both places keep; the one with more entries holds maps its backups do
+/// not keep (an owner's, kept since it released the partition).
+pub(super) async fn best_copy_elsewhere(
+    data: &DataPlane,
+    p: u32,
+    version: u64,
+    skip: &[Uuid],
+    floor: (u64, usize),
+) -> Option<Kept> {
+    let snap = data.cluster();
+    let asks = snap
+        .view
+        .members
+        .iter()
+        .filter(|m| m.uuid != snap.me.uuid && !skip.contains(&m.uuid))
+        .map(|m| async move {
+            match ask_for_copy(data, p, m.uuid, m.address, version, CopyWanted::LastResort).await {
+                CopyAnswer::Copy {
+                    seq,
+                    term,
+                    records,
+                    pending,
+                } => Some((m.address, seq, term, records, pending)),
+                _ => None,
+            }
+        });
+    futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .filter(|(_, seq, _, records, _)| (*seq, entries(records)) > floor)
+        .max_by_key(|(_, seq, _, records, _)| (*seq, entries(records)))
+}
+
 impl Coordinator {
     /// Copies partition `p`, from `source` first; when a source is gone or
     /// cannot serve, from the next member that held the partition.
@@ -305,6 +352,33 @@ impl Coordinator {
                             .send(CoordinatorInput::Peer(ServiceMessage::Ack, None, None))
                             .await;
                         return;
+                    }
+                }
+                // A new owner's copy from a member other than the one the
+                // partition was moving from may be a backup's, without the
+                // maps no backup keeps: whoever kept an owner's copy at the
+                // same change number (the member it was moving from, now
+                // copying it back, serves it only as a last resort) has
+                // them. Seen: a joiner still copying from the old owner
+                // when the next table came took the leaving backup's copy,
+                // and the old owner then copied that back from it.
+                // The same when this member was promoted to owner while it
+                // copied as a backup: it asked whoever holds a backup's data.
+                let source_addr = data.address_of(source);
+                let owner_now = data.service.owner(p) == Some(me);
+                if let Some((addr, _, (seq, _, records, _))) = best.as_ref() {
+                    if owner_now && (!owner || Some(*addr) != source_addr) {
+                        let floor = (*seq, entries(records));
+                        if let Some((from, seq, term, records, pending)) =
+                            best_copy_elsewhere(&data, p, table_version, &[], floor).await
+                        {
+                            tracing::info!(
+                                "partition {p}: {from} kept a copy further than {addr}'s (change {seq}, {} entries); taking it",
+                                entries(&records)
+                            );
+                            let asked_at = table_version.max(data.service.table_version());
+                            best = Some((from, asked_at, (seq, term, records, pending)));
+                        }
                     }
                 }
                 if let Some((addr, asked_at, (seq, term, records, pending))) = best {

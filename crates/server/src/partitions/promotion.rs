@@ -4,12 +4,10 @@
 //! from those behind it to merge its log over (it was moving up a place),
 //! or serves the data it holds. The other side is in `serve.rs`.
 
-use super::copy::{ask_for_copy, CopyAnswer};
+use super::copy::{ask_for_copy, best_copy_elsewhere, CopyAnswer, Kept};
 use super::{Coordinator, CoordinatorInput, COPY_LIMIT};
 use crate::data::DataPlane;
 use crate::service_msg::{CopyWanted, ServiceMessage};
-use ferrocast_partition::{Change, PartitionData};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
@@ -36,22 +34,17 @@ fn own_data(data: &DataPlane, p: u32, version: u64, ahead_never_complete: bool) 
     done
 }
 
-/// A copy some member kept: who sent it, its change number, its records
-/// and the changes it took ahead of their turn.
-type Kept = (SocketAddr, u64, PartitionData, Vec<(u64, Vec<Change>)>);
-
 /// The members ahead of a promoted backup (`skip`) never held `p` complete:
 /// one took it over and left before its copy arrived. The data is still
 /// where that one would have copied it from, a member that released the
 /// partition or now copies it anew from us, and keeps it until every
-/// member is in sync. Every other member is asked once for what it holds
-/// complete or kept, and the copy furthest along is taken if it is further
-/// than ours. At equal change numbers the copies hold the same changes of
-/// the maps both places keep, and the one with more entries is taken (an
-/// owner's, with maps its backups do not keep): this member may have been
-/// that owner, and a backup's kept copy would replace its maps without
-/// backups with nothing. Without this, a member stopped right after it
-/// joined took the entries of those maps with it
+/// member is in sync: [`best_copy_elsewhere`] asks every other member, and
+/// a copy further than ours is taken. At equal change numbers the copies
+/// hold the same changes of the maps both places keep, and the one with
+/// more entries is taken (an owner's, with maps its backups do not keep):
+/// this member may have been that owner, and a backup's kept copy would
+/// replace its maps without backups with nothing. Without this, a member
+/// stopped right after it joined took the entries of those maps with it
 /// (`tests/leave_and_crash.rs`).
 async fn earlier_holders_copy(
     data: &DataPlane,
@@ -59,36 +52,11 @@ async fn earlier_holders_copy(
     version: u64,
     skip: &[Uuid],
 ) -> Option<Kept> {
-    let snap = data.cluster();
-    let asks = snap
-        .view
-        .members
-        .iter()
-        .filter(|m| m.uuid != snap.me.uuid && !skip.contains(&m.uuid))
-        .map(|m| async move {
-            let answer =
-                ask_for_copy(data, p, m.uuid, m.address, version, CopyWanted::LastResort).await;
-            match answer {
-                CopyAnswer::Copy {
-                    seq,
-                    records,
-                    pending,
-                    ..
-                } => Some((m.address, seq, records, pending)),
-                _ => None,
-            }
-        });
-    let entries = |r: &PartitionData| r.iter().map(|(_, m)| m.len()).sum::<usize>();
-    let copies = futures::future::join_all(asks).await;
     let ours = (
         data.service.replica_status(p).0,
         data.service.entry_count(p),
     );
-    copies
-        .into_iter()
-        .flatten()
-        .filter(|(_, seq, records, _)| (*seq, entries(records)) > ours)
-        .max_by_key(|(_, seq, records, _)| (*seq, entries(records)))
+    best_copy_elsewhere(data, p, version, skip, ours).await
 }
 
 impl Coordinator {
@@ -136,7 +104,7 @@ impl Coordinator {
                 }
                 if ahead.is_empty() && !never_complete.is_empty() {
                     let skip = std::mem::take(&mut never_complete);
-                    if let Some((from, seq, records, pending)) =
+                    if let Some((from, seq, _, records, pending)) =
                         earlier_holders_copy(&data, p, version, &skip).await
                     {
                         let n: usize = records.iter().map(|(_, r)| r.len()).sum();
