@@ -16,9 +16,8 @@ fn cluster() -> Cluster {
     Cluster::with(3, |m: &str| usize::from(m != "nob"))
 }
 
-/// t1 [A, B]: five `plain` keys (B full), three `nob` (B numbers only);
-/// t2 [C, A]: C joins as owner, its copy from A not yet in, A backs it up.
-fn c_took_over(c: &Cluster) -> PartitionTable {
+/// t1 [A, B]: five `plain` keys (B full), three `nob` (B numbers only).
+fn t1_with_data(c: &Cluster) -> PartitionTable {
     let t1 = c.t(1, &[A, B], &PartitionTable::empty(common::COUNT));
     for m in [A, B] {
         c.apply(m, &t1, &[A, B]);
@@ -29,6 +28,12 @@ fn c_took_over(c: &Cluster) -> PartitionTable {
     for k in &c.keys[5..8] {
         c.write("nob", set_to(k, b"n"), A, &[], &[B]);
     }
+    t1
+}
+
+/// t1, then t2 [C, A]: C joins as owner, its copy from A not yet in, A backs it up.
+fn c_took_over(c: &Cluster) -> PartitionTable {
+    let t1 = t1_with_data(c);
     let t2 = c.t(2, &[C, A], &t1);
     for m in [A, B, C] {
         c.apply(m, &t2, &[A, B, C]);
@@ -95,16 +100,7 @@ fn a_plain_promotion_without_the_old_owners_copy_drops_them_as_before() {
 /// which releases it (keeping its data); t3 [A, B]: C left before its copy
 /// arrived, and A, owner again, must copy. Returns t3.
 fn a_owns_again(c: &Cluster) -> PartitionTable {
-    let t1 = c.t(1, &[A, B], &PartitionTable::empty(common::COUNT));
-    for m in [A, B] {
-        c.apply(m, &t1, &[A, B]);
-    }
-    for k in &c.keys[..5] {
-        c.write("plain", set_to(k, b"p"), A, &[B], &[]);
-    }
-    for k in &c.keys[5..8] {
-        c.write("nob", set_to(k, b"n"), A, &[], &[B]);
-    }
+    let t1 = t1_with_data(c);
     let t2 = c.t(2, &[C, B], &t1);
     for m in [A, B, C] {
         c.apply(m, &t2, &[A, B, C]);

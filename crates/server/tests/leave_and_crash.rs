@@ -188,25 +188,12 @@ async fn stopped_right_after_joining(
     let client = Client::connect(client_config(&members, None))
         .await
         .unwrap();
-    let (map, nob) = (client.map("m"), client.map("nob"));
-    for m in [&map, &nob] {
-        m.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
+    let (map, nob) = loaded_m_and_nob(&client).await;
     let ip = format!("127.0.{subnet}.4");
     members.push(Member::start_with_env(&ip, &args, joiner_env));
     wait_converged(&refs(&members), 3, Duration::from_secs(20));
     // Its first table is the master's next one (.2 founds the cluster).
-    let first_table = wait_until(Duration::from_secs(10), || {
-        members[0].log().lines().any(|l| {
-            l.split("partition table version ")
-                .nth(1)
-                .and_then(|r| r.split(':').next()?.parse::<u64>().ok())
-                .is_some_and(|v| v > before)
-                && l.contains("change owner")
-        })
-    });
+    let first_table = published_after(&members[0], before);
     assert!(first_table, "no table for the new member");
     tokio::time::sleep(after).await;
     members[2].signal(Signal::SIGTERM);
@@ -215,14 +202,7 @@ async fn stopped_right_after_joining(
     let handed_over = log.contains("handed over") && !log.contains("shutdown timeout");
     let nothing_handed_over = log.contains("handed over 0 partition(s)");
     wait_converged(&refs(&members[..2]), 2, Duration::from_secs(30));
-    let mut lost = 0;
-    for m in [&map, &nob] {
-        for i in 0..3000 {
-            if m.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
-                lost += 1;
-            }
-        }
-    }
+    let lost = lost_of(&[&map, &nob]).await;
     if lost > 0 || !handed_over || nothing_handed_over || std::env::var("DUMP").is_ok() {
         members.iter().for_each(Member::dump);
     }
@@ -267,41 +247,58 @@ async fn a_joiner_whose_source_copies_back_from_it_takes_the_old_owners_copy() {
     let client = Client::connect(client_config(&members, None))
         .await
         .unwrap();
-    let (map, nob) = (client.map("m"), client.map("nob"));
-    for m in [&map, &nob] {
-        m.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
-            .await
-            .unwrap();
-    }
+    let (map, nob) = loaded_m_and_nob(&client).await;
     let slow = [("FERROCAST_TEST_COPY_DELAY_MS", "1000")];
     members.push(Member::start("127.0.141.3", &args));
     members.push(Member::start_with_env("127.0.141.4", &args, &slow));
     wait_converged(&refs(&members), 3, Duration::from_secs(20));
-    let table_for_both = wait_until(Duration::from_secs(10), || {
-        members[0].log().lines().any(|l| {
-            l.split("partition table version ")
-                .nth(1)
-                .and_then(|r| r.split(':').next()?.parse::<u64>().ok())
-                .is_some_and(|v| v > before)
-                && l.contains("change owner")
-        })
-    });
+    let table_for_both = published_after(&members[0], before);
     assert!(table_for_both, "no table for the new members");
     members[1].signal(Signal::SIGTERM);
     let left = members[1].wait_exit(Duration::from_secs(60)).is_some();
     wait_converged(&[&members[0], &members[2]], 2, Duration::from_secs(30));
-    let mut lost = 0;
-    for m in [&map, &nob] {
-        for i in 0..3000 {
-            if m.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
-                lost += 1;
-            }
-        }
-    }
+    let lost = lost_of(&[&map, &nob]).await;
     if lost > 0 || std::env::var("DUMP").is_ok() {
         members.iter().for_each(Member::dump);
     }
     assert!(left, "the leaving member never exited");
     assert_eq!(lost, 0, "entries lost");
     client.shutdown();
+}
+
+/// Writes `k0`..`k2999` -> 0..2999 into `m` (1 backup) and `nob` (none).
+async fn loaded_m_and_nob(client: &Client) -> (ferrocast_client::Map, ferrocast_client::Map) {
+    let (map, nob) = (client.map("m"), client.map("nob"));
+    for m in [&map, &nob] {
+        m.put_all((0..3000).map(|i| (format!("k{i}"), i as i64)))
+            .await
+            .unwrap();
+    }
+    (map, nob)
+}
+
+/// Whether the master logged a table newer than `before` within 10 s.
+fn published_after(master: &Member, before: u64) -> bool {
+    wait_until(Duration::from_secs(10), || {
+        master.log().lines().any(|l| {
+            l.split("partition table version ")
+                .nth(1)
+                .and_then(|r| r.split(':').next()?.parse::<u64>().ok())
+                .is_some_and(|v| v > before)
+                && l.contains("change owner")
+        })
+    })
+}
+
+/// Keys `k0`..`k2999` of `maps` not read back as written by `loaded_m_and_nob`.
+async fn lost_of(maps: &[&ferrocast_client::Map]) -> usize {
+    let mut lost = 0;
+    for m in maps {
+        for i in 0..3000 {
+            if m.get_as::<i64>(format!("k{i}")).await.unwrap() != Some(i as i64) {
+                lost += 1;
+            }
+        }
+    }
+    lost
 }
