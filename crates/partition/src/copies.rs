@@ -299,7 +299,7 @@ impl PartitionService {
     pub fn keep_own_if_current(&self, p: u32, offered: Option<(u64, usize)>) -> bool {
         let table = self.table_guard();
         let mut st = self.state(p);
-        let ours = (st.seq, st.store.maps().map(|(_, m)| m.len()).sum::<usize>());
+        let ours = (st.seq, st.store.entry_count());
         let current = !st.synced
             && st.retained
             && st.promotion.is_none()

@@ -121,6 +121,12 @@ impl PartitionService {
         self.table.read().ok().and_then(|t| t.owner(partition))
     }
 
+    /// Whether this member is one of `partition`'s replicas in its table
+    /// (without cloning the table).
+    pub fn is_replica_here(&self, partition: u32) -> bool {
+        self.table_guard().is_replica(partition, self.me)
+    }
+
     pub fn backups_of(&self, partition: u32) -> Vec<Uuid> {
         self.table
             .read()
@@ -393,7 +399,7 @@ impl PartitionService {
 
     /// Entries of partition `p` held on this member, in all maps.
     pub fn entry_count(&self, p: u32) -> usize {
-        self.with_store(p, |s| s.maps().map(|(_, m)| m.len()).sum::<usize>())
+        self.with_store(p, |s| s.entry_count())
     }
 }
 

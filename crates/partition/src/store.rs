@@ -389,6 +389,11 @@ impl PartitionStore {
         self.maps.values().all(|m| m.is_empty())
     }
 
+    /// Entries in all maps.
+    pub fn entry_count(&self) -> usize {
+        self.maps.values().map(MapPartition::len).sum()
+    }
+
     pub fn clear(&mut self) {
         self.maps.clear();
     }

@@ -169,17 +169,8 @@ async fn stopped_right_after_joining(
     others_env: &[(&str, &str)],
     after: Duration,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
-    let list = member_list(subnet, 2..5);
-    let mut args = vec![
-        "--members",
-        list.as_str(),
-        "--config",
-        yaml.to_str().unwrap(),
-    ];
-    args.extend_from_slice(FAST);
+    let (_dir, owned) = nob_args(subnet);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut members: Vec<Member> = (2..4)
         .map(|h| Member::start_with_env(&format!("127.0.{subnet}.{h}"), &args, others_env))
         .collect();
@@ -230,17 +221,8 @@ async fn stopped_right_after_joining(
 /// it now asks the others for what they kept and takes the old owner's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joiner_whose_source_copies_back_from_it_takes_the_old_owners_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let yaml = dir.path().join("ferrocast.yaml");
-    std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
-    let list = member_list(141, 2..5);
-    let mut args = vec![
-        "--members",
-        list.as_str(),
-        "--config",
-        yaml.to_str().unwrap(),
-    ];
-    args.extend_from_slice(FAST);
+    let (_dir, owned) = nob_args(141);
+    let args: Vec<&str> = owned.iter().map(String::as_str).collect();
     let mut members = vec![Member::start("127.0.141.2", &args)];
     wait_converged(&refs(&members), 1, Duration::from_secs(20));
     let before = stable_table(&members).await;
@@ -301,4 +283,21 @@ async fn lost_of(maps: &[&ferrocast_client::Map]) -> usize {
         }
     }
     lost
+}
+
+/// Arguments for members `127.0.<subnet>.2..5` with the fast failure
+/// settings and a config file in which `nob` keeps no backup (the file's
+/// directory lives as long as the returned guard).
+fn nob_args(subnet: u8) -> (tempfile::TempDir, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = dir.path().join("ferrocast.yaml");
+    std::fs::write(&yaml, "maps:\n  nob:\n    backup-count: 0\n").unwrap();
+    let mut args = vec![
+        "--members".to_string(),
+        member_list(subnet, 2..5),
+        "--config".to_string(),
+        yaml.to_string_lossy().into_owned(),
+    ];
+    args.extend(FAST.iter().map(|a| a.to_string()));
+    (dir, args)
 }

@@ -204,7 +204,7 @@ impl Coordinator {
                         .await;
                     return;
                 }
-                if !data.service.table().is_replica(p, me) {
+                if !data.service.is_replica_here(p) {
                     // A newer table took the partition away again: nothing to
                     // copy, and our incomplete data must not be served.
                     data.service.abandon_copy(p);

@@ -172,6 +172,5 @@ impl Coordinator {
 /// the data is where it would have copied it from. Declining instead kept
 /// a backup promoted in its place asking it until the copy limit (60 s).
 fn left_incomplete(data: &crate::data::DataPlane, partition: u32) -> bool {
-    let service = &data.service;
-    !service.table().is_replica(partition, service.me()) && !service.replica_status(partition).1
+    !data.service.is_replica_here(partition) && !data.service.replica_status(partition).1
 }
