@@ -127,23 +127,24 @@ fn grows_past_its_load_when_a_run_would_pass_the_longest_distance() {
 }
 
 #[test]
-fn stays_between_60_and_90_percent_full_while_growing() {
+fn stays_between_72_and_90_percent_full_while_growing() {
     let mut t = SlotTable::default();
     for k in 0..100_000u64 {
         t.insert(spread(&k), k, spread);
         if k > 100 {
             let load = t.len() as f64 / t.slots() as f64;
-            assert!((0.59..=0.9).contains(&load), "{} in {}", t.len(), t.slots());
+            assert!((0.71..=0.9).contains(&load), "{} in {}", t.len(), t.slots());
         }
     }
-    // 3,690 entries (1M over 271 partitions): 9-13.4 bytes per entry.
+    // 3,690 entries (1M over 271 partitions): 4,241 slots, 9.2 bytes per
+    // entry (growing by half: 5,166 slots, 11.2 bytes).
     let mut t = SlotTable::default();
     for k in 0..3_690u64 {
         t.insert(spread(&k), k, spread);
     }
     let per_entry = t.slots() as f64 * 8.0 / 3_690.0;
     assert!(
-        (8.8..=13.4).contains(&per_entry),
+        (8.8..=11.1).contains(&per_entry),
         "{per_entry} bytes per entry"
     );
 }

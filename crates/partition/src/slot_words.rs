@@ -2,7 +2,7 @@
 //! zeroed 64-bit words, in a mapping of their own once a table is large.
 //!
 //! Why not a `Box<[u64]>` for every size: a map partition's table grows by
-//! half many times as the map fills, and each grown table frees the one
+//! a quarter many times as the map fills, and each grown table frees the one
 //! before it. On the heap those freed arrays became holes between entries
 //! that the allocator kept resident (its arena is backed by huge pages, so
 //! a hole is only returned when a whole 2 MiB page empties): 4-9 MiB of a
