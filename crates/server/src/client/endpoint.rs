@@ -12,6 +12,7 @@
 
 use crate::client::codec::ClientCodec;
 use crate::client::listeners::ClientSink;
+use crate::client::requests::AnsweredNow;
 use crate::client::silence::{Counted, Silence};
 use crate::client::views;
 use crate::data::DataPlane;
@@ -208,26 +209,41 @@ impl ClientEndpoint {
                     }
                 };
                 match next {
-                    Some(Ok(msg)) => {
-                        let me = self.clone();
-                        let tx = tx.clone();
-                        let mut request = Box::pin(async move {
-                            if let Some(resp) = me.handle(id, msg, &tx).await {
+                    Some(Ok(msg)) => match self.answer_now(&msg) {
+                        AnsweredNow::Answer(Some(resp)) => send_now(&tx, resp),
+                        AnsweredNow::Answer(None) => {}
+                        AnsweredNow::Backups {
+                            correlation,
+                            request_type,
+                            op,
+                            result,
+                            batches,
+                        } => {
+                            let me = self.clone();
+                            let tx = tx.clone();
+                            run_or_spawn(async move {
+                                let resp = me
+                                    .answer_after_backups(
+                                        correlation,
+                                        request_type,
+                                        op,
+                                        result,
+                                        batches,
+                                    )
+                                    .await;
                                 let _ = tx.send(resp).await;
-                            }
-                        });
-                        // Most requests finish without waiting (a read, a
-                        // write with no backup to wait for): run them right
-                        // here, and make tasks only of those that wait (a
-                        // task per request cost a spawn, a schedule and a
-                        // wake-up). Polled once with a waker that does
-                        // nothing: a future registers the waker of every
-                        // poll, and the task polls it again at once.
-                        let mut cx = Context::from_waker(Waker::noop());
-                        if request.as_mut().poll(&mut cx).is_pending() {
-                            tokio::spawn(request);
+                            });
                         }
-                    }
+                        AnsweredNow::Later(decoded) => {
+                            let me = self.clone();
+                            let tx = tx.clone();
+                            run_or_spawn(async move {
+                                if let Some(resp) = me.handle(id, decoded, &msg, &tx).await {
+                                    let _ = tx.send(resp).await;
+                                }
+                            });
+                        }
+                    },
                     Some(Err(e)) => {
                         tracing::warn!("closing client connection from {remote}: {e}");
                         break;
@@ -360,4 +376,33 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Queues `resp` for the connection's writer; if its queue is full, a task
+/// waits for room (later answers may overtake it: clients match answers by
+/// correlation id).
+fn send_now(tx: &ClientSink, resp: ClientMessage) {
+    match tx.try_send(resp) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+        Err(mpsc::error::TrySendError::Full(resp)) => {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = tx.send(resp).await;
+            });
+        }
+    }
+}
+
+/// Polls `request` once right here and makes a task of it only if it has
+/// to wait: a task per request cost a spawn, a schedule and a wake-up, and
+/// the first poll here keeps the order in which requests start (their
+/// backups go out in the order they ran). Polled with a waker that does
+/// nothing: a future registers the waker of every poll, and the task
+/// polls it again at once.
+fn run_or_spawn(request: impl Future<Output = ()> + Send + 'static) {
+    let mut request = Box::pin(request);
+    let mut cx = Context::from_waker(Waker::noop());
+    if request.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(request);
+    }
 }

@@ -4,7 +4,8 @@
 use crate::client::endpoint::ClientEndpoint;
 use crate::client::listeners::{ClientSink, EntryRegistration};
 use crate::client::views;
-use ferrocast_partition::{MapResult, ViewRecord};
+use crate::data::Here;
+use ferrocast_partition::{BackupBatch, MapResult, ViewRecord};
 use ferrocast_protocol::codec::{EntryView, ErrorHolder};
 use ferrocast_protocol::error_codes;
 use ferrocast_protocol::messages::responses;
@@ -24,32 +25,122 @@ pub fn error(correlation: i64, code: i32, message: String) -> ClientMessage {
     )
 }
 
+/// A request decoded, with what its answer needs.
+pub(crate) struct Decoded {
+    correlation: i64,
+    request_type: u32,
+    req: Request,
+}
+
+/// How far [`ClientEndpoint::answer_now`] got with a request.
+pub(crate) enum AnsweredNow {
+    /// The answer (none for a request without a correlation id to answer).
+    Answer(Option<ClientMessage>),
+    /// A map operation that ran here: answer it once its backups have
+    /// acknowledged `batches` ([`ClientEndpoint::answer_after_backups`]).
+    Backups {
+        correlation: i64,
+        request_type: u32,
+        op: MapOp,
+        result: MapResult,
+        batches: Vec<BackupBatch>,
+    },
+    /// It has to wait (a partition elsewhere or still arriving, a listener
+    /// to register): [`ClientEndpoint::handle`] it.
+    Later(Decoded),
+}
+
+/// Decodes `msg`, or gives the answer to a request that does not decode.
+fn decode(msg: &ClientMessage) -> Result<Decoded, Option<ClientMessage>> {
+    let correlation = msg.correlation_id().map_err(|_| None)?;
+    let request_type = msg.message_type().map_err(|_| None)?;
+    match Request::decode(msg) {
+        Ok(req) => Ok(Decoded {
+            correlation,
+            request_type,
+            req,
+        }),
+        Err(ProtocolError::UnknownMessageType(t)) => Err(Some(error(
+            correlation,
+            error_codes::UNSUPPORTED_OPERATION,
+            format!("ferrocast does not support client message type {t:#08x}"),
+        ))),
+        Err(e) => Err(Some(error(
+            correlation,
+            error_codes::ILLEGAL_ARGUMENT,
+            format!("malformed request of type {request_type:#08x}: {e}"),
+        ))),
+    }
+}
+
 impl ClientEndpoint {
+    /// Answers `msg` without waiting if it can: a ping, a request that
+    /// does not decode, a key operation on a settled partition this member
+    /// owns (see `data/here.rs`).
+    pub(crate) fn answer_now(&self, msg: &ClientMessage) -> AnsweredNow {
+        let Decoded {
+            correlation,
+            request_type,
+            req,
+        } = match decode(msg) {
+            Ok(d) => d,
+            Err(answer) => return AnsweredNow::Answer(answer),
+        };
+        match req {
+            Request::Ping => AnsweredNow::Answer(Some(responses::empty(CLIENT_PING, correlation))),
+            // Listener operations have no key: run_here leaves them.
+            Request::Map(m) => match self.data.run_here(&m) {
+                Here::Done(result) => {
+                    AnsweredNow::Answer(Some(map_answer(request_type, correlation, &m.op, result)))
+                }
+                Here::Backups(result, batches) => AnsweredNow::Backups {
+                    correlation,
+                    request_type,
+                    op: m.op,
+                    result,
+                    batches,
+                },
+                Here::Elsewhere => AnsweredNow::Later(Decoded {
+                    correlation,
+                    request_type,
+                    req: Request::Map(m),
+                }),
+            },
+            req => AnsweredNow::Later(Decoded {
+                correlation,
+                request_type,
+                req,
+            }),
+        }
+    }
+
+    /// The answer to a map operation [`answer_now`](Self::answer_now) ran,
+    /// once its backups acknowledged it.
+    pub(crate) async fn answer_after_backups(
+        &self,
+        correlation: i64,
+        request_type: u32,
+        op: MapOp,
+        result: MapResult,
+        batches: Vec<BackupBatch>,
+    ) -> ClientMessage {
+        let result = self.data.finish(&op, result, batches).await;
+        map_answer(request_type, correlation, &op, result)
+    }
+
+    /// Answers a request [`answer_now`](Self::answer_now) left for later.
     pub(crate) async fn handle(
         &self,
         connection: u64,
-        msg: ClientMessage,
+        decoded: Decoded,
+        msg: &ClientMessage,
         tx: &ClientSink,
     ) -> Option<ClientMessage> {
-        let correlation = msg.correlation_id().ok()?;
-        let request_type = msg.message_type().ok()?;
-        let req = match Request::decode(&msg) {
-            Ok(r) => r,
-            Err(ProtocolError::UnknownMessageType(t)) => {
-                return Some(error(
-                    correlation,
-                    error_codes::UNSUPPORTED_OPERATION,
-                    format!("ferrocast does not support client message type {t:#08x}"),
-                ))
-            }
-            Err(e) => {
-                return Some(error(
-                    correlation,
-                    error_codes::ILLEGAL_ARGUMENT,
-                    format!("malformed request of type {request_type:#08x}: {e}"),
-                ))
-            }
-        };
+        let Decoded {
+            correlation,
+            request_type,
+            req,
+        } = decoded;
         Some(match req {
             Request::Ping => responses::empty(CLIENT_PING, correlation),
             Request::Authentication(_) => error(
@@ -114,7 +205,7 @@ impl ClientEndpoint {
                 responses::distributed_objects(correlation, &objects)
             }
             Request::Map(req) => {
-                self.map_request(connection, request_type, correlation, req, &msg, tx)
+                self.map_request(connection, request_type, correlation, req, msg, tx)
                     .await
             }
         })
@@ -160,20 +251,31 @@ impl ClientEndpoint {
             }
             _ => {}
         }
-        match self.data.run(&req, raw).await {
-            Ok(result) => map_response(t, correlation, &req.op, result),
-            Err(e) => {
-                if let Some(msg) = e.strip_prefix(crate::data::RETRY_MARK) {
-                    error(
-                        correlation,
-                        error_codes::RETRYABLE_HAZELCAST,
-                        msg.to_string(),
-                    )
-                } else if e.starts_with(crate::data::SPLIT_BRAIN_MARK) {
-                    error(correlation, error_codes::SPLIT_BRAIN_PROTECTION, e)
-                } else {
-                    error(correlation, error_codes::HAZELCAST, e)
-                }
+        let result = self.data.run(&req, raw).await;
+        map_answer(t, correlation, &req.op, result)
+    }
+}
+
+/// The client response for a map operation's outcome.
+fn map_answer(
+    t: u32,
+    correlation: i64,
+    op: &MapOp,
+    result: Result<MapResult, String>,
+) -> ClientMessage {
+    match result {
+        Ok(result) => map_response(t, correlation, op, result),
+        Err(e) => {
+            if let Some(msg) = e.strip_prefix(crate::data::RETRY_MARK) {
+                error(
+                    correlation,
+                    error_codes::RETRYABLE_HAZELCAST,
+                    msg.to_string(),
+                )
+            } else if e.starts_with(crate::data::SPLIT_BRAIN_MARK) {
+                error(correlation, error_codes::SPLIT_BRAIN_PROTECTION, e)
+            } else {
+                error(correlation, error_codes::HAZELCAST, e)
             }
         }
     }

@@ -22,9 +22,11 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 pub mod backup_counts;
+mod here;
 mod replication;
 
 pub use backup_counts::{BackupCounts, BackupPlaces};
+pub use here::Here;
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -93,18 +95,14 @@ impl DataPlane {
 
     /// Runs the map request `raw` (decoded as `req`) wherever its data is.
     pub async fn run(&self, req: &MapRequest, raw: &ClientMessage) -> Result<MapResult, String> {
-        let count = self.service.partition_count();
         // The common case, a key whose partition is here and settled (what
         // a smart client sends): run it without the bookkeeping below.
-        if let Some(key) = req.op.key() {
-            let p = partition_id(key, count);
-            if self.service.owner(p) == Some(self.service.me()) && !self.service.is_awaiting(p) {
-                let (result, moved) = self.execute_here(req, &[p]).await?;
-                if moved.is_empty() {
-                    return Ok(result.normalized(&req.op));
-                }
-            }
+        match self.run_here(req) {
+            Here::Done(result) => return result,
+            Here::Backups(result, batches) => return self.finish(&req.op, result, batches).await,
+            Here::Elsewhere => {}
         }
+        let count = self.service.partition_count();
         let deadline = Instant::now() + self.op_timeout;
         let mut remaining: Vec<u32> = match (&req.op, req.op.key()) {
             (_, Some(key)) => vec![partition_id(key, count)],
@@ -208,13 +206,7 @@ impl DataPlane {
             }
         }
         if req.op.is_write() {
-            let size = self.cluster.borrow().view.members.len();
-            if size < self.min_cluster_size {
-                return Err(format!(
-                    "{SPLIT_BRAIN_MARK}this side of the cluster has {size} member(s), writes need at least {}",
-                    self.min_cluster_size
-                ));
-            }
+            self.writes_allowed()?;
         }
         let me = self.service.me();
         let (mine, mut others): (Vec<u32>, Vec<u32>) = parts
