@@ -127,6 +127,18 @@ async fn a_connection_that_takes_nothing_is_closed_after_the_write_timeout() {
     let members = start_all(114, 2..4, &list, &args[2..]);
     wait_converged(&refs(&members), 2, Duration::from_secs(20));
     let (writer, paused) = (&members[0], &members[1]);
+    // The puts below must find the second member in the partition table
+    // (owning partitions, holding backups). A member list of two comes
+    // before the table that gives it its share: puts in between ran on
+    // the writer alone and finished, with nothing queued for the paused
+    // member (this failed 2 runs in 3 once the member answered puts
+    // without a task).
+    let second_table = wait_until(Duration::from_secs(10), || {
+        writer
+            .log()
+            .contains("partition table version 2: replicas on this member are in sync")
+    });
+    assert!(second_table, "no second table:\n{}", writer.log());
     let addr = writer
         .addr
         .replace(['[', ']'], "")
