@@ -58,7 +58,7 @@ fn snapshot_of(state: &PartitionState) -> (u64, u64, PartitionData) {
                 .filter(|(_, r)| !r.is_expired(now))
                 .map(|(k, r)| (k, to_wire(&r, now)))
                 .collect();
-            (name.clone(), records)
+            (name.to_string(), records)
         })
         .collect();
     let term = if state.owned {

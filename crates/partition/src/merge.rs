@@ -52,7 +52,7 @@ impl PartitionService {
             let state = self.state(p);
             for (name, m) in state.store.maps() {
                 for (k, r) in m.iter(now) {
-                    out.push((name.clone(), k, to_wire(&r, now)));
+                    out.push((name.to_string(), k, to_wire(&r, now)));
                 }
             }
         }

@@ -219,7 +219,7 @@ impl PartitionState {
         let unkept: Vec<String> = self
             .store
             .maps()
-            .map(|(name, _)| name.clone())
+            .map(|(name, _)| name.to_string())
             .filter(|name| places(name) == 0)
             .collect();
         for name in unkept {

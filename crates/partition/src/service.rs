@@ -361,11 +361,11 @@ impl PartitionService {
             for (name, m) in state.store.maps_mut() {
                 for (key, value) in m.purge_expired(now) {
                     changes.push(Change::Remove {
-                        map: name.clone(),
+                        map: name.to_string(),
                         key: key.clone(),
                     });
                     events.push(MapEvent {
-                        map: name.clone(),
+                        map: name.to_string(),
                         event_type: ev::EXPIRED,
                         key,
                         value: None,

@@ -6,6 +6,7 @@
 use crate::entry::{Compact, Entry};
 use crate::slot_table::{Slot, SlotMut, SlotTable};
 use bytes::Bytes;
+use compact_str::CompactString;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -347,12 +348,23 @@ impl MapPartition {
 #[derive(Clone, Debug, Default)]
 pub struct PartitionStore {
     /// By map name; hashbrown's (foldhash) for one cheap lookup per change.
-    maps: hashbrown::HashMap<String, MapPartition>,
+    /// Names of up to 24 bytes are kept in the table's slot itself, so a
+    /// lookup compares them without reading another cache line.
+    maps: hashbrown::HashMap<CompactString, MapPartition>,
 }
 
 impl PartitionStore {
     pub fn map_mut(&mut self, name: &str) -> &mut MapPartition {
-        self.maps.entry_ref(name).or_default()
+        // Two lookups: hashbrown's one-lookup `entry_ref` needs the key
+        // type to be `str`'s owned form (String). The second finds in the
+        // cache what the first loaded.
+        if !self.maps.contains_key(name) {
+            self.maps.insert(name.into(), MapPartition::default());
+        }
+        match self.maps.get_mut(name) {
+            Some(map) => map,
+            None => unreachable!("map {name} was inserted above"),
+        }
     }
 
     pub fn map(&self, name: &str) -> Option<&MapPartition> {
@@ -365,24 +377,24 @@ impl PartitionStore {
 
     /// Takes the maps `pick` names out of this store.
     pub fn take_maps(&mut self, pick: impl Fn(&str) -> bool) -> Vec<(String, MapPartition)> {
-        let names: Vec<String> = self.maps.keys().filter(|n| pick(n)).cloned().collect();
+        let names: Vec<CompactString> = self.maps.keys().filter(|n| pick(n)).cloned().collect();
         names
             .into_iter()
-            .filter_map(|n| self.maps.remove(&n).map(|m| (n, m)))
+            .filter_map(|n| self.maps.remove(&n).map(|m| (n.into(), m)))
             .collect()
     }
 
     /// Puts a map taken from another store in, replacing one of that name.
     pub fn put_map(&mut self, name: String, map: MapPartition) {
-        self.maps.insert(name, map);
+        self.maps.insert(name.into(), map);
     }
 
-    pub fn maps_mut(&mut self) -> impl Iterator<Item = (&String, &mut MapPartition)> {
-        self.maps.iter_mut()
+    pub fn maps_mut(&mut self) -> impl Iterator<Item = (&str, &mut MapPartition)> {
+        self.maps.iter_mut().map(|(n, m)| (n.as_str(), m))
     }
 
-    pub fn maps(&self) -> impl Iterator<Item = (&String, &MapPartition)> {
-        self.maps.iter()
+    pub fn maps(&self) -> impl Iterator<Item = (&str, &MapPartition)> {
+        self.maps.iter().map(|(n, m)| (n.as_str(), m))
     }
 
     pub fn is_empty(&self) -> bool {

@@ -112,6 +112,27 @@ fn every_map_request_round_trips() {
     }
 }
 
+/// Map names are kept inline up to 24 bytes and on the heap beyond: both
+/// read back whole, multi-byte characters included.
+#[test]
+fn map_names_of_any_length_round_trip() {
+    let op = MapOp::Get {
+        key: Bytes::from_static(b"k"),
+    };
+    for name in [
+        "",
+        "m",
+        "exactly-24-bytes-long-ok",
+        "a-name-longer-than-24-bytes-ü-€-𝄞",
+    ] {
+        let msg = wire(&client_side::map_request(name, &op, 3));
+        let Request::Map(decoded) = Request::decode(&msg).unwrap() else {
+            panic!("not a map request");
+        };
+        assert_eq!(decoded.name, name);
+    }
+}
+
 #[test]
 fn authentication_round_trips() {
     let req = AuthenticationRequest {

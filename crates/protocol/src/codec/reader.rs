@@ -3,6 +3,7 @@
 use crate::error::ProtocolError;
 use crate::frame::{ClientMessage, Frame};
 use bytes::Bytes;
+use compact_str::CompactString;
 
 pub struct MessageReader<'a> {
     frames: &'a [Frame],
@@ -38,6 +39,13 @@ impl<'a> MessageReader<'a> {
     pub fn string(&mut self) -> Result<String, ProtocolError> {
         let f = self.next_frame()?;
         String::from_utf8(f.content.to_vec())
+            .map_err(|_| ProtocolError::Malformed("string is not UTF-8".into()))
+    }
+
+    /// A string without a heap allocation when it is short (names).
+    pub fn compact_string(&mut self) -> Result<CompactString, ProtocolError> {
+        let f = self.next_frame()?;
+        CompactString::from_utf8(&f.content[..])
             .map_err(|_| ProtocolError::Malformed("string is not UTF-8".into()))
     }
 

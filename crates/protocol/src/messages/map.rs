@@ -5,6 +5,7 @@ use crate::codec::{read_uuid, MessageReader};
 use crate::error::ProtocolError;
 use crate::frame::{read_bool, read_i32, read_i64, ClientMessage, REQUEST_HEADER_SIZE};
 use bytes::Bytes;
+use compact_str::CompactString;
 use uuid::Uuid;
 
 pub mod ids {
@@ -40,7 +41,9 @@ pub mod ids {
 /// What to do to which map.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MapRequest {
-    pub name: String,
+    /// Inline up to 24 bytes (no allocation per request for the usual
+    /// map name); derefs to `&str`.
+    pub name: CompactString,
     pub op: MapOp,
 }
 
@@ -185,7 +188,7 @@ pub(super) fn decode(t: u32, msg: &ClientMessage) -> Result<Option<MapRequest>, 
     let init = r.initial()?;
     // Fixed fields after the header: most key operations start with a thread id.
     let h = REQUEST_HEADER_SIZE;
-    let name = r.string()?;
+    let name = r.compact_string()?;
     let op = match t {
         PUT | SET | PUT_TRANSIENT | PUT_IF_ABSENT => {
             let ttl = read_i64(init, h + 8)?;

@@ -185,7 +185,7 @@ impl ClientEndpoint {
                     .note_proxy(false, service.clone(), name.clone(), true);
                 if service == MAP_SERVICE {
                     let clear = MapRequest {
-                        name: name.clone(),
+                        name: name.as_str().into(),
                         op: MapOp::Clear,
                     };
                     let raw = clear_request(&name);
@@ -232,7 +232,7 @@ impl ClientEndpoint {
                 }
                 let id = self.data.listeners.add_entry(EntryRegistration {
                     connection,
-                    map: req.name,
+                    map: req.name.into(),
                     key,
                     flags,
                     include_value,
