@@ -7,6 +7,7 @@ use crate::entry::{Compact, Entry};
 use crate::slot_table::{Slot, SlotMut, SlotTable};
 use bytes::Bytes;
 use compact_str::CompactString;
+use hashbrown::hash_map::EntryRef;
 use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -355,15 +356,10 @@ pub struct PartitionStore {
 
 impl PartitionStore {
     pub fn map_mut(&mut self, name: &str) -> &mut MapPartition {
-        // Two lookups: hashbrown's one-lookup `entry_ref` needs the key
-        // type to be `str`'s owned form (String). The second finds in the
-        // cache what the first loaded.
-        if !self.maps.contains_key(name) {
-            self.maps.insert(name.into(), MapPartition::default());
-        }
-        match self.maps.get_mut(name) {
-            Some(map) => map,
-            None => unreachable!("map {name} was inserted above"),
+        // One lookup; a new map's name is converted only when inserted.
+        match self.maps.entry_ref(name) {
+            EntryRef::Occupied(o) => o.into_mut(),
+            EntryRef::Vacant(v) => v.insert_with_key(name.into(), MapPartition::default()),
         }
     }
 
